@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+// cfm — streaming edge daemon for multimodal (RGB + 3D) industrial anomaly detection
+// by crossmodal feature mapping. The target list reads as the pipeline:
+// tensors → geometry → models → detector → data → service → cfm (the command line).
+import PackageDescription
+
+let package = Package(
+    name: "cfm",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "cfm", targets: ["cfm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries (Debian packages; see README). Each is a module map + shim header.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CZeroMQ"),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd"),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng"),
+        .systemLibrary(name: "CLibTIFF", pkgConfig: "libtiff-4"),
+
+        // Float32 tensors, BLAS-backed kernels and safetensors IO.
+        .target(name: "CFMTensor", dependencies: ["COpenBLAS"]),
+        // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.
+        .target(name: "CFMModels", dependencies: ["CFMTensor"]),
+        // The command line.
+        .executableTarget(
+            name: "cfm",
+            dependencies: [
+                "CFMTensor", "CFMModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor"]),
+        .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor"]),
+    ]
+)

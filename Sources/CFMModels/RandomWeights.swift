@@ -1,0 +1,51 @@
+import CFMTensor
+
+/// Seeded random weights of the real architectures under the official key names, for
+/// tests, the demo and benchmarks on machines that cannot download pretrained ones.
+///
+/// Scheme (timm-like, with non-trivial affine terms so that every parameter matters):
+/// matrices and embeddings ~ truncated N(0, 0.02²); biases ~ N(0, 0.02²);
+/// LayerNorm weights ~ 1 + N(0, 0.05²), LayerNorm biases ~ N(0, 0.05²).
+/// Tensors are drawn in the order of `shapes`, so one seed always gives the same bytes.
+public enum RandomWeights {
+    /// Random tensors for `shapes` (name → shape, drawn in the given order).
+    public static func generate(_ shapes: [(String, [Int])], seed: UInt64) -> [String: Tensor] {
+        var rng = SeededRandom(seed: seed)
+        var out: [String: Tensor] = [:]
+        for (name, shape) in shapes {
+            let count = shape.reduce(1, *)
+            let isNorm = name.split(separator: ".").contains { $0.hasPrefix("norm") }
+            let scalars: [Float]
+            switch (isNorm, name.hasSuffix(".bias")) {
+            case (true, false): scalars = (0..<count).map { _ in 1 + 0.05 * rng.normal() }
+            case (true, true): scalars = (0..<count).map { _ in 0.05 * rng.normal() }
+            case (false, true): scalars = (0..<count).map { _ in 0.02 * rng.normal() }
+            case (false, false): scalars = (0..<count).map { _ in rng.truncatedNormal(std: 0.02) }
+            }
+            out[name] = Tensor(shape: shape, scalars: scalars)
+        }
+        return out
+    }
+}
+
+extension VisionTransformer.Config {
+    /// Every parameter of the full-depth model: timm / DINO key names and shapes.
+    public var parameterShapes: [(String, [Int])] {
+        var shapes: [(String, [Int])] = [
+            ("cls_token", [1, 1, dim]), ("pos_embed", [1, tokens, dim]),
+            ("patch_embed.proj.weight", [dim, channels, patchSize, patchSize]), ("patch_embed.proj.bias", [dim]),
+        ]
+        for i in 0..<depth {
+            let p = "blocks.\(i)"
+            shapes += [
+                ("\(p).norm1.weight", [dim]), ("\(p).norm1.bias", [dim]),
+                ("\(p).attn.qkv.weight", [3 * dim, dim]), ("\(p).attn.qkv.bias", [3 * dim]),
+                ("\(p).attn.proj.weight", [dim, dim]), ("\(p).attn.proj.bias", [dim]),
+                ("\(p).norm2.weight", [dim]), ("\(p).norm2.bias", [dim]),
+                ("\(p).mlp.fc1.weight", [mlpHidden, dim]), ("\(p).mlp.fc1.bias", [mlpHidden]),
+                ("\(p).mlp.fc2.weight", [dim, mlpHidden]), ("\(p).mlp.fc2.bias", [dim]),
+            ]
+        }
+        return shapes + [("norm.weight", [dim]), ("norm.bias", [dim])]
+    }
+}

@@ -1,0 +1,122 @@
+import CFMTensor
+
+/// The 2D extractor: DINO ViT (timm `vit_base_patch8_224.dino` at full size), pruned to its
+/// first `blocks` blocks, followed by the final LayerNorm (DESIGN.md §3.3).
+///
+/// Input: a normalised image [channels, imageSize, imageSize]. Output: patch features
+/// [dim, grid, grid] (grid = imageSize / patchSize; cls token dropped), optionally
+/// upsampled bilinearly to [dim, imageSize, imageSize].
+public struct VisionTransformer: Sendable {
+    /// Architecture hyper-parameters; generic so tests can run tiny configurations.
+    public struct Config: Sendable, Equatable {
+        public var imageSize: Int, patchSize: Int, channels: Int
+        public var dim: Int, heads: Int, depth: Int, mlpHidden: Int
+        public var eps: Float
+
+        public init(imageSize: Int, patchSize: Int, channels: Int = 3, dim: Int, heads: Int,
+                    depth: Int, mlpHidden: Int, eps: Float = 1e-6) {
+            self.imageSize = imageSize; self.patchSize = patchSize; self.channels = channels
+            self.dim = dim; self.heads = heads; self.depth = depth; self.mlpHidden = mlpHidden; self.eps = eps
+        }
+
+        /// DINO ViT-B/8 at 224×224: 768-d, 12 heads, 12 blocks, MLP 3072, LayerNorm eps 1e-6.
+        public static let dinoViTB8 = Config(imageSize: 224, patchSize: 8, dim: 768, heads: 12, depth: 12, mlpHidden: 3072)
+
+        /// Patches per side (28 for ViT-B/8 at 224).
+        public var grid: Int { imageSize / patchSize }
+        /// Tokens including the cls token (785).
+        public var tokens: Int { grid * grid + 1 }
+    }
+
+    /// Buffers reused across frames by one caller at a time.
+    public struct Workspace: Sendable {
+        var patches: [Float], x: [Float], block: TransformerScratch
+    }
+
+    public let config: Config
+    let patchEmbed: Linear
+    let clsToken: [Float], posEmbed: [Float]
+    let blocks: [TransformerBlock]
+    let norm: LayerNorm
+
+    /// Loads the first `blocks` blocks (and the embeddings and final norm) from `weights`,
+    /// checking every shape against `config`. Later blocks are not read.
+    public init(weights: SafeTensors, config: Config, blocks count: Int) throws {
+        precondition(config.imageSize % config.patchSize == 0, "image size must be a multiple of the patch size")
+        guard (1...config.depth).contains(count) else {
+            throw ModelError.invalidBlockCount(requested: count, available: config.depth)
+        }
+        self.config = config
+        let c = config
+        patchEmbed = try Linear(weights, "patch_embed.proj", in: c.channels * c.patchSize * c.patchSize, out: c.dim,
+                                weightShape: [c.dim, c.channels, c.patchSize, c.patchSize])
+        clsToken = try weights.tensor("cls_token", shape: [1, 1, c.dim]).scalars
+        posEmbed = try weights.tensor("pos_embed", shape: [1, c.tokens, c.dim]).scalars
+        self.blocks = try (0..<count).map {
+            try TransformerBlock(weights, prefix: "blocks.\($0)", dim: c.dim, heads: c.heads,
+                                 hidden: c.mlpHidden, qkvBias: true, eps: c.eps)
+        }
+        norm = try LayerNorm(weights, "norm", dim: c.dim, eps: c.eps)
+    }
+
+    /// Number of transformer blocks that run.
+    public var blockCount: Int { blocks.count }
+
+    public func makeWorkspace() -> Workspace {
+        let c = config
+        return Workspace(patches: [Float](repeating: 0, count: c.grid * c.grid * c.channels * c.patchSize * c.patchSize),
+                         x: [Float](repeating: 0, count: c.tokens * c.dim),
+                         block: TransformerScratch(tokens: c.tokens, dim: c.dim, hidden: c.mlpHidden))
+    }
+
+    /// Patch features [dim, grid, grid] of a normalised `image` [channels, imageSize, imageSize].
+    ///
+    /// `trace`, when given, receives each stage's token matrix (`patch_embed` [grid², dim],
+    /// `embed` and `block.i` [tokens, dim], `norm` [tokens, dim]) — for parity tests.
+    public func features(image: Tensor, workspace ws: inout Workspace,
+                         trace: ((String, Tensor) -> Void)? = nil) -> Tensor {
+        let c = config
+        precondition(image.shape == [c.channels, c.imageSize, c.imageSize],
+                     "ViT input must be [\(c.channels), \(c.imageSize), \(c.imageSize)], got \(image.shape)")
+        let d = c.dim, n = c.tokens
+        ws.x.withUnsafeMutableBufferPointer { x in
+            patchEmbedding(image: image.scalars, channels: c.channels, height: c.imageSize, width: c.imageSize,
+                           patch: c.patchSize, weight: patchEmbed.weight, bias: patchEmbed.bias!, outChannels: d,
+                           patches: &ws.patches, out: x.baseAddress! + d)
+        }
+        trace?("patch_embed", Tensor(shape: [n - 1, d], scalars: Array(ws.x[d...])))
+        for j in 0..<d { ws.x[j] = clsToken[j] }
+        for i in 0..<(n * d) { ws.x[i] += posEmbed[i] }
+        trace?("embed", Tensor(shape: [n, d], scalars: ws.x))
+        for (i, block) in blocks.enumerated() {
+            block.forward(&ws.x, scratch: &ws.block)
+            trace?("block.\(i)", Tensor(shape: [n, d], scalars: ws.x))
+        }
+        norm.apply(rows: n, x: ws.x, y: &ws.x)
+        trace?("norm", Tensor(shape: [n, d], scalars: ws.x))
+
+        // Drop the cls token and transpose tokens [grid², dim] → channel planes [dim, grid, grid].
+        var out = [Float](repeating: 0, count: d * (n - 1))
+        for t in 1..<n {
+            for j in 0..<d { out[j * (n - 1) + t - 1] = ws.x[t * d + j] }
+        }
+        return Tensor(shape: [d, c.grid, c.grid], scalars: out)
+    }
+
+    /// Bilinear upsampling of `features` [dim, grid, grid] to the input size [dim, S, S]
+    /// (PyTorch `align_corners=False`), the per-pixel 2D feature map.
+    public func upsample(_ features: Tensor) -> Tensor {
+        let c = config
+        var out = Tensor(shape: [c.dim, c.imageSize, c.imageSize])
+        out.withUnsafeMutableBufferPointer { o in
+            bilinearResize(features.scalars, channels: c.dim, height: c.grid, width: c.grid,
+                           outHeight: c.imageSize, outWidth: c.imageSize, out: o.baseAddress!)
+        }
+        return out
+    }
+
+    /// FLOPs (2 · multiply-adds) of `features` for one image.
+    public var flops: Double {
+        patchEmbed.flops(rows: config.grid * config.grid) + blocks.reduce(0) { $0 + $1.flops(tokens: config.tokens) }
+    }
+}

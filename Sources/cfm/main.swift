@@ -1,0 +1,25 @@
+import ArgumentParser
+import CFMModels
+import CFMTensor
+import Foundation
+
+/// The cfm command line: one binary for the daemon and every offline job.
+struct CFM: ParsableCommand {
+    static let version = "0.1.0"
+    static let configuration = CommandConfiguration(
+        commandName: "cfm",
+        abstract: "Multimodal (RGB + 3D) industrial anomaly detection by crossmodal feature mapping.",
+        version: version,
+        subcommands: [InitWeights.self, Extract.self, Bench.self, Version.self])
+}
+
+/// `cfm version`: the tool version and the numerics backend.
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version of cfm and of its numerics backend.")
+
+    func run() {
+        print("cfm \(CFM.version) (OpenBLAS, \(cpuCount) cores, \(BLAS.threads) BLAS threads)")
+    }
+}
+
+CFM.main()
