@@ -33,7 +33,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor"]),
-        .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor"]),
+        // Fixture loading and comparison helpers shared by the test targets.
+        .target(name: "CFMTestSupport", dependencies: ["CFMTensor"], path: "Tests/Support"),
+        .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
     ]
 )

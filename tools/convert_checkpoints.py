@@ -26,9 +26,11 @@ Examples:
 """
 
 import argparse
+import io
 import pickle
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 import torch
@@ -37,6 +39,18 @@ from safetensors.torch import load_file, save_file
 WRAPPERS = ("teacher", "base_model", "model", "state_dict", "student")
 PREFIXES = ("module.", "backbone.", "MAE_encoder.")
 BLOCK_KEY = re.compile(r"^(blocks\.)+\d+\.")
+SAFE_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch", "Size"),
+    ("argparse", "Namespace"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+}
 
 VIT_DIM, VIT_DEPTH, VIT_TOKENS = 768, 12, 785
 PM_DIM, PM_DEPTH = 384, 12
@@ -119,15 +133,71 @@ def mapper_shapes(state):
 # ----------------------------------------------------------------- processing
 
 
+class Placeholder:
+    """Stands in for every object while a pickle is audited; builds nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class GlobalsAudit(pickle.Unpickler):
+    """Walks a pickle and raises on any global outside SAFE_GLOBALS."""
+
+    def find_class(self, module, name):
+        storage = module == "torch" and name.endswith("Storage")
+        if not storage and (module, name) not in SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+        return Placeholder
+
+    def persistent_load(self, pid):
+        return None
+
+
+def audit_pickle(path):
+    """Raise ConversionError unless the torch checkpoint only pickles safe globals.
+
+    (PyTorch 1.13's `weights_only` loader rejects floats, which every training
+    checkpoint holds, and its torch.load ignores a custom `pickle_module`; so
+    the pickle is audited first and then loaded normally.)
+    """
+    if not zipfile.is_zipfile(path):
+        raise ConversionError(f"{path}: not a zip-format torch checkpoint (PyTorch < 1.6?); "
+                              "re-run with --trust-pickle if you trust its source")
+    with zipfile.ZipFile(path) as archive:
+        name = next((n for n in archive.namelist() if n.split("/")[-1] == "data.pkl"), None)
+        if name is None:
+            raise ConversionError(f"{path}: no data.pkl in the checkpoint archive")
+        try:
+            GlobalsAudit(io.BytesIO(archive.read(name))).load()
+        except pickle.UnpicklingError as error:
+            raise ConversionError(f"{path}: {error}; re-run with --trust-pickle "
+                                  "if you trust its source") from None
+
+
 def load_checkpoint(path, trust_pickle):
-    """Load a .safetensors file or a torch pickle (tensor-only unless trust_pickle)."""
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
+    """Load a .safetensors file or a torch checkpoint (audited unless trust_pickle)."""
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such file")
+    if path.suffix != ".safetensors" and not trust_pickle:
+        audit_pickle(path)
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
-    except pickle.UnpicklingError as error:
-        raise ConversionError(f"{path} holds more than tensors ({str(error).splitlines()[0]}); "
-                              "re-run with --trust-pickle if you trust its source") from None
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        return torch.load(str(path), map_location="cpu")
+    except Exception as error:  # corrupt files raise many different types
+        raise ConversionError(f"{path}: cannot read checkpoint ({error})") from None
 
 
 def is_state_dict(obj):
@@ -151,13 +221,16 @@ def unwrap(obj):
 def strip_prefixes(state):
     """Remove wrapper prefixes (`module.`, `backbone.`, `MAE_encoder.`) from every key."""
     out = {}
-    for key, value in state.items():
-        stripped = True
+    for original, value in state.items():
+        key, stripped = original, True
         while stripped:
             stripped = False
             for prefix in PREFIXES:
                 if key.startswith(prefix):
                     key, stripped = key[len(prefix):], True
+        if key in out:
+            raise ConversionError(f"key {original} collides with another key after "
+                                  "removing prefixes")
         out[key] = value
     return out
 
@@ -216,16 +289,28 @@ def select(state, shapes):
     return kept, dropped
 
 
+def mapper_direction(tensors, out):
+    """'2d_to_3d' or '3d_to_2d'; raise if the output file name says the opposite."""
+    direction = "2d_to_3d" if tensors["input.weight"].shape[1] == VIT_DIM else "3d_to_2d"
+    opposite = "3d_to_2d" if direction == "2d_to_3d" else "2d_to_3d"
+    if opposite in Path(out).name:
+        raise ConversionError(f"this is a {direction} mapper but the output is named {Path(out).name}")
+    return direction
+
+
 def convert(source, out, kind="auto", trust_pickle=False):
-    """Convert checkpoint `source` to safetensors `out`; return (kind, kept, dropped)."""
+    """Convert checkpoint `source` to safetensors `out`; return (description, kept, dropped)."""
     state = strip_prefixes(unwrap(load_checkpoint(Path(source), trust_pickle)))
     if kind == "auto":
         kind = detect_kind(state)
     tensors, dropped = select(state, expected_shapes(kind, state))
+    metadata = {"format": "cfm", "kind": kind, "source": Path(source).name}
+    if kind == "mapper":
+        metadata["direction"] = mapper_direction(tensors, out)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata={"format": "cfm", "kind": kind,
-                                           "source": Path(source).name})
-    return kind, tensors, dropped
+    save_file(tensors, str(out), metadata=metadata)
+    description = " ".join(metadata[k] for k in ("kind", "direction") if k in metadata)
+    return description, tensors, dropped
 
 
 def main(argv=None):
@@ -237,15 +322,16 @@ def main(argv=None):
     parser.add_argument("--kind", choices=("auto", "vit", "pointmae", "mapper"), default="auto",
                         help="checkpoint kind (default: auto)")
     parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow arbitrary pickled objects in the checkpoint (e.g. the "
-                             "argparse namespace in full DINO checkpoints); only for trusted files")
+                        help="load the pickle without auditing it first (by default a "
+                             "checkpoint may only hold tensors, containers, numbers, strings, "
+                             "argparse namespaces and numpy arrays); only for trusted files")
     args = parser.parse_args(argv)
     try:
-        kind, tensors, dropped = convert(args.checkpoint, args.out, args.kind, args.trust_pickle)
+        what, tensors, dropped = convert(args.checkpoint, args.out, args.kind, args.trust_pickle)
     except (ConversionError, OSError) as error:
         print(f"convert_checkpoints: {error}", file=sys.stderr)
         return 1
-    print(f"{args.out}: {kind}, {len(tensors)} tensors kept, {len(dropped)} dropped"
+    print(f"{args.out}: {what}, {len(tensors)} tensors kept, {len(dropped)} dropped"
           + (f" ({', '.join(dropped[:6])}{', ...' if len(dropped) > 6 else ''})" if dropped else ""))
     return 0
 

@@ -10,7 +10,7 @@ public struct TransformerScratch: Sendable {
         self.tokens = tokens
         normed = [Float](repeating: 0, count: tokens * dim)
         qkv = [Float](repeating: 0, count: tokens * 3 * dim)
-        scores = [Float](repeating: 0, count: tokens * tokens)
+        scores = [Float](repeating: 0, count: attentionScratchCount(tokens: tokens))
         attended = [Float](repeating: 0, count: tokens * dim)
         self.hidden = [Float](repeating: 0, count: tokens * hidden)
     }

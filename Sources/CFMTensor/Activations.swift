@@ -1,13 +1,28 @@
 import Foundation
 
-/// Exact (erf) GELU in place: `x · ½ · (1 + erf(x / √2))`, PyTorch's default `F.gelu`.
+/// GELU in place, erf form (PyTorch's default `F.gelu`): `x · ½ · (1 + erf(x / √2))`.
 public func geluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
     parallelChunks(count, minimumChunk: 16384) { range in
         for i in range {
             let v = x[i]
-            x[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
+            x[i] = 0.5 * v * (1 + errorFunction(v * 0.70710678118654752))
         }
     }
+}
+
+/// erf(x) within 1.5e−7 absolute (Abramowitz & Stegun 7.1.26), branch-free so loops over
+/// it vectorise: 1 − t·P(t)·e^(−x²) with t = 1 / (1 + 0.3275911·|x|), sign restored.
+@inline(__always)
+public func errorFunction(_ x: Float) -> Float {
+    let a = abs(x)
+    let t = 1 / (1 + 0.3275911 * a)
+    var p: Float = 1.061405429
+    p = p * t - 1.453152027
+    p = p * t + 1.421413741
+    p = p * t - 0.284496736
+    p = p * t + 0.254829592
+    let y = 1 - p * t * exponential(-a * a)
+    return x < 0 ? -y : y
 }
 
 /// ReLU in place.
@@ -18,22 +33,47 @@ public func reluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
 }
 
 /// Softmax over each of `rows` rows of `cols` values (row stride `ld`), in place,
-/// subtracting the row maximum first as PyTorch does.
+/// subtracting the row maximum first as PyTorch does. Rows are split across cores.
 public func softmaxRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int? = nil) {
     let ld = ld ?? cols
     parallelChunks(rows, minimumChunk: max(1, 16384 / max(1, cols))) { range in
-        for r in range {
-            let row = x + r * ld
-            var m = -Float.infinity
-            for j in 0..<cols { m = max(m, row[j]) }
-            var sum: Float = 0
-            for j in 0..<cols {
-                let e = expf(row[j] - m)
-                row[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
-            for j in 0..<cols { row[j] *= inv }
-        }
+        for r in range { softmaxInPlace(x + r * ld, count: cols) }
     }
+}
+
+/// Softmax of one row of `count` values, in place, on the calling thread.
+public func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, count: Int) {
+    var m = -Float.infinity
+    for j in 0..<count { m = max(m, row[j]) }
+    for j in 0..<count { row[j] = exponential(row[j] - m) }
+    // Four partial sums: a vectorisable reduction.
+    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+    var j = 0
+    while j + 4 <= count {
+        s0 += row[j]; s1 += row[j + 1]; s2 += row[j + 2]; s3 += row[j + 3]
+        j += 4
+    }
+    while j < count { s0 += row[j]; j += 1 }
+    let inv = 1 / ((s0 + s1) + (s2 + s3))
+    for j in 0..<count { row[j] *= inv }
+}
+
+/// `eˣ` to within 2 ulp for x ≤ 88, branch-free so loops over it vectorise: 2ⁿ · e^r with
+/// n = round(x / ln 2) (by the 1.5·2²³ trick), r reduced in two steps (Cody–Waite), and a
+/// degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Arguments below −87.3 give ≈ 1e−38.
+@inline(__always)
+public func exponential(_ x: Float) -> Float {
+    let x = Swift.max(x, -87.3)
+    let shifted = x * 1.44269504088896341 + 12582912  // 1.5·2²³: rounds x/ln2 into the low mantissa bits
+    let n = shifted - 12582912
+    let r = (x - n * 0.693359375) + n * 2.12194440e-4
+    var p: Float = 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let scale = Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23)
+    return p * scale
 }

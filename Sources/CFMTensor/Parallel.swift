@@ -1,17 +1,24 @@
 import Dispatch
 import Foundation
 
-/// Number of worker threads the element-wise kernels split their work over.
+/// Number of worker threads the kernels split their work over (all cores).
 public let cpuCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-/// Runs `body` over contiguous chunks of `0..<count`, in parallel on all cores when
-/// the work is large enough to pay for the hand-off (`minimumChunk` items per chunk).
+/// Runs `body` over contiguous chunks of `0..<count`, in parallel on all cores when the
+/// work is large enough to pay for the hand-off (at least `minimumChunk` items a chunk).
 ///
-/// Used between BLAS calls only, so Dispatch workers and BLAS threads never compete.
+/// This is the engine's only source of parallelism: GEMMs run single-threaded inside
+/// the chunks (see `gemm`), so no thread pool spins while another one works.
 public func parallelChunks(_ count: Int, minimumChunk: Int = 1024, _ body: (Range<Int>) -> Void) {
-    let chunks = min(cpuCount, max(1, count / max(1, minimumChunk)))
+    parallelWorkers(count, minimumChunk: minimumChunk) { _, range in body(range) }
+}
+
+/// Like `parallelChunks`, also passing each chunk its worker slot in `0..<cpuCount`, so a
+/// chunk can use a scratch buffer of its own.
+public func parallelWorkers(_ count: Int, minimumChunk: Int = 1, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+    let chunks = min(cpuCount, count / max(1, minimumChunk))
     if chunks <= 1 {
-        body(0..<count)
+        if count > 0 { body(0, 0..<count) }
         return
     }
     // concurrentPerform returns only when every chunk is done and the chunks are disjoint,
@@ -19,7 +26,7 @@ public func parallelChunks(_ count: Int, minimumChunk: Int = 1024, _ body: (Rang
     withoutActuallyEscaping(body) { body in
         let work = UncheckedSendable(body)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            work.value((count * c / chunks)..<(count * (c + 1) / chunks))
+            work.value(c, (count * c / chunks)..<(count * (c + 1) / chunks))
         }
     }
 }

@@ -13,14 +13,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed frames (after one warm-up frame).") var frames: Int = 10
     @Option(help: "Directory with extractor weights; default: seeded random weights in a temporary directory.")
     var extractors: String?
-    @Option(help: "BLAS and worker threads (default: all cores).") var threads: Int = cpuCount
 
     func validate() throws {
         guard frames >= 1 else { throw ValidationError("--frames must be at least 1") }
     }
 
     func run() throws {
-        BLAS.setThreads(threads)
         let vit = try withExtractors { try VisionTransformer.load(extractors: $0, tier: tier) }
         var rng = SeededRandom(seed: 7)
         let c = vit.config
@@ -44,7 +42,7 @@ struct Bench: ParsableCommand {
         let stages = samples.mapValues(median)
         let flops = ["extract2d": vit.flops]
         let report: [String: Any] = [
-            "tier": tier.rawValue, "frames": frames, "threads": threads,
+            "tier": tier.rawValue, "frames": frames, "threads": cpuCount,
             "median_ms": median(totals), "fps": 1000 / median(totals),
             "peak_rss_mb": peakResidentMegabytes(),
             "stages_ms": stages,

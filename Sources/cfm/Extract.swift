@@ -16,7 +16,6 @@ struct Extract: ParsableCommand {
     @Option(help: "Output safetensors file.") var out: String
 
     func run() throws {
-        BLAS.setThreads(cpuCount)
         let vit = try VisionTransformer.load(extractors: URL(fileURLWithPath: extractors), tier: tier)
         let c = vit.config
         let image = try SafeTensors(contentsOf: URL(fileURLWithPath: input))

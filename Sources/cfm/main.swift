@@ -18,7 +18,7 @@ struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version of cfm and of its numerics backend.")
 
     func run() {
-        print("cfm \(CFM.version) (OpenBLAS, \(cpuCount) cores, \(BLAS.threads) BLAS threads)")
+        print("cfm \(CFM.version) (OpenBLAS single-threaded GEMMs on \(cpuCount) worker threads)")
     }
 }
 
