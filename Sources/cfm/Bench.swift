@@ -19,13 +19,36 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let vit = try withExtractors { try VisionTransformer.load(extractors: $0, tier: tier) }
-        var rng = SeededRandom(seed: 7)
+        let report: BenchReport
+        if let extractors {
+            report = try BenchReport.measure(tier: tier, frames: frames, extractors: URL(fileURLWithPath: extractors))
+        } else {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfm-bench-\(getpid())")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            try InitWeights.write(seed: 0, to: dir)
+            report = try BenchReport.measure(tier: tier, frames: frames, extractors: dir)
+        }
+        print(try report.json())
+    }
+}
+
+/// Median timings of `frames` runs of the pipeline stages that exist so far.
+struct BenchReport {
+    let tier: Tier
+    let frames: Int
+    /// Stage → median milliseconds.
+    let stagesMs: [String: Double]
+    /// Stage → FLOPs per frame (analytic count), for stages dominated by arithmetic.
+    let stageFlops: [String: Double]
+    let medianMs: Double
+
+    static func measure(tier: Tier, frames: Int, extractors: URL) throws -> BenchReport {
+        let vit = try VisionTransformer.load(extractors: extractors, tier: tier)
         let c = vit.config
+        var rng = SeededRandom(seed: 7)
         let image = Tensor(shape: [c.channels, c.imageSize, c.imageSize],
                            scalars: (0..<(c.channels * c.imageSize * c.imageSize)).map { _ in rng.uniform(-2, 2) })
         var workspace = vit.makeWorkspace()
-
         var samples: [String: [Double]] = [:]
         var totals: [Double] = []
         for frame in 0...frames {
@@ -39,26 +62,26 @@ struct Bench: ParsableCommand {
             samples["upsample2d", default: []].append(t2 - t1)
             totals.append(t2 - t0)
         }
-        let stages = samples.mapValues(median)
-        let flops = ["extract2d": vit.flops]
-        let report: [String: Any] = [
-            "tier": tier.rawValue, "frames": frames, "threads": cpuCount,
-            "median_ms": median(totals), "fps": 1000 / median(totals),
-            "peak_rss_mb": peakResidentMegabytes(),
-            "stages_ms": stages,
-            "gflops": flops.mapValues { $0 / 1e9 },
-            "gflops_per_s": Dictionary(uniqueKeysWithValues: flops.map { ($0.key, $0.value / 1e6 / stages[$0.key]!) }),
-        ]
-        let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
-        print(String(decoding: json, as: UTF8.self))
+        return BenchReport(tier: tier, frames: frames, stagesMs: samples.mapValues(median),
+                           stageFlops: ["extract2d": vit.flops], medianMs: median(totals))
     }
 
-    /// Runs `load` on `--extractors`, or on freshly generated seeded weights.
-    private func withExtractors<T>(_ load: (URL) throws -> T) throws -> T {
-        if let extractors { return try load(URL(fileURLWithPath: extractors)) }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfm-bench-\(getpid())")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try InitWeights.write(seed: 0, to: dir)
-        return try load(dir)
+    /// Achieved GFLOP/s per stage.
+    var gflopsPerSecond: [String: Double] {
+        Dictionary(uniqueKeysWithValues: stageFlops.map { ($0.key, $0.value / 1e6 / stagesMs[$0.key]!) })
+    }
+
+    /// The JSON object of DESIGN.md §5 (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`).
+    func json() throws -> String {
+        let object: [String: Any] = [
+            "tier": tier.rawValue, "frames": frames, "threads": cpuCount,
+            "median_ms": medianMs, "fps": 1000 / medianMs,
+            "peak_rss_mb": peakResidentMegabytes(),
+            "stages_ms": stagesMs,
+            "gflop": stageFlops.mapValues { $0 / 1e9 },
+            "gflops_per_s": gflopsPerSecond,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+        return String(decoding: data, as: UTF8.self)
     }
 }

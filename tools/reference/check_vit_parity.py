@@ -10,9 +10,10 @@
    upsampled `rgb_map` [768,224,224]; both are compared.
 
 Per tier it prints the max abs difference, the max |reference| and their ratio
-for the features and the map, the PyTorch time (median of --repeats runs on
---threads threads) and the wall time of `cfm extract` (which includes loading
-the weights and writing the 150 MB output).  Exits 1 if any ratio exceeds the
+for the features and the map, the PyTorch times of the features and of the
+upsampling (medians of --repeats runs on --threads threads) and the wall time
+of `cfm extract` (which includes loading the weights and writing the 150 MB
+output).  Exits 1 if any ratio exceeds the
 tolerance (default 1e-3, DESIGN.md section 3) or a `cfm` command fails.
 """
 
@@ -43,7 +44,10 @@ def run_cfm(cfm, *args):
     """Run the cfm binary; return its wall time in seconds, raise ParityError on failure."""
     command = [str(cfm), *map(str, args)]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+    except OSError as error:
+        raise ParityError(f"cannot run {cfm}: {error.strerror}") from None
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
@@ -54,7 +58,11 @@ def run_cfm(cfm, *args):
 def load_timm_model(weights):
     """timm's vit_base_patch8_224.dino with the given weights, loaded strictly."""
     model = timm.create_model("vit_base_patch8_224.dino", pretrained=False, num_classes=0)
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as error:  # lists every missing, unexpected or misshaped key
+        details = " ".join(str(error).split())
+        raise ParityError(f"{weights} does not fit timm's ViT-B/8: {details[:500]}") from None
     return model.eval()
 
 
@@ -75,7 +83,7 @@ def reference_features(model, image, depth):
     x = model.norm_pre(model.patch_drop(model._pos_embed(x)))
     x = model.blocks[:depth](x)
     x = model.norm(x)
-    return x[0, 1:].transpose(0, 1).reshape(DIM, GRID, GRID)
+    return x[0, 1:].transpose(0, 1).reshape(DIM, GRID, GRID).contiguous()
 
 
 def upsample(features):
@@ -92,14 +100,18 @@ def check_pruning(model, image):
 
 
 def time_reference(model, image, depth, repeats):
-    """Median wall time (s) of the pruned forward plus upsampling; returns (time, outputs)."""
-    times = []
+    """Run the reference `repeats` times; return the median seconds of the features
+    and of the upsampling, the features and the upsampled map."""
+    feature_times, upsample_times = [], []
     for _ in range(repeats):
         start = time.perf_counter()
         features = reference_features(model, image, depth)
+        middle = time.perf_counter()
         upsampled = upsample(features)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), features, upsampled
+        feature_times.append(middle - start)
+        upsample_times.append(time.perf_counter() - middle)
+    return (statistics.median(feature_times), statistics.median(upsample_times),
+            features, upsampled)
 
 
 def compare(got, reference, name):
@@ -129,13 +141,15 @@ def check_tier(args, model, image, work, tier):
     out_path = work / f"out_{tier}.safetensors"
     wall, outputs = swift_outputs(args.cfm, work / "weights", tier, work / "input.safetensors",
                                   out_path)
-    torch_time, features, upsampled = time_reference(model, image, depth, args.repeats)
+    feature_time, upsample_time, features, upsampled = time_reference(model, image, depth,
+                                                                      args.repeats)
     rows = [compare(outputs["rgb_features"], features, "rgb_features"),
             compare(outputs["rgb_map"], upsampled, "rgb_map")]
     out_path.unlink()
     ok = all(ratio <= args.tolerance for _, _, ratio in rows)
     cells = "  ".join(f"{d:9.2e} {s:8.3f} {r:9.2e}" for d, s, r in rows)
-    print(f"{tier:6s} {depth:2d}  {cells}  {torch_time * 1e3:9.1f} {wall:8.2f}  "
+    print(f"{tier:6s} {depth:2d}  {cells}  {feature_time * 1e3:7.0f} {upsample_time * 1e3:6.0f}"
+          f" {wall:8.2f}  "
           f"{'ok' if ok else 'FAIL'}", flush=True)
     return ok
 
@@ -172,7 +186,8 @@ def run_checks(args, work):
     with torch.no_grad():
         check_pruning(model, image)
         print(f"{'tier':6s} {'L':>2s}  {'feat diff':>9s} {'feat max':>8s} {'ratio':>9s}  "
-              f"{'map diff':>9s} {'map max':>8s} {'ratio':>9s}  {'torch ms':>9s} {'cfm s':>8s}")
+              f"{'map diff':>9s} {'map max':>8s} {'ratio':>9s}  {'feat ms':>7s} {'up ms':>6s}"
+              f" {'cfm s':>8s}")
         results = [check_tier(args, model, image, work, tier) for tier in args.tiers]
     return all(results)
 
