@@ -57,8 +57,11 @@ public struct CrossmodalScorer: Sendable {
                         xyz.gather(range, from: pointHidden, width: h, bias: xyzToRGB.input.bias, into: h1)
                         xyzToRGB.finish(rows: range.count, firstLayer: h1, y: m2, scratch: h2)
                         for (i, pixel) in rgb.pixels[range].enumerated() {
+                            // The reference's mask: a 3D feature summing to exactly 0.
+                            let observed = e3 + i * d3
+                            guard (0..<d3).reduce(Float(0), { $0 + observed[$1] }) != 0 else { continue }
                             p2[pixel] = AnomalyScoring.normalizedDistance(m2 + i * d2, e2 + i * d2, count: d2)
-                            p3[pixel] = AnomalyScoring.normalizedDistance(m3 + i * d3, e3 + i * d3, count: d3)
+                            p3[pixel] = AnomalyScoring.normalizedDistance(m3 + i * d3, observed, count: d3)
                         }
                     }
                 }
