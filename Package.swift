@@ -25,8 +25,10 @@ let package = Package(
         .target(name: "CFMTensor", dependencies: ["COpenBLAS"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.
         .target(name: "CFMModels", dependencies: ["CFMTensor"]),
+        // Organized clouds, RANSAC plane removal, clusters, FPS, KNN, 3-NN interpolation.
+        .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frame → map, score and verdict: alignment, crossmodal scoring, the detector.
-        .target(name: "CFMDetector", dependencies: ["CFMModels", "CFMTensor"]),
+        .target(name: "CFMDetector", dependencies: ["CFMGeometry", "CFMModels", "CFMTensor"]),
         // The command line.
         .executableTarget(
             name: "cfm",

@@ -34,6 +34,24 @@ public enum RandomWeights {
     }
 }
 
+extension RandomWeights {
+    /// PyTorch's default `Linear` initialisation, U(−1/√in, 1/√in) for weights and biases,
+    /// of layers given as (name, shape) with weights [out, in] — how mappers start training.
+    public static func linearDefault(_ shapes: [(String, [Int])], seed: UInt64) -> [String: Tensor] {
+        var rng = SeededRandom(seed: seed)
+        let fanIn = Dictionary(uniqueKeysWithValues: shapes.compactMap { name, shape in
+            name.hasSuffix(".weight") ? (String(name.dropLast(".weight".count)), shape.last!) : nil
+        })
+        var out: [String: Tensor] = [:]
+        for (name, shape) in shapes {
+            let layer = String(name[..<name.lastIndex(of: ".")!])
+            let bound = 1 / Float(fanIn[layer] ?? 1).squareRoot()
+            out[name] = Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.uniform(-bound, bound) })
+        }
+        return out
+    }
+}
+
 extension VisionTransformer.Config {
     /// Every parameter of the full-depth model: timm / DINO key names and shapes.
     public var parameterShapes: [(String, [Int])] {
