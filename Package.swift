@@ -23,6 +23,8 @@ let package = Package(
 
         // Float32 tensors, BLAS-backed kernels and safetensors IO.
         .target(name: "CFMTensor", dependencies: ["COpenBLAS"]),
+        // Organized point clouds, background removal, FPS, KNN and 3-NN interpolation.
+        .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.
         .target(name: "CFMModels", dependencies: ["CFMTensor"]),
         // Organized clouds, RANSAC plane removal, clusters, FPS, KNN, 3-NN interpolation.
@@ -40,6 +42,7 @@ let package = Package(
         // Fixture loading and comparison helpers shared by the test targets.
         .target(name: "CFMTestSupport", dependencies: ["CFMTensor"], path: "Tests/Support"),
         .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMGeometryTests", dependencies: ["CFMGeometry", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
     ]

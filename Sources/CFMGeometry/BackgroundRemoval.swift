@@ -1,0 +1,122 @@
+import CFMTensor
+
+/// Parameters of background removal (DESIGN §3.2); the defaults are the reference's.
+public struct BackgroundRemovalOptions: Sendable, Equatable {
+    /// Width in pixels of the image border ring whose foreground points the plane is fitted to.
+    public var borderWidth = 10
+    /// Points per RANSAC hypothesis (least-squares plane through them).
+    public var sampleSize = 50
+    /// RANSAC inlier distance, metres.
+    public var inlierDistance = 0.004
+    /// RANSAC hypotheses.
+    public var iterations = 1000
+    /// Seed of the RANSAC sampling (deterministic results).
+    public var seed: UInt64 = 0
+    /// Foreground points closer than this to the plane (metres) are cleared.
+    public var planeDistance = 0.005
+    /// Two 8-neighbour pixels belong to one cluster when their points are at most this far
+    /// apart (metres); only the largest cluster is kept.
+    public var clusterDistance: Float = 0.006
+
+    public init() {}
+
+    func validate() throws(GeometryError) {
+        func require(_ ok: Bool, _ name: String, _ value: Any, _ requirement: String) throws(GeometryError) {
+            if !ok { throw .invalidParameter(name: name, value: "\(value)", requirement: requirement) }
+        }
+        try require(borderWidth >= 1, "borderWidth", borderWidth, "at least 1")
+        try require(sampleSize >= 3, "sampleSize", sampleSize, "at least 3")
+        try require(inlierDistance > 0, "inlierDistance", inlierDistance, "positive")
+        try require(iterations >= 1, "iterations", iterations, "at least 1")
+        try require(planeDistance > 0, "planeDistance", planeDistance, "positive")
+        try require(clusterDistance > 0, "clusterDistance", clusterDistance, "positive")
+    }
+}
+
+/// What background removal did to a cloud.
+public struct BackgroundRemovalReport: Sendable, Equatable {
+    /// The support plane, or nil when none was found (fewer border points than a RANSAC
+    /// sample); then the cloud is left untouched.
+    public var plane: Plane?
+    /// Foreground points in the border ring the plane was fitted to.
+    public var borderPoints: Int
+    /// Border points within the inlier distance of `plane`.
+    public var planeInliers: Int
+    /// Foreground points cleared because they lie on the plane.
+    public var removedByPlane: Int
+    /// Foreground points cleared because they lie outside the largest cluster.
+    public var removedByCluster: Int
+    /// Foreground points left.
+    public var remaining: Int
+
+    public var planeFound: Bool { plane != nil }
+}
+
+extension OrganizedCloud {
+    /// Removes the support plane and stray clusters in place (DESIGN §3.2): RANSAC plane fit
+    /// on the foreground points of the border ring, clear every foreground point with
+    /// |n·p + d| < `planeDistance`, then keep only the largest connected cluster. Without a
+    /// plane (too few border points) nothing is removed and the report says so.
+    public mutating func removeBackground(
+        options: BackgroundRemovalOptions = BackgroundRemovalOptions()
+    ) throws(GeometryError) -> BackgroundRemovalReport {
+        try options.validate()
+        let border = borderPoints(width: options.borderWidth)
+        let fit = border.withUnsafeBufferPointer { b in
+            ransacPlane(b.baseAddress!, count: b.count / 3, sampleSize: options.sampleSize,
+                        inlierDistance: options.inlierDistance, iterations: options.iterations, seed: options.seed)
+        }
+        guard let fit else {
+            return BackgroundRemovalReport(plane: nil, borderPoints: border.count / 3, planeInliers: 0,
+                                           removedByPlane: 0, removedByCluster: 0, remaining: foregroundCount)
+        }
+        let removedByPlane = clearPoints(near: fit.plane, distance: options.planeDistance)
+        let removedByCluster = keepLargestCluster(linkDistance: options.clusterDistance)
+        return BackgroundRemovalReport(plane: fit.plane, borderPoints: border.count / 3, planeInliers: fit.inliers,
+                                       removedByPlane: removedByPlane, removedByCluster: removedByCluster,
+                                       remaining: foregroundCount)
+    }
+
+    /// The foreground points of the ring of pixels within `width` of the image border,
+    /// [count · 3] in row-major pixel order.
+    func borderPoints(width ring: Int) -> [Float] {
+        var points: [Float] = []
+        func take(_ y: Int, _ xs: Range<Int>) {
+            for x in xs where isForeground(pixel: y * width + x) {
+                points.append(contentsOf: coordinates[3 * (y * width + x)..<3 * (y * width + x) + 3])
+            }
+        }
+        for y in 0..<height {
+            if y < ring || y >= height - ring {
+                take(y, 0..<width)
+            } else {
+                take(y, 0..<min(ring, width))
+                take(y, max(ring, width - ring)..<width)
+            }
+        }
+        return points
+    }
+
+    /// Clears the foreground points with |n·p + d| < `distance` and returns how many.
+    mutating func clearPoints(near plane: Plane, distance: Double) -> Int {
+        var removedPerWorker = [Int](repeating: 0, count: cpuCount)
+        let w = width
+        coordinates.withUnsafeMutableBufferPointer { c in
+            removedPerWorker.withUnsafeMutableBufferPointer { removed in
+                parallelWorkers(height, minimumChunk: 64) { worker, rows in
+                    for i in rows.lowerBound * w..<rows.upperBound * w {
+                        let x = c[3 * i], y = c[3 * i + 1], z = c[3 * i + 2]
+                        guard x != 0 && y != 0 && z != 0,
+                              abs(plane.signedDistance(SIMD3(Double(x), Double(y), Double(z)))) < distance
+                        else { continue }
+                        c[3 * i] = 0
+                        c[3 * i + 1] = 0
+                        c[3 * i + 2] = 0
+                        removed[worker] += 1
+                    }
+                }
+            }
+        }
+        return removedPerWorker.reduce(0, +)
+    }
+}

@@ -1,0 +1,61 @@
+import CFMTensor
+
+/// Inverse-distance blending of per-centre values onto points, as PointNet++ feature
+/// propagation does it (DESIGN §3.5): each point takes its 3 nearest centres (exact, ties
+/// to the lower centre index) with weights w_i = 1 / (d_i² + 1e-8), d_i² the squared
+/// distance in m², normalised to sum 1.
+public struct InverseDistanceInterpolation: Sendable, Equatable {
+    /// Number of points N.
+    public let pointCount: Int
+    /// Number of centres M the blend draws from.
+    public let centreCount: Int
+    /// [N, 3] row-major centre indices, nearest first.
+    public let indices: [Int]
+    /// [N, 3] row-major weights, each row summing to 1.
+    public let weights: [Float]
+
+    /// Neighbours blended per point.
+    public static let neighbours = 3
+
+    /// Finds the 3 nearest of `centres` [M, 3] (M ≥ 3) for every one of `points` [N, 3], metres.
+    public init(points: Tensor, centres: Tensor) throws(GeometryError) {
+        let k = Self.neighbours
+        let nearest = try NearestNeighbours(of: points, in: centres, k: k)
+        var weights = [Float](repeating: 0, count: nearest.indices.count)
+        for row in 0..<nearest.queryCount {
+            let d = nearest.squaredDistances
+            let inverse = 1 / (SIMD3(Double(d[row * k]), Double(d[row * k + 1]), Double(d[row * k + 2])) + 1e-8)
+            let normalised = inverse / inverse.sum()
+            for j in 0..<k { weights[row * k + j] = Float(normalised[j]) }
+        }
+        pointCount = nearest.queryCount
+        centreCount = centres.shape[0]
+        indices = nearest.indices
+        self.weights = weights
+    }
+
+    /// Blends per-centre rows `features` [M, D] onto the points: [N, D], row n =
+    /// Σ_i weights[n, i] · features[indices[n, i]].
+    public func interpolate(_ features: Tensor) throws(GeometryError) -> Tensor {
+        guard features.shape.count == 2, features.shape[0] == centreCount else {
+            throw .shapeMismatch(argument: "centre features", expected: "[\(centreCount), D]", found: features.shape)
+        }
+        let k = Self.neighbours, dim = features.shape[1]
+        var out = Tensor(shape: [pointCount, dim])
+        features.withUnsafeBufferPointer { f in
+            out.withUnsafeMutableBufferPointer { o in
+                let source = f.baseAddress!, target = o.baseAddress!
+                parallelChunks(pointCount, minimumChunk: max(1, 65536 / max(1, dim))) { rows in
+                    for n in rows {
+                        let dst = target + n * dim
+                        let a = source + indices[n * k] * dim, wa = weights[n * k]
+                        let b = source + indices[n * k + 1] * dim, wb = weights[n * k + 1]
+                        let c = source + indices[n * k + 2] * dim, wc = weights[n * k + 2]
+                        for j in 0..<dim { dst[j] = wa * a[j] + wb * b[j] + wc * c[j] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

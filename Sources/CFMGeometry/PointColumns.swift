@@ -1,0 +1,48 @@
+/// Points in struct-of-arrays layout for vectorised loops: one [3, stride] buffer whose rows
+/// are the x, y and z columns. `stride` is the point count rounded up to a whole number
+/// of `lanes`-wide SIMD vectors; the padding columns hold `padding`.
+struct PointColumns {
+    /// SIMD width the loops over the columns use.
+    static let lanes = 16
+    typealias Vector = SIMD16<Float>
+
+    let count: Int
+    let stride: Int
+    /// [3 · stride]: x column, then y, then z.
+    var values: [Float]
+
+    /// Transposes `count` points stored [count, 3] at `points`, minus `origin`.
+    init(_ points: UnsafePointer<Float>, count: Int, origin: SIMD3<Float> = .zero, padding: Float = 0) {
+        self.count = count
+        stride = (count + Self.lanes - 1) / Self.lanes * Self.lanes
+        values = [Float](repeating: padding, count: 3 * stride)
+        values.withUnsafeMutableBufferPointer { v in
+            for i in 0..<count {
+                for axis in 0..<3 { v[axis * stride + i] = points[3 * i + axis] - origin[axis] }
+            }
+        }
+    }
+
+    /// Number of SIMD vectors per column.
+    var vectorCount: Int { stride / Self.lanes }
+}
+
+extension UnsafePointer where Pointee == Float {
+    /// The `lanes` floats starting at element `vector · lanes`.
+    @inline(__always)
+    func vector(_ vector: Int) -> PointColumns.Vector {
+        UnsafeRawPointer(self + vector * PointColumns.lanes).loadUnaligned(as: PointColumns.Vector.self)
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == Float {
+    @inline(__always)
+    func vector(_ vector: Int) -> PointColumns.Vector {
+        UnsafePointer(self).vector(vector)
+    }
+
+    @inline(__always)
+    func storeVector(_ value: PointColumns.Vector, at vector: Int) {
+        UnsafeMutableRawPointer(self + vector * PointColumns.lanes).storeBytes(of: value, as: PointColumns.Vector.self)
+    }
+}
