@@ -27,8 +27,6 @@ let package = Package(
         .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.
         .target(name: "CFMModels", dependencies: ["CFMTensor"]),
-        // Organized clouds, RANSAC plane removal, clusters, FPS, KNN, 3-NN interpolation.
-        .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frame → map, score and verdict: alignment, crossmodal scoring, the detector.
         .target(name: "CFMDetector", dependencies: ["CFMGeometry", "CFMModels", "CFMTensor"]),
         // The command line.
