@@ -29,11 +29,13 @@ let package = Package(
         .target(name: "CFMModels", dependencies: ["CFMTensor"]),
         // Frame → map, score and verdict: alignment, crossmodal scoring, the detector.
         .target(name: "CFMDetector", dependencies: ["CFMGeometry", "CFMModels", "CFMTensor"]),
+        // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
+        .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
         // The command line.
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels", "CFMDetector",
+                "CFMTensor", "CFMModels", "CFMDetector", "CFMTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -42,6 +44,7 @@ let package = Package(
         .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMGeometryTests", dependencies: ["CFMGeometry", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
     ]
 )

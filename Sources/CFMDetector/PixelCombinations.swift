@@ -16,6 +16,17 @@ public struct PixelCombinations: Sendable {
     public let pixels: [Int]
     let offsets: [Int], sources: [Int32], weights: [Float]
 
+    init(size: Int, pixels: [Int], offsets: [Int], sources: [Int32], weights: [Float]) {
+        (self.size, self.pixels, self.offsets, self.sources, self.weights) = (size, pixels, offsets, sources, weights)
+    }
+
+    /// Combinations given term by term: pixel `pixels[i]` = Σ over `terms[i]` of weight · source.
+    public init(size: Int, pixels: [Int], terms: [[(source: Int, weight: Float)]]) {
+        precondition(pixels.count == terms.count, "one term list per pixel")
+        self.init(size: size, pixels: pixels, offsets: terms.reduce(into: [0]) { $0.append($0.last! + $1.count) },
+                  sources: terms.flatMap { $0.map { Int32($0.source) } }, weights: terms.flatMap { $0.map(\.weight) })
+    }
+
     /// For each row `i` in `range`: `out[i − range.lowerBound] = Σ_t weight_t · source[row_t] (+ bias)`,
     /// source rows and output rows `width` wide. Single-threaded: callers split ranges.
     public func gather(_ range: Range<Int>, from source: UnsafePointer<Float>, width: Int,
@@ -28,6 +39,30 @@ public struct PixelCombinations: Sendable {
                 for j in 0..<width { o[j] += w * s[j] }
             }
         }
+    }
+
+    /// Transpose of `gather`: for each row `i` in `range`, adds `weight_t · rows[i − range.lowerBound]`
+    /// to `source[row_t]` (back-propagation through the blend). Single-threaded.
+    public func scatterAdd(_ range: Range<Int>, rows: UnsafePointer<Float>, width: Int,
+                           into source: UnsafeMutablePointer<Float>) {
+        for i in range {
+            let r = rows + (i - range.lowerBound) * width
+            for t in offsets[i]..<offsets[i + 1] {
+                let w = weights[t], s = source + Int(sources[t]) * width
+                for j in 0..<width { s[j] += w * r[j] }
+            }
+        }
+    }
+
+    /// The combinations of the pixels at `indices` (positions in `pixels`), in that order.
+    public func subset(_ indices: [Int]) -> PixelCombinations {
+        var offsets = [0], sources: [Int32] = [], weights: [Float] = []
+        for i in indices {
+            sources += self.sources[self.offsets[i]..<self.offsets[i + 1]]
+            weights += self.weights[self.offsets[i]..<self.offsets[i + 1]]
+            offsets.append(sources.count)
+        }
+        return PixelCombinations(size: size, pixels: indices.map { pixels[$0] }, offsets: offsets, sources: sources, weights: weights)
     }
 
     /// The combinations written out as a channel-major map [width, size, size] (zeros on

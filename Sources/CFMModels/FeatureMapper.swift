@@ -19,6 +19,43 @@ public struct FeatureMapper: Sendable {
         output = try Linear(weights, "output", in: h, out: outFeatures)
     }
 
+    /// A mapper from its parameters in `parameterShapes` order
+    /// (input W, b, projection W, b, output W, b).
+    public init(inFeatures: Int, outFeatures: Int, parameters p: [[Float]]) {
+        let h = Self.hiddenWidth(inFeatures, outFeatures)
+        precondition(p.count == 6, "a mapper has 6 parameter tensors")
+        (self.inFeatures, hidden, self.outFeatures) = (inFeatures, h, outFeatures)
+        input = Linear(weight: p[0], bias: p[1], inFeatures: inFeatures, outFeatures: h)
+        projection = Linear(weight: p[2], bias: p[3], inFeatures: h, outFeatures: h)
+        output = Linear(weight: p[4], bias: p[5], inFeatures: h, outFeatures: outFeatures)
+    }
+
+    /// The parameters in `parameterShapes` order.
+    public var parameters: [[Float]] {
+        [input.weight, input.bias!, projection.weight, projection.bias!, output.weight, output.bias!]
+    }
+
+    /// All parameters concatenated in `parameterShapes` order (what the optimiser updates).
+    public var flatParameters: [Float] { parameters.flatMap { $0 } }
+
+    /// Start of each parameter tensor inside `flatParameters`, plus the total count last.
+    public var parameterOffsets: [Int] { parameters.reduce(into: [0]) { $0.append($0.last! + $1.count) } }
+
+    /// A mapper from `flatParameters`-laid-out values.
+    public init(inFeatures: Int, outFeatures: Int, flat: [Float]) {
+        let sizes = Self.parameterShapes(inFeatures: inFeatures, outFeatures: outFeatures).map { $0.1.reduce(1, *) }
+        precondition(flat.count == sizes.reduce(0, +), "\(flat.count) values do not fit the mapper")
+        var start = 0
+        let parts = sizes.map { n in defer { start += n }; return Array(flat[start..<(start + n)]) }
+        self.init(inFeatures: inFeatures, outFeatures: outFeatures, parameters: parts)
+    }
+
+    /// The parameters under their key names, ready for `SafeTensors.write`.
+    public var tensors: [String: Tensor] {
+        let shapes = Self.parameterShapes(inFeatures: inFeatures, outFeatures: outFeatures)
+        return Dictionary(uniqueKeysWithValues: zip(shapes, parameters).map { ($0.0, Tensor(shape: $0.1, scalars: $1)) })
+    }
+
     /// Every parameter: key names and shapes.
     public static func parameterShapes(inFeatures: Int, outFeatures: Int) -> [(String, [Int])] {
         let h = hiddenWidth(inFeatures, outFeatures)

@@ -16,13 +16,15 @@
    `center_indices` (FPS) must be identical and every KNN group in `groups`
    must hold the same set of points (order inside a group is irrelevant).
 
-It prints the reference's wall time per stage (for the speed comparison) and the
+It prints the reference's wall time per stage (median of --repeats runs, for the
+speed comparison) and the
 wall time of `cfm extract` (which includes loading weights and writing ~400 MB).
 Exits 1 on any failure.  --reference-only runs the reference alone (no `cfm`
 needed) and prints its timings and self-checks.
 """
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -164,17 +166,18 @@ def print_timings(seconds, label="reference ms"):
 # -------------------------------------------------------------------- runs
 
 
-def reference_run(models, rgb, xyz, tier, batchnorm, dtype):
+def reference_run(models, rgb, xyz, tier, batchnorm, dtype, repeats=1):
+    """full_pipeline in `dtype`; `timings` holds the per-stage medians of `repeats` runs."""
     vit, pm, mappers = models
     m23, m32 = mappers[d3d_of(tier)]
-    convert = (lambda m: m.to(dtype))
     for m in (vit, pm, m23, m32):
-        convert(m)
-    timer = ref.StageTimer()
-    out = ref.full_pipeline(rgb.to(dtype), xyz.to(dtype), vit, pm, m23, m32, tier, batchnorm,
-                            timer=timer)
+        m.to(dtype)
+    runs = [ref.full_pipeline(rgb.to(dtype), xyz.to(dtype), vit, pm, m23, m32, tier, batchnorm)
+            for _ in range(repeats)]
     for m in (vit, pm, m23, m32):
         m.float()
+    out = runs[-1]
+    out["timings"] = {s: statistics.median(r["timings"][s] for r in runs) for s in out["timings"]}
     return out
 
 
@@ -209,7 +212,7 @@ def run_checks(args, work):
         print(f"{tier} (ViT {ref.TIER_BLOCKS[tier]} blocks, Point-MAE {ref.TIER_BLOCKS[tier]} blocks, "
               f"D3D {d3d_of(tier)}), batchnorm {batchnorm}", flush=True)
         with torch.no_grad():
-            out = reference_run(models, rgb, xyz, tier, batchnorm, args.dtype)
+            out = reference_run(models, rgb, xyz, tier, batchnorm, args.dtype, args.repeats)
         print_timings(out["timings"])
         if args.reference_only:
             print(f"    score {out['score'].item():.4f}, anomaly_map max {out['anomaly_map'].max().item():.4f},"
@@ -248,6 +251,8 @@ def parse_args(argv):
     parser.add_argument("--tolerance", type=float, default=1e-3,
                         help="maximum allowed diff / max ratio (default 1e-3)")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="reference runs per check, per-stage median reported (default 1)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="reference precision (default float32)")
     parser.add_argument("--workdir", type=Path,
