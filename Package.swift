@@ -25,11 +25,13 @@ let package = Package(
         .target(name: "CFMTensor", dependencies: ["COpenBLAS"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.
         .target(name: "CFMModels", dependencies: ["CFMTensor"]),
+        // PNG/TIFF IO, the MVTec 3D-AD layout reader and the synthetic dataset generator.
+        .target(name: "CFMData", dependencies: ["CFMTensor", "CLibPNG", "CLibTIFF"]),
         // The command line.
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels",
+                "CFMTensor", "CFMModels", "CFMData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -37,5 +39,6 @@ let package = Package(
         .target(name: "CFMTestSupport", dependencies: ["CFMTensor"], path: "Tests/Support"),
         .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMDataTests", dependencies: ["CFMData", "CFMTensor", "CFMTestSupport", "CLibTIFF"]),
     ]
 )
