@@ -27,15 +27,17 @@ let package = Package(
         .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.
         .target(name: "CFMModels", dependencies: ["CFMTensor"]),
-        // Frame → map, score and verdict: alignment, crossmodal scoring, the detector.
-        .target(name: "CFMDetector", dependencies: ["CFMGeometry", "CFMModels", "CFMTensor"]),
+        // PNG/TIFF IO, the MVTec 3D-AD layout reader and the synthetic dataset generator.
+        .target(name: "CFMData", dependencies: ["CFMTensor", "CLibPNG", "CLibTIFF"]),
+        // Frame → map, score and verdict: preprocessing, alignment, crossmodal scoring, the detector.
+        .target(name: "CFMDetector", dependencies: ["CFMData", "CFMGeometry", "CFMModels", "CFMTensor"]),
         // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
         .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
         // The command line.
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels", "CFMDetector", "CFMTraining",
+                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -44,7 +46,8 @@ let package = Package(
         .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMGeometryTests", dependencies: ["CFMGeometry", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
-        .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMDataTests", dependencies: ["CFMData", "CFMTensor", "CFMTestSupport", "CLibTIFF"]),
         .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
     ]
 )
