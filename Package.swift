@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries (Debian packages; see README). Each is a module map + shim header.
@@ -30,7 +31,7 @@ let package = Package(
         // PNG/TIFF IO, the MVTec 3D-AD layout reader and the synthetic dataset generator.
         .target(name: "CFMData", dependencies: ["CFMTensor", "CLibPNG", "CLibTIFF"]),
         // Frame → map, score and verdict: preprocessing, alignment, crossmodal scoring, the detector.
-        .target(name: "CFMDetector", dependencies: ["CFMData", "CFMGeometry", "CFMModels", "CFMTensor"]),
+        .target(name: "CFMDetector", dependencies: ["CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "Yams"]),
         // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
         .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
         // The command line.

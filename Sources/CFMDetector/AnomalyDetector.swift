@@ -54,15 +54,18 @@ public final class AnomalyDetector {
     public let pointMAE: PointMAE
     /// Absent when only features are wanted (`cfm extract` without a model).
     public let scorer: CrossmodalScorer?
+    /// The model bundle's manifest (threshold, provenance), when the mappers came with one.
+    public let manifest: ModelManifest?
     private var vitWorkspace: VisionTransformer.Workspace
     private var pointWorkspace: PointMAE.Workspace
 
-    public init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?) {
+    public init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?,
+                manifest: ModelManifest? = nil) {
         if let scorer {
             precondition(scorer.rgbDim == vit.config.dim && scorer.xyzDim == pointMAE.featureDim,
                          "mapper dimensions do not fit the extractors")
         }
-        (self.tier, self.vit, self.pointMAE, self.scorer) = (tier, vit, pointMAE, scorer)
+        (self.tier, self.vit, self.pointMAE, self.scorer, self.manifest) = (tier, vit, pointMAE, scorer, manifest)
         vitWorkspace = vit.makeWorkspace()
         pointWorkspace = pointMAE.makeWorkspace()
     }

@@ -24,12 +24,18 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
 
 extension AnomalyDetector {
     /// Loads the extractors of `extractors` pruned to `tier` and, when `model` is given, the
-    /// two mappers of that bundle (refused with a one-line reason if trained for another tier).
+    /// two mappers of that bundle. A bundle with a manifest is checked first (tier, mapper
+    /// checksums, extractor checksums) and refused with a one-line reason; bare mapper files
+    /// (e.g. converted from the authors' checkpoints) are checked by their dimensions.
     public static func load(extractors: URL, model: URL?, tier: Tier, batchNorm: BatchNormMode = .frame) throws -> AnomalyDetector {
+        let manifest = try model.flatMap { dir -> ModelManifest? in
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(BundleFile.manifest).path) else { return nil }
+            return try ModelBundle.manifest(at: dir, tier: tier, extractors: extractors)
+        }
         let vit = try VisionTransformer.load(extractors: extractors, tier: tier)
         let pointMAE = try PointMAE.load(extractors: extractors, tier: tier, batchNorm: batchNorm)
         let scorer = try model.map { try CrossmodalScorer.load(bundle: $0, rgbDim: vit.config.dim, xyzDim: pointMAE.featureDim, tier: tier) }
-        return AnomalyDetector(tier: tier, vit: vit, pointMAE: pointMAE, scorer: scorer)
+        return AnomalyDetector(tier: tier, vit: vit, pointMAE: pointMAE, scorer: scorer, manifest: manifest)
     }
 }
 
