@@ -103,11 +103,8 @@ public final class AnomalyDetector {
     /// Per-pixel combinations of both paths for `features`: the unmasked pixels and how
     /// each one blends centres (3D) and patch tokens (2D).
     public func pixelCombinations(_ features: FrameFeatures) -> (rgb: PixelCombinations, xyz: PixelCombinations) {
-        let xyz = PixelCombinations.pointAlignment(
-            size: inputSize, foregroundPixels: features.foreground.pixelIndices,
-            neighbors: features.interpolation.indices.map(Int32.init), weights: features.interpolation.weights)
-        let rgb = PixelCombinations.bilinearUpsampling(grid: vit.config.grid, size: inputSize, pixels: xyz.pixels)
-        return (rgb, xyz)
+        PixelCombinations.paths(size: inputSize, grid: vit.config.grid, foregroundPixels: features.foreground.pixelIndices,
+                                neighbors: features.interpolation.indices.map(Int32.init), weights: features.interpolation.weights)
     }
 
     /// Maps, ψ and score of extracted `features`, timing `align`, `map` and `score`.

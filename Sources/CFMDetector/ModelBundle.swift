@@ -9,6 +9,8 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public struct FileSum: Codable, Sendable, Equatable {
         public var file: String
         public var checksum: String
+
+        public init(file: String, checksum: String) { (self.file, self.checksum) = (file, checksum) }
     }
 
     /// How the mappers were trained.
@@ -17,6 +19,13 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         public var pixelsPerSample: Int, seed: UInt64
         public var finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float
         public var seconds: Double
+
+        public init(samples: Int, shots: Int?, epochs: Int, batchSize: Int, learningRate: Float, pixelsPerSample: Int,
+                    seed: UInt64, finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float, seconds: Double) {
+            (self.samples, self.shots, self.epochs, self.batchSize, self.learningRate) = (samples, shots, epochs, batchSize, learningRate)
+            (self.pixelsPerSample, self.seed, self.finalLoss) = (pixelsPerSample, seed, finalLoss)
+            (self.finalCosine3D, self.finalCosine2D, self.seconds) = (finalCosine3D, finalCosine2D, seconds)
+        }
 
         enum CodingKeys: String, CodingKey {
             case samples, shots, epochs, seed, seconds
@@ -29,6 +38,11 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public struct Calibration: Codable, Sendable, Equatable {
         public var threshold: Float, falseRejectRate: Double, samples: Int
         public var min: Float, median: Float, p99: Float, max: Float
+
+        public init(threshold: Float, falseRejectRate: Double, samples: Int, min: Float, median: Float, p99: Float, max: Float) {
+            (self.threshold, self.falseRejectRate, self.samples) = (threshold, falseRejectRate, samples)
+            (self.min, self.median, self.p99, self.max) = (min, median, p99, max)
+        }
 
         enum CodingKeys: String, CodingKey {
             case threshold, samples, min, median, p99, max

@@ -130,6 +130,14 @@ extension PixelCombinations {
         }
     }
 
+    /// Both paths over the same unmasked pixels: the 3D alignment of `pointAlignment` and the
+    /// bilinear upsampling of a grid×grid token map at those pixels.
+    public static func paths(size: Int, grid: Int, foregroundPixels: [Int], neighbors: [Int32], weights: [Float])
+        -> (rgb: PixelCombinations, xyz: PixelCombinations) {
+        let xyz = pointAlignment(size: size, foregroundPixels: foregroundPixels, neighbors: neighbors, weights: weights)
+        return (bilinearUpsampling(grid: grid, size: size, pixels: xyz.pixels), xyz)
+    }
+
     /// The 2D path: bilinear upsampling (PyTorch `align_corners=False`) of a grid×grid
     /// token map to size×size, at `pixels` only. Sources are token indices row·grid + col.
     public static func bilinearUpsampling(grid: Int, size: Int, pixels: [Int]) -> PixelCombinations {

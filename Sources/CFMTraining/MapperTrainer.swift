@@ -27,6 +27,10 @@ public struct TrainingMetrics: Sendable, Equatable {
     public var cosine2D: Float
     /// Pixels the means are over.
     public var pixels: Int
+
+    public init(loss: Float, cosine3D: Float, cosine2D: Float, pixels: Int) {
+        (self.loss, self.cosine3D, self.cosine2D, self.pixels) = (loss, cosine3D, cosine2D, pixels)
+    }
 }
 
 /// Trains both crossmodal mappers jointly on nominal samples (DESIGN.md §3.8): the loss

@@ -16,17 +16,14 @@ struct Extract: ParsableCommand {
             anomaly_map and score.
             """)
 
-    @Option(help: "Directory with vit.safetensors and pointmae.safetensors.") var extractors: String
-    @Option(help: "Pruning tier: tiny, small, medium or full.") var tier: Tier = .small
+    @OptionGroup var extractor: ExtractorOptions
     @Option(help: "Model bundle directory with the two mappers.") var model: String?
-    @Option(help: "BatchNorm statistics of Point-MAE: frame or running.") var batchnorm: BatchNormMode = .frame
     @Option(help: "Input safetensors file.") var input: String
     @Option(help: "Output safetensors file.") var out: String
 
     func run() throws {
         let tensors = try SafeTensors(contentsOf: URL(fileURLWithPath: input))
-        let detector = try AnomalyDetector.load(extractors: URL(fileURLWithPath: extractors),
-                                                model: model.map { URL(fileURLWithPath: $0) }, tier: tier, batchNorm: batchnorm)
+        let detector = try extractor.detector(model: model)
         let s = detector.inputSize
         let rgb = try tensors.tensor("rgb_input", shape: [3, s, s])
         var dump: [String: Tensor]
@@ -41,10 +38,8 @@ struct Extract: ParsableCommand {
             let features = detector.vit.features(image: rgb, workspace: &workspace)
             dump = ["rgb_features": features, "rgb_map": detector.vit.upsample(features)]
         }
-        try SafeTensors.write(dump, metadata: ["tier": tier.rawValue, "batchnorm": batchnorm.rawValue],
+        try SafeTensors.write(dump, metadata: ["tier": extractor.tier.rawValue, "batchnorm": extractor.batchnorm.rawValue],
                               to: URL(fileURLWithPath: out))
     }
 }
 
-extension Tier: ExpressibleByArgument {}
-extension BatchNormMode: ExpressibleByArgument {}
