@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining",
+                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
