@@ -21,7 +21,7 @@ public enum CalibrationError: Error, Equatable, CustomStringConvertible {
 public enum Calibrator {
     public static func calibrate(scores: [Float], falseRejectRate rate: Double) throws -> ModelManifest.Calibration {
         guard rate > 0, rate < 1 else { throw CalibrationError.invalidRate(rate) }
-        let needed = Int((1 / rate).rounded(.up) - 1e-9)
+        let needed = Int((1 / rate - 1e-9).rounded(.up))
         guard scores.count >= max(needed, 1) else { throw CalibrationError.tooFewSamples(samples: scores.count, needed: needed, rate: rate) }
         let sorted = scores.sorted(), n = sorted.count
         let allowed = Int((rate * Double(n)).rounded(.down))
