@@ -15,6 +15,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Directory with extractor weights; default: seeded random weights in a temporary directory.")
     var extractors: String?
     @Option(help: "Model bundle with the mappers; default: random mappers for the tier.") var model: String?
+    @Option(help: "Side of the synthetic sensor frame (preprocessing resizes it to 224).") var sensorSize = 800
 
     func validate() throws {
         guard frames >= 1 else { throw ValidationError("--frames must be at least 1") }
@@ -31,7 +32,8 @@ struct Bench: ParsableCommand {
             try RandomMappers.write(tier: tier, seed: 0, to: scratch)
             return scratch
         }()
-        let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir)
+        let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir,
+                                             sensorSize: sensorSize)
         print(try report.json())
     }
 }
@@ -59,15 +61,17 @@ struct BenchReport {
     let medianMs: Double
     let foregroundPoints: Int, validPixels: Int
 
-    static func measure(tier: Tier, frames: Int, extractors: URL, model: URL) throws -> BenchReport {
+    static func measure(tier: Tier, frames: Int, extractors: URL, model: URL, sensorSize: Int = 800) throws -> BenchReport {
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier)
-        let input = BenchFrame.make(size: detector.inputSize)
+        let sensor = BenchFrame.make(size: sensorSize)
+        let preprocessor = Preprocessor()
         var samples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?
         for frame in 0...frames {
             var times = StageTimes()
             let start = nowMilliseconds()
-            last = try detector.detect(input, times: &times)
+            let preprocessed = try times.measure("preprocess") { try preprocessor(rgb: sensor.rgb, cloud: sensor.cloud) }
+            last = try detector.detect(preprocessed.input, times: &times)
             guard frame > 0 else { continue }  // warm-up
             totals.append(nowMilliseconds() - start)
             samples.append(times.stages)
