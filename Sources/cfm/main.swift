@@ -10,7 +10,7 @@ struct CFM: ParsableCommand {
         commandName: "cfm",
         abstract: "Multimodal (RGB + 3D) industrial anomaly detection by crossmodal feature mapping.",
         version: version,
-        subcommands: [Demo.self, InitWeights.self, Extract.self, Bench.self, Version.self])
+        subcommands: [Demo.self, InitWeights.self, Extract.self, Bench.self, Synth.self, Version.self])
 }
 
 /// `cfm version`: the tool version and the numerics backend.
