@@ -62,22 +62,20 @@ public func bicubicResize(
     var out = [UInt8](repeating: 0, count: outHeight * rowBytes)
     pixels.withUnsafeBufferPointer { src in
         rows.withUnsafeMutableBufferPointer { dst in
-            let dst = UncheckedSendable(dst)
             parallelChunks(rowCount, minimumChunk: 16) { range in
                 for r in range {
                     horizontal.resample(src.baseAddress! + (firstRow + r) * width * channels, stride: channels,
-                                        channels: channels, into: dst.value.baseAddress! + r * rowBytes, outStride: channels)
+                                        channels: channels, into: dst.baseAddress! + r * rowBytes, outStride: channels)
                 }
             }
         }
     }
     rows.withUnsafeBufferPointer { src in
         out.withUnsafeMutableBufferPointer { dst in
-            let dst = UncheckedSendable(dst)
             parallelChunks(outWidth, minimumChunk: 16) { range in
                 for x in range {
                     vertical.resample(src.baseAddress! + x * channels - firstRow * rowBytes, stride: rowBytes,
-                                      channels: channels, into: dst.value.baseAddress! + x * channels, outStride: rowBytes)
+                                      channels: channels, into: dst.baseAddress! + x * channels, outStride: rowBytes)
                 }
             }
         }
