@@ -44,11 +44,12 @@ func ransacPlane(
                     let plane = hypotheses[h]
                     let nx = Float(plane.normal.x), ny = Float(plane.normal.y), nz = Float(plane.normal.z)
                     let d = Float(plane.signedDistance(mean))
-                    var total = 0
-                    for i in 0..<count {
-                        total += abs(nx * xs[i] + ny * ys[i] + nz * zs[i] + d) < threshold ? 1 : 0
+                    var total: Int32 = 0, i = 0
+                    while i < count {
+                        total &+= abs(nx * xs[i] + ny * ys[i] + nz * zs[i] + d) < threshold ? 1 : 0
+                        i &+= 1
                     }
-                    inliers[h] = total
+                    inliers[h] = Int(total)
                 }
             }
         }
