@@ -118,6 +118,18 @@ struct SyntheticScene {
         #expect((0..<6).map(cloud.isForeground) == [false, false, true, true, true, false])
     }
 
+    @Test func clusterLinksDiagonalNeighbours() {
+        // 3×3 pixels: an anti-diagonal chain of close points, and pixel 0 diagonal to the
+        // chain's middle but 1 cm away in depth.
+        var coordinates = [Float](repeating: 0, count: 27)
+        for (pixel, point) in [(0, [0.1, 0.1, 0.51]), (2, [0.102, 0.1, 0.5]), (4, [0.101, 0.101, 0.5]), (6, [0.1, 0.102, 0.5])] {
+            coordinates.replaceSubrange(3 * pixel..<3 * pixel + 3, with: point.map { Float($0) })
+        }
+        var cloud = try! OrganizedCloud(height: 3, width: 3, coordinates: coordinates)
+        #expect(cloud.keepLargestCluster(linkDistance: 0.006) == 1)
+        #expect((0..<9).filter(cloud.isForeground) == [2, 4, 6])
+    }
+
     @Test func eigenSolverDiagonalisesARotatedMatrix() {
         // A = R diag(1, 2, 5) Rᵀ for a rotation R about (1, 1, 1); eigenvalues come back ascending.
         let c = cos(0.7), s = sin(0.7), k = SIMD3<Double>(1, 1, 1) / 3.0.squareRoot()
