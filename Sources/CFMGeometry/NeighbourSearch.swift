@@ -1,12 +1,14 @@
 import CFMTensor
 
 /// A point whose screened (GEMM-form) squared distance to the query is small enough to
-/// matter; `index` is its position in the search's Morton order.
+/// matter; `index` is its position in the search's Morton order. Ordered by the screened
+/// distance alone: it only sets limits, the exact ranking settles ties.
 struct ApproximateCandidate: Comparable {
     var distance: Float
     var index: Int32
 
-    static func < (a: Self, b: Self) -> Bool { (a.distance, a.index) < (b.distance, b.index) }
+    static func < (a: Self, b: Self) -> Bool { a.distance < b.distance }
+    static func == (a: Self, b: Self) -> Bool { a.distance == b.distance }
 }
 
 /// A candidate with its squared distance computed exactly (Float64 from the inputs).
@@ -179,8 +181,7 @@ func searchNearest(
                         exact.append(ExactCandidate(distance: dx * dx + dy * dy + dz * dz, index: Int32(index)))
                     }
                     var ranked = exact.elements
-                    ranked.partition(aroundNth: k - 1)
-                    ranked.sortPrefix(k)
+                    ranked.sortSmallest(k)
                     let row = target * k
                     for j in 0..<k {
                         indices[row + j] = Int(ranked[j].index)
