@@ -1,6 +1,6 @@
 /// Points in struct-of-arrays layout for vectorised loops: one [3, stride] buffer whose rows
 /// are the x, y and z columns. `stride` is the point count rounded up to a whole number
-/// of `lanes`-wide SIMD vectors; the padding columns hold `padding`.
+/// of `lanes`-wide SIMD vectors; the padding columns hold zeros.
 struct PointColumns {
     /// SIMD width the loops over the columns use.
     static let lanes = 16
@@ -13,11 +13,10 @@ struct PointColumns {
 
     /// Transposes `count` points stored [count, 3] at `points`, minus `origin`; column i holds
     /// point `order[i]` when an order is given.
-    init(_ points: UnsafePointer<Float>, count: Int, order: [Int]? = nil, origin: SIMD3<Float> = .zero,
-         padding: Float = 0) {
+    init(_ points: UnsafePointer<Float>, count: Int, order: [Int]? = nil, origin: SIMD3<Float> = .zero) {
         self.count = count
         stride = (count + Self.lanes - 1) / Self.lanes * Self.lanes
-        values = [Float](repeating: padding, count: 3 * stride)
+        values = [Float](repeating: 0, count: 3 * stride)
         values.withUnsafeMutableBufferPointer { v in
             for i in 0..<count {
                 let source = points + 3 * (order?[i] ?? i)

@@ -12,7 +12,8 @@ struct RansacPlaneFit {
 /// each of `iterations` hypotheses is the least-squares plane through `sampleSize` distinct
 /// random points (SeededRandom(`seed`), so the result is deterministic); the best hypothesis
 /// has the most points with |n·p + d| < `inlierDistance` (ties: the earlier hypothesis); the
-/// returned plane is the least-squares refit to the best hypothesis's inliers. Returns nil with fewer than max(`sampleSize`, 3) points.
+/// returned plane is the least-squares refit to the best hypothesis's inliers. Returns nil
+/// with fewer than max(`sampleSize`, 3) points.
 func ransacPlane(
     _ points: UnsafePointer<Float>, count: Int,
     sampleSize: Int, inlierDistance: Double, iterations: Int, seed: UInt64
