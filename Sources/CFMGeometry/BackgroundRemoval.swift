@@ -62,7 +62,7 @@ extension OrganizedCloud {
     ) throws(GeometryError) -> BackgroundRemovalReport {
         try options.validate()
         let border = borderPoints(width: options.borderWidth)
-        let fit = border.withUnsafeBufferPointer { b in
+        let fit = border.isEmpty ? nil : border.withUnsafeBufferPointer { b in
             ransacPlane(b.baseAddress!, count: b.count / 3, sampleSize: options.sampleSize,
                         inlierDistance: options.inlierDistance, iterations: options.iterations, seed: options.seed)
         }

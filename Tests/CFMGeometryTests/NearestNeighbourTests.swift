@@ -96,12 +96,13 @@ func bruteForceNearest(_ queries: [Float], _ points: [Float], k: Int) -> [[Int]]
         #expect(throws: GeometryError.self) { try knn.neighbourhoods(of: points, in: points) }
     }
 
-    @Test func rejectsBadArguments() {
+    @Test func rejectsBadArguments() throws {
         let points = Tensor(shape: [4, 3])
         #expect(throws: GeometryError.tooFewPoints(operation: "5-nearest-neighbour search", required: 5, available: 4)) {
             try NearestNeighbours(of: points, in: points, k: 5)
         }
         #expect(throws: GeometryError.self) { try NearestNeighbours(of: points, in: points, k: 0) }
         #expect(throws: GeometryError.self) { try NearestNeighbours(of: Tensor(shape: [3, 4]), in: points, k: 1) }
+        #expect(try NearestNeighbours(of: Tensor(shape: [0, 3]), in: points, k: 2).indices.isEmpty)
     }
 }
