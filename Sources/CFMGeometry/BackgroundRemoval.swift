@@ -16,7 +16,7 @@ public struct BackgroundRemovalOptions: Sendable, Equatable {
     public var planeDistance = 0.005
     /// Two 8-neighbour pixels belong to one cluster when their points are at most this far
     /// apart (metres); only the largest cluster is kept.
-    public var clusterDistance: Float = 0.006
+    public var clusterDistance = 0.006
 
     public init() {}
 
@@ -62,7 +62,7 @@ extension OrganizedCloud {
     ) throws(GeometryError) -> BackgroundRemovalReport {
         try options.validate()
         let border = borderPoints(width: options.borderWidth)
-        let fit = border.withUnsafeBufferPointer { b in
+        let fit = border.isEmpty ? nil : border.withUnsafeBufferPointer { b in
             ransacPlane(b.baseAddress!, count: b.count / 3, sampleSize: options.sampleSize,
                         inlierDistance: options.inlierDistance, iterations: options.iterations, seed: options.seed)
         }
@@ -71,7 +71,7 @@ extension OrganizedCloud {
                                            removedByPlane: 0, removedByCluster: 0, remaining: foregroundCount)
         }
         let removedByPlane = clearPoints(near: fit.plane, distance: options.planeDistance)
-        let removedByCluster = keepLargestCluster(linkDistance: options.clusterDistance)
+        let removedByCluster = keepLargestCluster(linkDistance: Float(options.clusterDistance))
         return BackgroundRemovalReport(plane: fit.plane, borderPoints: border.count / 3, planeInliers: fit.inliers,
                                        removedByPlane: removedByPlane, removedByCluster: removedByCluster,
                                        remaining: foregroundCount)

@@ -39,6 +39,7 @@ public struct ForegroundPoints: Sendable, Equatable {
         }
         let channels = values.shape[1]
         var grid = Tensor(shape: [height, width, channels])
+        guard channels > 0 else { return grid }
         values.withUnsafeBufferPointer { src in
             grid.withUnsafeMutableBufferPointer { dst in
                 for (n, pixel) in pixelIndices.enumerated() {

@@ -22,8 +22,8 @@ public struct InverseDistanceInterpolation: Sendable, Equatable {
         let k = Self.neighbours
         let nearest = try NearestNeighbours(of: points, in: centres, k: k)
         var weights = [Float](repeating: 0, count: nearest.indices.count)
+        let d = nearest.squaredDistances
         for row in 0..<nearest.queryCount {
-            let d = nearest.squaredDistances
             let inverse = 1 / (SIMD3(Double(d[row * k]), Double(d[row * k + 1]), Double(d[row * k + 2])) + 1e-8)
             let normalised = inverse / inverse.sum()
             for j in 0..<k { weights[row * k + j] = Float(normalised[j]) }
@@ -41,10 +41,11 @@ public struct InverseDistanceInterpolation: Sendable, Equatable {
             throw .shapeMismatch(argument: "centre features", expected: "[\(centreCount), D]", found: features.shape)
         }
         let k = Self.neighbours, dim = features.shape[1]
-        var out = Tensor(shape: [pointCount, dim])
-        features.withUnsafeBufferPointer { f in
-            out.withUnsafeMutableBufferPointer { o in
-                let source = f.baseAddress!, target = o.baseAddress!
+        guard pointCount * dim > 0 else { return Tensor(shape: [pointCount, dim]) }
+        // Every element is written below, so the (large) result skips zero-filling.
+        let blended = [Float](unsafeUninitializedCapacity: pointCount * dim) { out, initialized in
+            features.withUnsafeBufferPointer { f in
+                let source = f.baseAddress!, target = out.baseAddress!
                 parallelChunks(pointCount, minimumChunk: max(1, 65536 / max(1, dim))) { rows in
                     for n in rows {
                         let dst = target + n * dim
@@ -55,7 +56,8 @@ public struct InverseDistanceInterpolation: Sendable, Equatable {
                     }
                 }
             }
+            initialized = pointCount * dim
         }
-        return out
+        return Tensor(shape: [pointCount, dim], scalars: blended)
     }
 }

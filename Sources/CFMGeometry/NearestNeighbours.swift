@@ -25,12 +25,14 @@ public struct NearestNeighbours: Sendable, Equatable {
         guard n >= k else { throw .tooFewPoints(operation: "\(k)-nearest-neighbour search", required: k, available: n) }
         var indices = [Int](repeating: 0, count: m * k)
         var squaredDistances = [Float](repeating: 0, count: m * k)
-        queries.withUnsafeBufferPointer { q in
-            points.withUnsafeBufferPointer { p in
-                indices.withUnsafeMutableBufferPointer { i in
-                    squaredDistances.withUnsafeMutableBufferPointer { d in
-                        searchNearest(queries: q.baseAddress!, queryCount: m, points: p.baseAddress!, pointCount: n,
-                                      k: k, indices: i.baseAddress!, squaredDistances: d.baseAddress!)
+        if m > 0 {
+            queries.withUnsafeBufferPointer { q in
+                points.withUnsafeBufferPointer { p in
+                    indices.withUnsafeMutableBufferPointer { i in
+                        squaredDistances.withUnsafeMutableBufferPointer { d in
+                            searchNearest(queries: q.baseAddress!, queryCount: m, points: p.baseAddress!, pointCount: n,
+                                          k: k, indices: i.baseAddress!, squaredDistances: d.baseAddress!)
+                        }
                     }
                 }
             }

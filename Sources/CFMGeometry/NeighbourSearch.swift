@@ -1,11 +1,14 @@
 import CFMTensor
 
-/// A point whose GEMM-form squared distance to the query is small enough to matter.
+/// A point whose screened (GEMM-form) squared distance to the query is small enough to
+/// matter; `index` is its position in the search's Morton order. Ordered by the screened
+/// distance alone: it only sets limits, the exact ranking settles ties.
 struct ApproximateCandidate: Comparable {
     var distance: Float
     var index: Int32
 
-    static func < (a: Self, b: Self) -> Bool { (a.distance, a.index) < (b.distance, b.index) }
+    static func < (a: Self, b: Self) -> Bool { a.distance < b.distance }
+    static func == (a: Self, b: Self) -> Bool { a.distance == b.distance }
 }
 
 /// A candidate with its squared distance computed exactly (Float64 from the inputs).
@@ -16,47 +19,91 @@ struct ExactCandidate: Comparable {
     static func < (a: Self, b: Self) -> Bool { (a.distance, a.index) < (b.distance, b.index) }
 }
 
+/// The screening state of one query while the point tiles stream past: every point whose
+/// screened distance is ≤ `limit`, which is the k-th smallest screened distance seen so far
+/// plus `margin` (twice the screening error bound), or +max before the first compaction.
+struct QueryCandidates {
+    var candidates: ScratchBuffer<ApproximateCandidate>
+    var limit: Float = .greatestFiniteMagnitude
+    var margin: Double = 0
+
+    /// Keeps only the candidates within `margin` of the k-th smallest (updating `limit`);
+    /// grows the buffer when that leaves it more than half full.
+    mutating func compact(k: Int) {
+        var held = candidates.elements
+        held.partition(aroundNth: k - 1)
+        limit = Float(Double(held[k - 1].distance) + margin).nextUp
+        var kept = 0
+        for i in 0..<held.count where held[i].distance <= limit {
+            held[kept] = held[i]
+            kept += 1
+        }
+        candidates.truncate(to: kept)
+        if kept > candidates.capacity / 2 { candidates.grow() }
+    }
+}
+
 /// Exact k-nearest-neighbour search of `queryCount` queries among `pointCount` points
-/// (both stored [count, 3]), writing [queryCount, k] point indices and squared distances,
-/// ascending by (exact squared distance, point index).
+/// (both stored [count, 3], finite), writing [queryCount, k] point indices and squared
+/// distances, ascending by (exact squared distance, point index).
 ///
 /// Screening uses the GEMM form ‖p‖² − 2·q·p (‖q‖² is constant per query) on coordinates
-/// centred on the points' mean, in blocks of 64 queries × 2048 points, so the distance tile
-/// stays in L2. That form has a rounding error below `margin(q) = η·(‖q‖ + R)²`, with R the
-/// largest centred ‖p‖ and η = 2⁻¹⁹ (≈ 4× the worst case of centring, two 3-term norms, a
-/// 3-term dot product and two additions at unit roundoff 2⁻²⁴). Every point within `2·margin`
-/// of the k-th smallest screened value is kept, which provably includes every point whose
-/// exact distance is ≤ the exact k-th distance; those are re-ranked by their exact Float64
-/// (p − q)². So the result is the exact KNN, ties to the lower index, not the Float32 one.
+/// centred on the points' mean. Queries and points are put in Morton order; a block of 64
+/// neighbouring queries visits the 256-point tiles of neighbouring points nearest first and
+/// stops at the first tile whose bounding box is provably too far for every query of the
+/// block, so each query scans only its surroundings. The GEMM form has a rounding error
+/// below E(q) = η·(‖q‖ + R)², with R the largest centred ‖p‖ and η = 2⁻¹⁹ (≈ 4× the worst
+/// case of centring, two 3-term norms, a 3-term dot product and two additions at unit
+/// roundoff 2⁻²⁴). Every point whose screened value is within 2·E(q) of the k-th smallest is
+/// kept, which provably includes every point whose exact distance is ≤ the exact k-th
+/// distance; those are re-ranked by their exact Float64 (p − q)². So the selected set (and its
+/// order) is the exact KNN with ties to the lower index, whatever the GEMM rounding.
 func searchNearest(
     queries: UnsafePointer<Float>, queryCount: Int,
     points: UnsafePointer<Float>, pointCount: Int, k: Int,
     indices: UnsafeMutablePointer<Int>, squaredDistances: UnsafeMutablePointer<Float>
 ) {
     precondition(k >= 1 && pointCount >= k, "k = \(k) of \(pointCount) points")
-    let blockSize = 64, tileWidth = 2048
+    let blockSize = 64, tileWidth = 256
     let lanes = PointColumns.lanes
-    let initialCapacity = max(4 * k, 64)
+    let initialCapacity = max(4 * k, 16)
 
-    var sum = SIMD3<Double>.zero
+    var bounds = BoundingBox(), sum = SIMD3<Double>.zero
     for i in 0..<pointCount {
-        sum += SIMD3(Double(points[3 * i]), Double(points[3 * i + 1]), Double(points[3 * i + 2]))
+        let p = SIMD3(points[3 * i], points[3 * i + 1], points[3 * i + 2])
+        bounds.include(p)
+        sum += SIMD3<Double>(p)
     }
     let origin = SIMD3<Float>(sum / Double(pointCount))
-    let columns = PointColumns(points, count: pointCount, origin: origin)
+    let pointOrder = mortonOrder(points, count: pointCount, within: bounds)
+    let queryOrder = mortonOrder(queries, count: queryCount, within: bounds)
+    let columns = PointColumns(points, count: pointCount, order: pointOrder, origin: origin)
     // ‖p‖² of the centred points; +∞ in the padding keeps it from ever being a candidate.
     var norms = [Float](repeating: .infinity, count: columns.stride)
     var largestNorm: Float = 0
-    columns.values.withUnsafeBufferPointer { c in
-        for i in 0..<pointCount {
-            let x = c[i], y = c[columns.stride + i], z = c[2 * columns.stride + i]
-            norms[i] = x * x + y * y + z * z
-            largestNorm = max(largestNorm, norms[i])
-        }
+    for i in 0..<pointCount {
+        let p = columns.point(i)
+        norms[i] = p.x * p.x + p.y * p.y + p.z * p.z
+        largestNorm = max(largestNorm, norms[i])
     }
     let radius = Double(largestNorm).squareRoot()
+    let tileCount = (pointCount + tileWidth - 1) / tileWidth
+    let tileBoxes = (0..<tileCount).map { t in
+        var box = BoundingBox()
+        for i in t * tileWidth..<min(pointCount, (t + 1) * tileWidth) { box.include(columns.point(i)) }
+        return box
+    }
+    // Centred queries in Morton order, with their squared norms and screening margins 2·E(q).
     var centredQueries = [Float](repeating: 0, count: 3 * queryCount)
-    for i in 0..<3 * queryCount { centredQueries[i] = queries[i] - origin[i % 3] }
+    var queryNorms = [Double](repeating: 0, count: queryCount), margins = queryNorms
+    for i in 0..<queryCount {
+        let q = queries + 3 * queryOrder[i]
+        for axis in 0..<3 { centredQueries[3 * i + axis] = q[axis] - origin[axis] }
+        let c = SIMD3<Double>(SIMD3(centredQueries[3 * i], centredQueries[3 * i + 1], centredQueries[3 * i + 2]))
+        queryNorms[i] = (c * c).sum()
+        let reach = queryNorms[i].squareRoot() + radius
+        margins[i] = 2 * 0x1p-19 * reach * reach * (1 + 0x1p-20)
+    }
 
     columns.values.withUnsafeBufferPointer { c in
     norms.withUnsafeBufferPointer { normBuffer in
@@ -64,75 +111,78 @@ func searchNearest(
         let columnBase = c.baseAddress!, normBase = normBuffer.baseAddress!, queryBase = cq.baseAddress!
         parallelWorkers((queryCount + blockSize - 1) / blockSize) { _, blocks in
             let tile = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * tileWidth)
-            defer { tile.deallocate() }
-            let lists = (0..<blockSize).map { _ in ScratchBuffer<ApproximateCandidate>(capacity: initialCapacity) }
-            let exact = ScratchBuffer<ExactCandidate>(capacity: initialCapacity)
-            var limits = [Float](repeating: 0, count: blockSize)
-            var margins = [Double](repeating: 0, count: blockSize)
-
-            /// Keeps the candidates within the margin of the k-th smallest and returns that limit.
-            func compact(_ list: ScratchBuffer<ApproximateCandidate>, margin: Double) -> Float {
-                var held = list.elements
-                held.partition(aroundNth: k - 1)
-                let limit = Float(Double(held[k - 1].distance) + margin).nextUp
-                var kept = 0
-                for i in 0..<held.count where held[i].distance <= limit {
-                    held[kept] = held[i]
-                    kept += 1
-                }
-                list.truncate(to: kept)
-                if kept > list.capacity / 2 { list.grow() }
-                return limit
+            let states = UnsafeMutableBufferPointer<QueryCandidates>.allocate(capacity: blockSize)
+            var exact = ScratchBuffer<ExactCandidate>(capacity: initialCapacity)
+            for q in 0..<blockSize {
+                states.initializeElement(at: q, to: QueryCandidates(candidates: ScratchBuffer(capacity: initialCapacity)))
             }
-
+            defer {
+                for q in 0..<blockSize { states[q].candidates.deallocate() }
+                states.deallocate()
+                exact.deallocate()
+                tile.deallocate()
+            }
+            var tileOrder = [(bound: Double, tile: Int)](repeating: (0, 0), count: tileCount)
             for block in blocks {
                 let first = block * blockSize, size = min(blockSize, queryCount - first)
+                var blockBox = BoundingBox()
                 for q in 0..<size {
-                    lists[q].removeAll()
-                    limits[q] = .greatestFiniteMagnitude
                     let p = queryBase + 3 * (first + q)
-                    let norm = Double(p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).squareRoot()
-                    margins[q] = 2 * 0x1p-19 * (norm + radius) * (norm + radius) * (1 + 0x1p-20)
+                    blockBox.include(SIMD3(p[0], p[1], p[2]))
+                    states[q].candidates.removeAll()
+                    states[q].limit = .greatestFiniteMagnitude
+                    states[q].margin = margins[first + q]
                 }
-                for start in stride(from: 0, to: columns.stride, by: tileWidth) {
-                    let width = min(tileWidth, columns.stride - start)
+                for t in 0..<tileCount { tileOrder[t] = (blockBox.squaredDistance(to: tileBoxes[t]), t) }
+                tileOrder.sort { $0 < $1 }
+                for (bound, t) in tileOrder {
+                    // No query of the block can admit a point of this tile (or of any later,
+                    // farther one): its screened value is ≥ bound − ‖q‖² − E(q) > limit.
+                    var reach = -Double.infinity
+                    for q in 0..<size { reach = max(reach, Double(states[q].limit) + queryNorms[first + q] + states[q].margin) }
+                    if bound > reach { break }
+                    let start = t * tileWidth, width = min(tileWidth, columns.stride - start)
                     gemm(m: size, n: width, k: 3, alpha: -2,
                          a: queryBase + 3 * first, lda: 3,
                          b: columnBase + start, ldb: columns.stride,
                          c: tile, ldc: width)
                     let tileNorms = normBase + start
                     for q in 0..<size {
-                        let row = UnsafePointer(tile + q * width), list = lists[q]
-                        var limit = PointColumns.Vector(repeating: limits[q])
+                        let row = UnsafePointer(tile + q * width)
+                        var limit = PointColumns.Vector(repeating: states[q].limit)
                         for v in 0..<width / lanes {
                             let distance = row.vector(v) + tileNorms.vector(v)
                             let inside = distance .<= limit
                             guard any(inside) else { continue }
                             for lane in 0..<lanes where inside[lane] {
-                                if list.isFull {
-                                    limits[q] = compact(list, margin: margins[q])
-                                    limit = PointColumns.Vector(repeating: limits[q])
+                                if states[q].candidates.isFull {
+                                    states[q].compact(k: k)
+                                    limit = PointColumns.Vector(repeating: states[q].limit)
                                 }
-                                list.append(ApproximateCandidate(
+                                states[q].candidates.append(ApproximateCandidate(
                                     distance: distance[lane], index: Int32(truncatingIfNeeded: start + v * lanes + lane)))
                             }
+                        }
+                        // A first limit as soon as k candidates are in, so far tiles get skipped.
+                        if states[q].limit == .greatestFiniteMagnitude && states[q].candidates.count >= k {
+                            states[q].compact(k: k)
                         }
                     }
                 }
                 for q in 0..<size {
-                    let limit = compact(lists[q], margin: margins[q])
-                    let query = queries + 3 * (first + q)
+                    states[q].compact(k: k)
+                    let target = queryOrder[first + q]
+                    let query = queries + 3 * target
                     let qx = Double(query[0]), qy = Double(query[1]), qz = Double(query[2])
                     exact.removeAll()
-                    for candidate in lists[q].elements where candidate.distance <= limit {
-                        let p = points + 3 * Int(candidate.index)
+                    for candidate in states[q].candidates.elements {
+                        let index = pointOrder[Int(candidate.index)], p = points + 3 * index
                         let dx = Double(p[0]) - qx, dy = Double(p[1]) - qy, dz = Double(p[2]) - qz
-                        exact.append(ExactCandidate(distance: dx * dx + dy * dy + dz * dz, index: candidate.index))
+                        exact.append(ExactCandidate(distance: dx * dx + dy * dy + dz * dz, index: Int32(index)))
                     }
                     var ranked = exact.elements
-                    ranked.partition(aroundNth: k - 1)
-                    ranked.sortPrefix(k)
-                    let row = (first + q) * k
+                    ranked.sortSmallest(k)
+                    let row = target * k
                     for j in 0..<k {
                         indices[row + j] = Int(ranked[j].index)
                         squaredDistances[row + j] = Float(ranked[j].distance)

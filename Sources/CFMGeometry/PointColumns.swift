@@ -1,6 +1,6 @@
 /// Points in struct-of-arrays layout for vectorised loops: one [3, stride] buffer whose rows
 /// are the x, y and z columns. `stride` is the point count rounded up to a whole number
-/// of `lanes`-wide SIMD vectors; the padding columns hold `padding`.
+/// of `lanes`-wide SIMD vectors; the padding columns hold zeros.
 struct PointColumns {
     /// SIMD width the loops over the columns use.
     static let lanes = 16
@@ -11,16 +11,23 @@ struct PointColumns {
     /// [3 · stride]: x column, then y, then z.
     var values: [Float]
 
-    /// Transposes `count` points stored [count, 3] at `points`, minus `origin`.
-    init(_ points: UnsafePointer<Float>, count: Int, origin: SIMD3<Float> = .zero, padding: Float = 0) {
+    /// Transposes `count` points stored [count, 3] at `points`, minus `origin`; column i holds
+    /// point `order[i]` when an order is given.
+    init(_ points: UnsafePointer<Float>, count: Int, order: [Int]? = nil, origin: SIMD3<Float> = .zero) {
         self.count = count
         stride = (count + Self.lanes - 1) / Self.lanes * Self.lanes
-        values = [Float](repeating: padding, count: 3 * stride)
+        values = [Float](repeating: 0, count: 3 * stride)
         values.withUnsafeMutableBufferPointer { v in
             for i in 0..<count {
-                for axis in 0..<3 { v[axis * stride + i] = points[3 * i + axis] - origin[axis] }
+                let source = points + 3 * (order?[i] ?? i)
+                for axis in 0..<3 { v[axis * stride + i] = source[axis] - origin[axis] }
             }
         }
+    }
+
+    /// Point `i` (after centring).
+    func point(_ i: Int) -> SIMD3<Float> {
+        SIMD3(values[i], values[stride + i], values[2 * stride + i])
     }
 
     /// Number of SIMD vectors per column.

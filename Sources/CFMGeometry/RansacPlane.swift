@@ -12,7 +12,8 @@ struct RansacPlaneFit {
 /// each of `iterations` hypotheses is the least-squares plane through `sampleSize` distinct
 /// random points (SeededRandom(`seed`), so the result is deterministic); the best hypothesis
 /// has the most points with |n·p + d| < `inlierDistance` (ties: the earlier hypothesis); the
-/// returned plane is the least-squares refit to the best hypothesis's inliers. Returns nil with fewer than max(`sampleSize`, 3) points.
+/// returned plane is the least-squares refit to the best hypothesis's inliers. Returns nil
+/// with fewer than max(`sampleSize`, 3) points.
 func ransacPlane(
     _ points: UnsafePointer<Float>, count: Int,
     sampleSize: Int, inlierDistance: Double, iterations: Int, seed: UInt64
@@ -44,11 +45,12 @@ func ransacPlane(
                     let plane = hypotheses[h]
                     let nx = Float(plane.normal.x), ny = Float(plane.normal.y), nz = Float(plane.normal.z)
                     let d = Float(plane.signedDistance(mean))
-                    var total = 0
-                    for i in 0..<count {
-                        total += abs(nx * xs[i] + ny * ys[i] + nz * zs[i] + d) < threshold ? 1 : 0
+                    var total: Int32 = 0, i = 0
+                    while i < count {
+                        total &+= abs(nx * xs[i] + ny * ys[i] + nz * zs[i] + d) < threshold ? 1 : 0
+                        i &+= 1
                     }
-                    inliers[h] = total
+                    inliers[h] = Int(total)
                 }
             }
         }

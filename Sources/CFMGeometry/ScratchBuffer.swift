@@ -1,6 +1,8 @@
 /// A growable buffer a worker reuses across queries: `removeAll()` keeps the memory, so
-/// steady-state appends never allocate.
-final class ScratchBuffer<Element> {
+/// steady-state appends never allocate. A plain struct over manually managed memory (no
+/// class, so no reference counting or exclusivity checks in the hot loops): the owner
+/// calls `deallocate()` exactly once. Elements must be trivial types.
+struct ScratchBuffer<Element> {
     private(set) var base: UnsafeMutablePointer<Element>
     private(set) var capacity: Int
     private(set) var count = 0
@@ -10,7 +12,7 @@ final class ScratchBuffer<Element> {
         base = .allocate(capacity: self.capacity)
     }
 
-    deinit { base.deallocate() }
+    func deallocate() { base.deallocate() }
 
     var isFull: Bool { count == capacity }
 
@@ -18,24 +20,24 @@ final class ScratchBuffer<Element> {
     var elements: UnsafeMutableBufferPointer<Element> { UnsafeMutableBufferPointer(start: base, count: count) }
 
     @inline(__always)
-    func append(_ element: Element) {
+    mutating func append(_ element: Element) {
         if count == capacity { grow() }
-        (base + count).initialize(to: element)
+        base[count] = element
         count += 1
     }
 
-    /// Keeps the first `newCount` elements (for element types without cleanup).
-    func truncate(to newCount: Int) {
+    /// Keeps the first `newCount` elements.
+    mutating func truncate(to newCount: Int) {
         precondition(newCount <= count)
         count = newCount
     }
 
-    func removeAll() { count = 0 }
+    mutating func removeAll() { count = 0 }
 
     /// Doubles the capacity, keeping the elements.
-    func grow() {
+    mutating func grow() {
         let bigger = UnsafeMutablePointer<Element>.allocate(capacity: 2 * capacity)
-        bigger.moveInitialize(from: base, count: count)
+        bigger.update(from: base, count: count)
         base.deallocate()
         base = bigger
         capacity *= 2

@@ -3,27 +3,12 @@
 extension UnsafeMutableBufferPointer where Element: Comparable {
     /// Rearranges the elements so that position `nth` holds the element sorted order would
     /// put there, with no greater element before it and no smaller one after it
-    /// (quickselect, median-of-three pivots).
+    /// (quickselect).
     mutating func partition(aroundNth nth: Int) {
         precondition(indices.contains(nth), "nth \(nth) outside 0..<\(count)")
         var low = 0, high = count - 1
         while high > low {
-            // Median of three to the middle, then a Hoare partition around its value.
-            let mid = low + (high - low) / 2
-            if self[mid] < self[low] { swapAt(mid, low) }
-            if self[high] < self[low] { swapAt(high, low) }
-            if self[high] < self[mid] { swapAt(high, mid) }
-            let pivot = self[mid]
-            var i = low, j = high
-            while i <= j {
-                while self[i] < pivot { i += 1 }
-                while pivot < self[j] { j -= 1 }
-                if i <= j {
-                    swapAt(i, j)
-                    i += 1
-                    j -= 1
-                }
-            }
+            let (j, i) = hoarePartition(low, high)
             if nth <= j {
                 high = j
             } else if nth >= i {
@@ -34,24 +19,49 @@ extension UnsafeMutableBufferPointer where Element: Comparable {
         }
     }
 
-    /// Sorts the first `prefix` elements ascending (heapsort).
-    mutating func sortPrefix(_ prefix: Int) {
+    /// Puts the `prefix` smallest elements, sorted ascending, at the front (partial
+    /// quicksort: only the parts that overlap the prefix are sorted further; short ranges
+    /// by insertion).
+    mutating func sortSmallest(_ prefix: Int) {
         precondition(prefix <= count, "prefix \(prefix) longer than \(count)")
-        func siftDown(_ start: Int, _ end: Int) {
-            var root = start
-            while true {
-                var child = 2 * root + 1
-                if child >= end { return }
-                if child + 1 < end && self[child] < self[child + 1] { child += 1 }
-                if !(self[root] < self[child]) { return }
-                swapAt(root, child)
-                root = child
+        func sort(_ low: Int, _ high: Int) {
+            if high - low < 16 {
+                for i in Swift.stride(from: low + 1, through: high, by: 1) {
+                    let element = self[i]
+                    var j = i
+                    while j > low && element < self[j - 1] {
+                        self[j] = self[j - 1]
+                        j -= 1
+                    }
+                    self[j] = element
+                }
+                return
+            }
+            let (j, i) = hoarePartition(low, high)
+            sort(low, j)
+            if i < prefix { sort(i, high) }
+        }
+        if prefix > 0 { sort(0, count - 1) }
+    }
+
+    /// Hoare partition of `low...high` (at least 2 elements) around the median of the first,
+    /// middle and last: afterwards `low...j` ≤ pivot, `j+1..<i` = pivot, `i...high` ≥ pivot.
+    private mutating func hoarePartition(_ low: Int, _ high: Int) -> (j: Int, i: Int) {
+        let mid = low + (high - low) / 2
+        if self[mid] < self[low] { swapAt(mid, low) }
+        if self[high] < self[low] { swapAt(high, low) }
+        if self[high] < self[mid] { swapAt(high, mid) }
+        let pivot = self[mid]
+        var i = low, j = high
+        while i <= j {
+            while self[i] < pivot { i += 1 }
+            while pivot < self[j] { j -= 1 }
+            if i <= j {
+                swapAt(i, j)
+                i += 1
+                j -= 1
             }
         }
-        for start in stride(from: prefix / 2 - 1, through: 0, by: -1) { siftDown(start, prefix) }
-        for end in stride(from: prefix - 1, to: 0, by: -1) {
-            swapAt(0, end)
-            siftDown(0, end)
-        }
+        return (j, i)
     }
 }

@@ -6,7 +6,6 @@ import Testing
 /// A pinhole view of a tilted support plane with noise, missing pixels and disc-shaped
 /// objects standing 2–3 cm proud of it.
 struct SyntheticScene {
-    static let size = 160
     /// The true plane: tilted 20° about the x axis, 0.5 m from the camera along the optical axis.
     static let normal = SIMD3<Double>(0, sin(20 * Double.pi / 180), -cos(20 * Double.pi / 180))
     static let offset = 0.5 * cos(20 * Double.pi / 180)
@@ -15,9 +14,10 @@ struct SyntheticScene {
     /// Per pixel: −1 no measurement, 0 plane, i ≥ 1 object i.
     var labels: [Int]
 
-    /// `objects`: (centre column, centre row, radius) in pixels.
-    init(objects: [(x: Int, y: Int, radius: Int)], seed: UInt64 = 1) {
-        let n = Self.size, focal = Double(n)
+    /// A `size`×`size` view (focal length `size` pixels); `objects`: (centre column, centre
+    /// row, radius) in pixels.
+    init(size n: Int = 160, objects: [(x: Int, y: Int, radius: Int)], seed: UInt64 = 1) {
+        let focal = Double(n)
         var random = SeededRandom(seed: seed)
         var coordinates = [Float](repeating: 0, count: n * n * 3)
         labels = [Int](repeating: -1, count: n * n)
@@ -116,6 +116,18 @@ struct SyntheticScene {
         ])
         #expect(cloud.keepLargestCluster(linkDistance: 0.006) == 2)
         #expect((0..<6).map(cloud.isForeground) == [false, false, true, true, true, false])
+    }
+
+    @Test func clusterLinksDiagonalNeighbours() {
+        // 3×3 pixels: an anti-diagonal chain of close points, and pixel 0 diagonal to the
+        // chain's middle but 1 cm away in depth.
+        var coordinates = [Float](repeating: 0, count: 27)
+        for (pixel, point) in [(0, [0.1, 0.1, 0.51]), (2, [0.102, 0.1, 0.5]), (4, [0.101, 0.101, 0.5]), (6, [0.1, 0.102, 0.5])] {
+            coordinates.replaceSubrange(3 * pixel..<3 * pixel + 3, with: point.map { Float($0) })
+        }
+        var cloud = try! OrganizedCloud(height: 3, width: 3, coordinates: coordinates)
+        #expect(cloud.keepLargestCluster(linkDistance: 0.006) == 1)
+        #expect((0..<9).filter(cloud.isForeground) == [2, 4, 6])
     }
 
     @Test func eigenSolverDiagonalisesARotatedMatrix() {

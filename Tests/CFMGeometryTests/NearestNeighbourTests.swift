@@ -63,6 +63,27 @@ func bruteForceNearest(_ queries: [Float], _ points: [Float], k: Int) -> [[Int]]
         }
     }
 
+    @Test func isExactWhereTheGemmFormCannotRank() throws {
+        // Two shells of radius 1 cm, 2 m apart: their squared distances to the shell centres
+        // differ by ~1e-9 m², far below the GEMM form's rounding (~1e-7 m² at 1 m from the
+        // mean), so only the exact re-ranking can pick the right 100 of each 300.
+        var random = SeededRandom(seed: 13)
+        let centres: [SIMD3<Float>] = [SIMD3(1, 0.5, 0.5), SIMD3(-1, -0.5, 0.7)]
+        var points: [Float] = []
+        for i in 0..<600 {
+            let direction = SIMD3(random.normal(), random.normal(), random.normal())
+            let radius = 0.01 * (1 + random.uniform(-1e-4, 1e-4))
+            let p = centres[i % 2] + direction / (direction * direction).sum().squareRoot() * radius
+            points += [p.x, p.y, p.z]
+        }
+        let queries = centres.flatMap { [$0.x, $0.y, $0.z] }
+        let knn = try NearestNeighbours(of: Tensor(shape: [2, 3], scalars: queries),
+                                        in: Tensor(shape: [600, 3], scalars: points), k: 100)
+        let expected = bruteForceNearest(queries, points, k: 100)
+        #expect(Array(knn.indices[0..<100]) == expected[0])
+        #expect(Array(knn.indices[100..<200]) == expected[1])
+    }
+
     @Test func neighbourhoodsArePointMinusQuery() throws {
         let points = Tensor(shape: [4, 3], scalars: [1, 1, 1, 2, 1, 1, 1, 3, 1, 5, 5, 5])
         let queries = Tensor(shape: [2, 3], scalars: [1, 1, 1, 5, 5, 4])
@@ -75,12 +96,13 @@ func bruteForceNearest(_ queries: [Float], _ points: [Float], k: Int) -> [[Int]]
         #expect(throws: GeometryError.self) { try knn.neighbourhoods(of: points, in: points) }
     }
 
-    @Test func rejectsBadArguments() {
+    @Test func rejectsBadArguments() throws {
         let points = Tensor(shape: [4, 3])
         #expect(throws: GeometryError.tooFewPoints(operation: "5-nearest-neighbour search", required: 5, available: 4)) {
             try NearestNeighbours(of: points, in: points, k: 5)
         }
         #expect(throws: GeometryError.self) { try NearestNeighbours(of: points, in: points, k: 0) }
         #expect(throws: GeometryError.self) { try NearestNeighbours(of: Tensor(shape: [3, 4]), in: points, k: 1) }
+        #expect(try NearestNeighbours(of: Tensor(shape: [0, 3]), in: points, k: 2).indices.isEmpty)
     }
 }

@@ -1,0 +1,30 @@
+/// The indices of `count` points stored [count, 3] at `points`, sorted along a Z-order
+/// (Morton) curve over `box` with 1024 cells per axis, ties by index: points close in space
+/// get close positions, so consecutive runs of the order have small bounding boxes.
+/// Points outside `box` are clamped to its faces. Coordinates must be finite.
+func mortonOrder(_ points: UnsafePointer<Float>, count: Int, within box: BoundingBox) -> [Int] {
+    let cells = 1024.0
+    let lower = SIMD3<Double>(box.lower)
+    let extent = SIMD3<Double>(box.upper) - lower
+    let scale = SIMD3<Double>(repeating: cells) / pointwiseMax(extent, SIMD3(repeating: .leastNormalMagnitude))
+    /// Spreads the 10 low bits of `v` to every third bit.
+    func spread(_ v: UInt64) -> UInt64 {
+        var x = v & 0x3FF
+        x = (x | x << 16) & 0x0300_00FF
+        x = (x | x << 8) & 0x0300_F00F
+        x = (x | x << 4) & 0x030C_30C3
+        x = (x | x << 2) & 0x0924_9249
+        return x
+    }
+    var keys = [UInt64](repeating: 0, count: count)
+    for i in 0..<count {
+        var code: UInt64 = 0
+        for axis in 0..<3 {
+            let cell = min(cells - 1, max(0, (Double(points[3 * i + axis]) - lower[axis]) * scale[axis]))
+            code |= spread(UInt64(cell)) << UInt64(axis)
+        }
+        keys[i] = code << 32 | UInt64(i)
+    }
+    keys.sort()
+    return keys.map { Int($0 & 0xFFFF_FFFF) }
+}
