@@ -10,7 +10,7 @@ import Testing
 @Suite struct TrainStepParityTests {
     let tolerance: Float = 1e-5
     static let specs = [(name: "mapper_2d_to_3d", inFeatures: 12, outFeatures: 8),
-                          (name: "mapper_3d_to_2d", inFeatures: 8, outFeatures: 12)]
+                         (name: "mapper_3d_to_2d", inFeatures: 8, outFeatures: 12)]
 
     /// `prefix.NAME.KEY` for one mapper, in `FeatureMapper.parameterShapes` order.
     static func parameters(_ fx: SafeTensors, _ prefix: String, mapper m: Int) throws -> [Tensor] {

@@ -14,7 +14,8 @@ the per-step random draw and gather are timed too).  With `--frame-pixels N` (e.
 unmasked, as the authors do on whole frames.
 
 Features are random (the values do not change the cost).  Prints JSON: per tier and mode the
-median and all step times, pixels per step, pixels/s and GFLOP/s (multiply-adds of the three
+median and all step times, the median process CPU time (cores_used = CPU / wall
+shows contention on a shared machine), pixels per step, pixels/s and GFLOP/s (multiply-adds of the three
 linear layers of both mappers, forward x 3 for forward + backward).
 """
 
@@ -67,15 +68,16 @@ def step_fn(m23, m32, optimiser, metric):
 
 
 def time_steps(run, warmup, repeats):
-    """Calls `run()` warmup + repeats times; returns the timed durations and run()'s last value."""
+    """Calls `run()` warmup + repeats times; returns the timed (wall, process CPU) durations
+    and run()'s last value."""
     value = None
     for _ in range(warmup):
         value = run()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         value = run()
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
     return times, value
 
 
@@ -115,12 +117,15 @@ def bench_tier(tier, args):
 
 
 def summary(tier, d3d, mode, mapped_per_sample, args, times, flop):
+    cpu = statistics.median(c for _, c in times)
+    times = [t for t, _ in times]
     median = statistics.median(times)
     unmasked = args.samples * (args.pixels if mode == "full" else args.subsample)
     return {"tier": tier, "d2d": D2D, "d3d": d3d, "hidden": (D2D + d3d) // 2, "mode": mode,
             "samples": args.samples, "mapped_pixels_per_sample": mapped_per_sample,
             "unmasked_pixels_per_step": unmasked, "median_s": round(median, 4),
-            "times_s": [round(t, 4) for t in times], "pixels_per_s": round(unmasked / median, 1),
+            "times_s": [round(t, 4) for t in times],
+            "median_cpu_s": round(cpu, 4), "cores_used": round(cpu / median, 2), "pixels_per_s": round(unmasked / median, 1),
             "gflop_per_step": round(flop / 1e9, 1), "gflop_per_s": round(flop / 1e9 / median, 1)}
 
 
