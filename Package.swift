@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries (Debian packages; see README). Each is a module map + shim header.
@@ -27,11 +28,17 @@ let package = Package(
         .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.
         .target(name: "CFMModels", dependencies: ["CFMTensor"]),
+        // PNG/TIFF IO, the MVTec 3D-AD layout reader and the synthetic dataset generator.
+        .target(name: "CFMData", dependencies: ["CFMTensor", "CLibPNG", "CLibTIFF"]),
+        // Frame → map, score and verdict: preprocessing, alignment, crossmodal scoring, the detector.
+        .target(name: "CFMDetector", dependencies: ["CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "Yams"]),
+        // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
+        .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
         // The command line.
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels",
+                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -40,5 +47,8 @@ let package = Package(
         .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMGeometryTests", dependencies: ["CFMGeometry", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMDataTests", dependencies: ["CFMData", "CFMTensor", "CFMTestSupport", "CLibTIFF"]),
+        .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
     ]
 )

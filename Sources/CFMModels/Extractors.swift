@@ -15,3 +15,12 @@ extension VisionTransformer {
         return try VisionTransformer(weights: weights, config: .dinoViTB8, blocks: tier.blocks)
     }
 }
+
+extension PointMAE {
+    /// The Point-MAE encoder of `directory`/pointmae.safetensors, pruned to `tier`.
+    public static func load(extractors directory: URL, tier: Tier, batchNorm: BatchNormMode) throws -> PointMAE {
+        let weights = try SafeTensors(contentsOf: directory.appendingPathComponent(ExtractorFile.pointMAE))
+        return try PointMAE(weights: weights, config: .pointMAE, blocks: tier.blocks,
+                            featureBlocks: tier.pointFeatureBlocks, batchNorm: batchNorm)
+    }
+}

@@ -6,6 +6,13 @@ public struct Linear: Sendable {
     public let weight: [Float]
     public let bias: [Float]?
 
+    /// A layer from its parameters: `weight` [out, in] row-major, `bias` [out].
+    public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int) {
+        precondition(weight.count == inFeatures * outFeatures && (bias?.count ?? outFeatures) == outFeatures,
+                     "parameters do not fit a \(inFeatures)→\(outFeatures) layer")
+        (self.weight, self.bias, self.inFeatures, self.outFeatures) = (weight, bias, inFeatures, outFeatures)
+    }
+
     /// Loads `name.weight` (and `name.bias` when `hasBias`) from `weights`, checking shapes.
     /// `weightShape` overrides the stored weight shape (e.g. a Conv2d's [out, in, kh, kw]).
     public init(_ weights: SafeTensors, _ name: String, in inFeatures: Int, out outFeatures: Int,

@@ -5,24 +5,48 @@ import CFMTensor
 ///
 /// Scheme (timm-like, with non-trivial affine terms so that every parameter matters):
 /// matrices and embeddings ~ truncated N(0, 0.02²); biases ~ N(0, 0.02²);
-/// LayerNorm weights ~ 1 + N(0, 0.05²), LayerNorm biases ~ N(0, 0.05²).
+/// LayerNorm / BatchNorm weights ~ 1 + N(0, 0.05²) and biases ~ N(0, 0.05²); BatchNorm
+/// running means ~ N(0, 0.05²) and running variances ~ 1 + |N(0, 0.1²)|.
 /// Tensors are drawn in the order of `shapes`, so one seed always gives the same bytes.
 public enum RandomWeights {
     /// Random tensors for `shapes` (name → shape, drawn in the given order).
     public static func generate(_ shapes: [(String, [Int])], seed: UInt64) -> [String: Tensor] {
         var rng = SeededRandom(seed: seed)
+        let batchNorms = Set(shapes.compactMap { name, _ in
+            name.hasSuffix(".running_mean") ? name.dropLast(".running_mean".count) : nil
+        })
         var out: [String: Tensor] = [:]
         for (name, shape) in shapes {
             let count = shape.reduce(1, *)
-            let isNorm = name.split(separator: ".").contains { $0.hasPrefix("norm") }
-            let scalars: [Float]
-            switch (isNorm, name.hasSuffix(".bias")) {
-            case (true, false): scalars = (0..<count).map { _ in 1 + 0.05 * rng.normal() }
-            case (true, true): scalars = (0..<count).map { _ in 0.05 * rng.normal() }
-            case (false, true): scalars = (0..<count).map { _ in 0.02 * rng.normal() }
-            case (false, false): scalars = (0..<count).map { _ in rng.truncatedNormal(std: 0.02) }
+            let layer = name.split(separator: ".").dropLast().joined(separator: ".")
+            let isNorm = batchNorms.contains(Substring(layer)) || name.split(separator: ".").contains { $0.hasPrefix("norm") }
+            let draw: (inout SeededRandom) -> Float
+            switch (isNorm, name.split(separator: ".").last!) {
+            case (true, "running_var"): draw = { 1 + abs(0.1 * $0.normal()) }
+            case (true, "weight"): draw = { 1 + 0.05 * $0.normal() }
+            case (true, _): draw = { 0.05 * $0.normal() }
+            case (false, "bias"): draw = { 0.02 * $0.normal() }
+            case (false, _): draw = { $0.truncatedNormal(std: 0.02) }
             }
-            out[name] = Tensor(shape: shape, scalars: scalars)
+            out[name] = Tensor(shape: shape, scalars: (0..<count).map { _ in draw(&rng) })
+        }
+        return out
+    }
+}
+
+extension RandomWeights {
+    /// PyTorch's default `Linear` initialisation, U(−1/√in, 1/√in) for weights and biases,
+    /// of layers given as (name, shape) with weights [out, in] — how mappers start training.
+    public static func linearDefault(_ shapes: [(String, [Int])], seed: UInt64) -> [String: Tensor] {
+        var rng = SeededRandom(seed: seed)
+        let fanIn = Dictionary(uniqueKeysWithValues: shapes.compactMap { name, shape in
+            name.hasSuffix(".weight") ? (String(name.dropLast(".weight".count)), shape.last!) : nil
+        })
+        var out: [String: Tensor] = [:]
+        for (name, shape) in shapes {
+            let layer = String(name[..<name.lastIndex(of: ".")!])
+            let bound = 1 / Float(fanIn[layer] ?? 1).squareRoot()
+            out[name] = Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in rng.uniform(-bound, bound) })
         }
         return out
     }

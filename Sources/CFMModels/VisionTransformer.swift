@@ -70,11 +70,18 @@ public struct VisionTransformer: Sendable {
     }
 
     /// Patch features [dim, grid, grid] of a normalised `image` [channels, imageSize, imageSize].
+    public func features(image: Tensor, workspace ws: inout Workspace,
+                         trace: ((String, Tensor) -> Void)? = nil) -> Tensor {
+        Self.channelMajor(patchTokens(image: image, workspace: &ws, trace: trace), grid: config.grid)
+    }
+
+    /// Patch tokens [grid², dim] (token = row · grid + col, cls dropped) of a normalised
+    /// `image` [channels, imageSize, imageSize], after the final norm.
     ///
     /// `trace`, when given, receives each stage's token matrix (`patch_embed` [grid², dim],
     /// `embed` and `block.i` [tokens, dim], `norm` [tokens, dim]) — for parity tests.
-    public func features(image: Tensor, workspace ws: inout Workspace,
-                         trace: ((String, Tensor) -> Void)? = nil) -> Tensor {
+    public func patchTokens(image: Tensor, workspace ws: inout Workspace,
+                            trace: ((String, Tensor) -> Void)? = nil) -> Tensor {
         let c = config
         precondition(image.shape == [c.channels, c.imageSize, c.imageSize],
                      "ViT input must be [\(c.channels), \(c.imageSize), \(c.imageSize)], got \(image.shape)")
@@ -95,12 +102,18 @@ public struct VisionTransformer: Sendable {
         norm.apply(rows: n, x: ws.x, y: &ws.x)
         trace?("norm", Tensor(shape: [n, d], scalars: ws.x))
 
-        // Drop the cls token and transpose tokens [grid², dim] → channel planes [dim, grid, grid].
-        var out = [Float](repeating: 0, count: d * (n - 1))
-        for t in 1..<n {
-            for j in 0..<d { out[j * (n - 1) + t - 1] = ws.x[t * d + j] }
+        return Tensor(shape: [n - 1, d], scalars: Array(ws.x[d...]))
+    }
+
+    /// Tokens [grid², dim] → channel planes [dim, grid, grid].
+    public static func channelMajor(_ tokens: Tensor, grid: Int) -> Tensor {
+        let (n, d) = (tokens.shape[0], tokens.shape[1])
+        precondition(n == grid * grid, "\(n) tokens do not form a \(grid)×\(grid) grid")
+        var out = [Float](repeating: 0, count: n * d)
+        for t in 0..<n {
+            for j in 0..<d { out[j * n + t] = tokens.scalars[t * d + j] }
         }
-        return Tensor(shape: [d, c.grid, c.grid], scalars: out)
+        return Tensor(shape: [d, grid, grid], scalars: out)
     }
 
     /// Bilinear upsampling of `features` [dim, grid, grid] to the input size [dim, S, S]

@@ -41,7 +41,7 @@ public func maxOverMembers(
             o.update(from: base, count: channels)
             for m in 1..<max(1, members) {
                 let row = base + m * channels
-                for c in 0..<channels where row[c] > o[c] || row[c].isNaN { o[c] = row[c] }
+                for c in 0..<channels { o[c] = row[c] > o[c] ? row[c] : o[c] }  // a select: vectorises
             }
         }
     }

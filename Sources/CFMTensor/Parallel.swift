@@ -15,9 +15,12 @@ public func parallelChunks(_ count: Int, minimumChunk: Int = 1024, _ body: (Rang
 
 /// Like `parallelChunks`, also passing each chunk its worker slot in `0..<cpuCount`, so a
 /// chunk can use a scratch buffer of its own.
+///
+/// Called from inside a chunk (a kernel used by a parallel caller), it runs inline on the
+/// calling thread with worker slot 0 — callers that nest must pass their own slot down.
 public func parallelWorkers(_ count: Int, minimumChunk: Int = 1, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
     let chunks = min(cpuCount, count / max(1, minimumChunk))
-    if chunks <= 1 {
+    if chunks <= 1 || pthread_getspecific(insideWorkerKey) != nil {
         if count > 0 { body(0, 0..<count) }
         return
     }
@@ -26,10 +29,19 @@ public func parallelWorkers(_ count: Int, minimumChunk: Int = 1, _ body: (_ work
     withoutActuallyEscaping(body) { body in
         let work = UncheckedSendable(body)
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            pthread_setspecific(insideWorkerKey, UnsafeRawPointer(bitPattern: 1))
+            defer { pthread_setspecific(insideWorkerKey, nil) }
             work.value(c, (count * c / chunks)..<(count * (c + 1) / chunks))
         }
     }
 }
+
+/// Thread-specific flag: set while a thread runs a chunk of `parallelWorkers`.
+private let insideWorkerKey: pthread_key_t = {
+    var key = pthread_key_t()
+    precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+    return key
+}()
 
 /// Carries a value into a `@Sendable` closure whose safety the caller has established.
 struct UncheckedSendable<Value>: @unchecked Sendable {

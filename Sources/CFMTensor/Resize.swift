@@ -1,11 +1,11 @@
 /// One output coordinate of a linear interpolation: the two source indices and weights.
-struct LinearTap {
-    let i0: Int, i1: Int
-    let w0: Float, w1: Float
+public struct LinearTap: Sendable {
+    public let i0: Int, i1: Int
+    public let w0: Float, w1: Float
 
     /// PyTorch's `align_corners=False` rule: src = (dst + ½)·in/out − ½, clamped below at 0;
     /// the upper neighbour is clamped to the last index.
-    static func taps(inSize: Int, outSize: Int) -> [LinearTap] {
+    public static func taps(inSize: Int, outSize: Int) -> [LinearTap] {
         let scale = Float(inSize) / Float(outSize)
         return (0..<outSize).map { dst in
             let src = max(0, scale * (Float(dst) + 0.5) - 0.5)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFMDetector
 import CFMModels
 import CFMTensor
 import Foundation
@@ -13,62 +14,83 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed frames (after one warm-up frame).") var frames: Int = 10
     @Option(help: "Directory with extractor weights; default: seeded random weights in a temporary directory.")
     var extractors: String?
+    @Option(help: "Model bundle with the mappers; default: random mappers for the tier.") var model: String?
+    @Option(help: "Side of the synthetic sensor frame (preprocessing resizes it to 224).") var sensorSize = 800
 
     func validate() throws {
         guard frames >= 1 else { throw ValidationError("--frames must be at least 1") }
     }
 
     func run() throws {
-        let report: BenchReport
-        if let extractors {
-            report = try BenchReport.measure(tier: tier, frames: frames, extractors: URL(fileURLWithPath: extractors))
-        } else {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfm-bench-\(getpid())")
-            defer { try? FileManager.default.removeItem(at: dir) }
-            try InitWeights.write(seed: 0, to: dir)
-            report = try BenchReport.measure(tier: tier, frames: frames, extractors: dir)
-        }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cfm-bench-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let extractorDir = try extractors.map { URL(fileURLWithPath: $0) } ?? {
+            try InitWeights.write(seed: 0, to: scratch)
+            return scratch
+        }()
+        let modelDir = try model.map { URL(fileURLWithPath: $0) } ?? {
+            try RandomMappers.write(tier: tier, seed: 0, to: scratch)
+            return scratch
+        }()
+        let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir,
+                                             sensorSize: sensorSize)
         print(try report.json())
     }
 }
 
-/// Median timings of `frames` runs of the pipeline stages that exist so far.
+/// Seeded mappers with PyTorch's default initialisation, as training starts them.
+enum RandomMappers {
+    static func write(tier: Tier, seed: UInt64, to dir: URL) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let rgb = VisionTransformer.Config.dinoViTB8.dim, xyz = tier.pointFeatureBlocks.count * PointMAE.Config.pointMAE.dim
+        for (name, (i, o), s) in [(BundleFile.rgbToXYZ, (rgb, xyz), seed), (BundleFile.xyzToRGB, (xyz, rgb), seed &+ 1)] {
+            try SafeTensors.write(RandomWeights.linearDefault(FeatureMapper.parameterShapes(inFeatures: i, outFeatures: o), seed: s),
+                                  to: dir.appendingPathComponent(name))
+        }
+    }
+}
+
+/// Median timings of the detector's stages over `frames` frames of a synthetic input.
 struct BenchReport {
     let tier: Tier
     let frames: Int
-    /// Stage → median milliseconds.
-    let stagesMs: [String: Double]
+    /// Stage → median milliseconds, in pipeline order.
+    let stagesMs: [(name: String, ms: Double)]
     /// Stage → FLOPs per frame (analytic count), for stages dominated by arithmetic.
     let stageFlops: [String: Double]
     let medianMs: Double
+    let foregroundPoints: Int, validPixels: Int
 
-    static func measure(tier: Tier, frames: Int, extractors: URL) throws -> BenchReport {
-        let vit = try VisionTransformer.load(extractors: extractors, tier: tier)
-        let c = vit.config
-        var rng = SeededRandom(seed: 7)
-        let image = Tensor(shape: [c.channels, c.imageSize, c.imageSize],
-                           scalars: (0..<(c.channels * c.imageSize * c.imageSize)).map { _ in rng.uniform(-2, 2) })
-        var workspace = vit.makeWorkspace()
-        var samples: [String: [Double]] = [:]
-        var totals: [Double] = []
+    static func measure(tier: Tier, frames: Int, extractors: URL, model: URL, sensorSize: Int = 800) throws -> BenchReport {
+        let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier)
+        let sensor = BenchFrame.make(size: sensorSize)
+        let preprocessor = Preprocessor()
+        var samples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
+        var last: (Detection, FrameFeatures)?
         for frame in 0...frames {
-            let t0 = nowMilliseconds()
-            let features = vit.features(image: image, workspace: &workspace)
-            let t1 = nowMilliseconds()
-            _ = vit.upsample(features)
-            let t2 = nowMilliseconds()
+            var times = StageTimes()
+            let start = nowMilliseconds()
+            let preprocessed = try times.measure("preprocess") { try preprocessor(rgb: sensor.rgb, cloud: sensor.cloud) }
+            last = try detector.detect(preprocessed.input, times: &times)
             guard frame > 0 else { continue }  // warm-up
-            samples["extract2d", default: []].append(t1 - t0)
-            samples["upsample2d", default: []].append(t2 - t1)
-            totals.append(t2 - t0)
+            totals.append(nowMilliseconds() - start)
+            samples.append(times.stages)
         }
-        return BenchReport(tier: tier, frames: frames, stagesMs: samples.mapValues(median),
-                           stageFlops: ["extract2d": vit.flops], medianMs: median(totals))
+        let (detection, features) = last!
+        let names = samples[0].map(\.name)
+        let stages = names.enumerated().map { i, name in (name: name, ms: median(samples.map { $0[i].ms })) }
+        let grid = detector.vit.config.grid, groups = detector.pointMAE.config.groups
+        return BenchReport(
+            tier: tier, frames: frames, stagesMs: stages,
+            stageFlops: ["extract2d": detector.vit.flops, "extract3d": detector.pointMAE.flops,
+                         "map": detector.scorer!.flops(pixels: detection.validPixels, tokens: grid * grid, groups: groups)],
+            medianMs: median(totals), foregroundPoints: features.foreground.count, validPixels: detection.validPixels)
     }
 
     /// Achieved GFLOP/s per stage.
     var gflopsPerSecond: [String: Double] {
-        Dictionary(uniqueKeysWithValues: stageFlops.map { ($0.key, $0.value / 1e6 / stagesMs[$0.key]!) })
+        let ms = Dictionary(uniqueKeysWithValues: stagesMs.map { ($0.name, $0.ms) })
+        return Dictionary(uniqueKeysWithValues: stageFlops.map { ($0.key, $0.value / 1e6 / ms[$0.key]!) })
     }
 
     /// The JSON object of DESIGN.md §5 (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`).
@@ -77,9 +99,10 @@ struct BenchReport {
             "tier": tier.rawValue, "frames": frames, "threads": cpuCount,
             "median_ms": medianMs, "fps": 1000 / medianMs,
             "peak_rss_mb": peakResidentMegabytes(),
-            "stages_ms": stagesMs,
+            "stages_ms": Dictionary(uniqueKeysWithValues: stagesMs.map { ($0.name, $0.ms) }),
             "gflop": stageFlops.mapValues { $0 / 1e9 },
             "gflops_per_s": gflopsPerSecond,
+            "foreground_points": foregroundPoints, "valid_pixels": validPixels,
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)

@@ -1,30 +1,45 @@
 import ArgumentParser
+import CFMDetector
 import CFMModels
 import CFMTensor
 import Foundation
 
-/// `cfm extract`: runs the frozen extractors on already-preprocessed tensors (parity checks
-/// against the PyTorch reference, debugging).
+/// `cfm extract`: the detector on already-preprocessed tensors (parity checks against the
+/// PyTorch reference, debugging).
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Extract features from preprocessed tensors in a safetensors file.",
-        discussion: "Reads rgb_input [3,224,224] (normalised) from --input; writes rgb_features [768,28,28] and rgb_map [768,224,224].")
+        abstract: "Run the extractors (and mappers) on preprocessed tensors in a safetensors file.",
+        discussion: """
+            Reads rgb_input [3,224,224] (normalised) and optionally xyz_input [224,224,3] (organized, after \
+            background removal) from --input. Writes rgb_features and rgb_map; with xyz_input also centers, \
+            center_indices, groups, xyz_features, xyz_map and foreground; with --model also psi2d, psi3d, \
+            anomaly_map and score.
+            """)
 
-    @Option(help: "Directory with vit.safetensors.") var extractors: String
-    @Option(help: "Pruning tier: tiny, small, medium or full.") var tier: Tier = .small
+    @OptionGroup var extractor: ExtractorOptions
+    @Option(help: "Model bundle directory with the two mappers.") var model: String?
     @Option(help: "Input safetensors file.") var input: String
     @Option(help: "Output safetensors file.") var out: String
 
     func run() throws {
-        let vit = try VisionTransformer.load(extractors: URL(fileURLWithPath: extractors), tier: tier)
-        let c = vit.config
-        let image = try SafeTensors(contentsOf: URL(fileURLWithPath: input))
-            .tensor("rgb_input", shape: [c.channels, c.imageSize, c.imageSize])
-        var workspace = vit.makeWorkspace()
-        let features = vit.features(image: image, workspace: &workspace)
-        try SafeTensors.write(["rgb_features": features, "rgb_map": vit.upsample(features)],
-                              metadata: ["tier": tier.rawValue], to: URL(fileURLWithPath: out))
+        let tensors = try SafeTensors(contentsOf: URL(fileURLWithPath: input))
+        let detector = try extractor.detector(model: model)
+        let s = detector.inputSize
+        let rgb = try tensors.tensor("rgb_input", shape: [3, s, s])
+        var dump: [String: Tensor]
+        if tensors.contains("xyz_input") {
+            let frame = ModelInput(rgb: rgb, xyz: try tensors.tensor("xyz_input", shape: [s, s, 3]))
+            var times = StageTimes()
+            let features = try detector.extract(frame, times: &times)
+            let detection = detector.scorer == nil ? nil : detector.score(features, times: &times)
+            dump = detector.dump(frame, features, detection)
+        } else {
+            var workspace = detector.vit.makeWorkspace()
+            let features = detector.vit.features(image: rgb, workspace: &workspace)
+            dump = ["rgb_features": features, "rgb_map": detector.vit.upsample(features)]
+        }
+        try SafeTensors.write(dump, metadata: ["tier": extractor.tier.rawValue, "batchnorm": extractor.batchnorm.rawValue],
+                              to: URL(fileURLWithPath: out))
     }
 }
 
-extension Tier: ExpressibleByArgument {}

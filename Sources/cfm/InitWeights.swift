@@ -24,6 +24,10 @@ struct InitWeights: ParsableCommand {
         let vitFile = dir.appendingPathComponent(ExtractorFile.vit)
         try SafeTensors.write(RandomWeights.generate(VisionTransformer.Config.dinoViTB8.parameterShapes, seed: seed),
                               metadata: ["model": "vit_base_patch8_224.dino", "cfm_seed": "\(seed)"], to: vitFile)
-        return [vitFile]
+        // A different stream for the second model, so neither depends on the other's size.
+        let pointFile = dir.appendingPathComponent(ExtractorFile.pointMAE)
+        try SafeTensors.write(RandomWeights.generate(PointMAE.Config.pointMAE.parameterShapes, seed: seed &+ 0x5EED),
+                              metadata: ["model": "point_mae_pretrain", "cfm_seed": "\(seed)"], to: pointFile)
+        return [vitFile, pointFile]
     }
 }

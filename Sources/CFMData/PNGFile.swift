@@ -1,0 +1,109 @@
+import CLibPNG
+import Foundation
+
+/// PNG reading and writing through libpng's simplified API, which reports failures through
+/// return codes and `png_image.message` (no longjmp reaches Swift).
+///
+/// Reading follows Pillow (`Image.open(f).convert("RGB")` / `.convert("L")`), which the
+/// reference implementation uses: palettes are expanded, alpha is dropped without compositing,
+/// grey is replicated to RGB, RGB becomes grey as L = (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16,
+/// 16-bit colour or grey+alpha samples keep their high byte and 16-bit grey is clipped to 255.
+/// Two corner cases differ from Pillow because libpng applies them: a gAMA/iCCP chunk that is
+/// not sRGB is gamma-corrected, and 16-bit images with alpha arrive premultiplied by alpha.
+public enum PNGFile {
+    /// Reads an 8-bit RGB image (any PNG colour type or bit depth, converted as described above).
+    public static func readRGB(_ url: URL) throws(ImageFileError) -> RGBImage {
+        let png = try decode(url)
+        var rgb = [UInt8]()
+        rgb.reserveCapacity(png.pixelCount * 3)
+        for p in 0..<png.pixelCount {
+            let s = p * png.channels
+            if png.channels >= 3 {
+                rgb.append(contentsOf: png.samples[s..<(s + 3)])
+            } else {
+                rgb.append(contentsOf: repeatElement(png.samples[s], count: 3))
+            }
+        }
+        return RGBImage(height: png.height, width: png.width, bytes: rgb)
+    }
+
+    /// Reads an 8-bit grey image (ground-truth masks); colour files are converted to luma.
+    public static func readGray(_ url: URL) throws(ImageFileError) -> GrayImage {
+        let png = try decode(url)
+        let grey = (0..<png.pixelCount).map { p -> UInt8 in
+            let s = p * png.channels
+            guard png.channels >= 3 else { return png.samples[s] }
+            let (r, g, b) = (UInt32(png.samples[s]), UInt32(png.samples[s + 1]), UInt32(png.samples[s + 2]))
+            return UInt8((19595 * r + 38470 * g + 7471 * b + 0x8000) >> 16)
+        }
+        return GrayImage(height: png.height, width: png.width, bytes: grey)
+    }
+
+    /// Writes an 8-bit RGB PNG. Equal images give byte-identical files.
+    public static func write(_ image: RGBImage, to url: URL) throws(ImageFileError) {
+        try encode(image.bytes, height: image.height, width: image.width, format: UInt32(PNG_FORMAT_RGB), to: url)
+    }
+
+    /// Writes an 8-bit grey PNG. Equal images give byte-identical files.
+    public static func write(_ image: GrayImage, to url: URL) throws(ImageFileError) {
+        try encode(image.bytes, height: image.height, width: image.width, format: UInt32(PNG_FORMAT_GRAY), to: url)
+    }
+
+    /// A file's pixels as 8-bit samples in its own layout: grey, grey+alpha, RGB or RGBA.
+    private struct DecodedPNG {
+        let height: Int, width: Int, channels: Int
+        let samples: [UInt8]
+        var pixelCount: Int { height * width }
+    }
+
+    private static func decode(_ url: URL) throws(ImageFileError) -> DecodedPNG {
+        let path = url.path
+        guard FileManager.default.fileExists(atPath: path) else { throw .unreadable(file: path, reason: "no such file") }
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        defer { png_image_free(&image) }
+        guard png_image_begin_read_from_file(&image, path) != 0 else {
+            throw .corrupt(file: path, reason: message(of: image))
+        }
+        let alpha = UInt32(PNG_FORMAT_FLAG_ALPHA), color = UInt32(PNG_FORMAT_FLAG_COLOR)
+        let sixteenBit = image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0
+        // The file's own channels (palettes expand to RGB/RGBA); 16-bit files are read as linear
+        // 16-bit, which libpng leaves unchanged when the file carries no gamma information.
+        image.format = (image.format & (alpha | color)) | (sixteenBit ? UInt32(PNG_FORMAT_FLAG_LINEAR) : 0)
+        let channels = (image.format & color != 0 ? 3 : 1) + (image.format & alpha != 0 ? 1 : 0)
+        let height = Int(image.height), width = Int(image.width)
+        let count = height * width * channels
+        var samples = [UInt8](repeating: 0, count: count)
+        if sixteenBit {
+            var wide = [UInt16](repeating: 0, count: count)
+            guard png_image_finish_read(&image, nil, &wide, 0, nil) != 0 else {
+                throw .corrupt(file: path, reason: message(of: image))
+            }
+            // Pillow: grey is clipped ("I" → "L"/"RGB"), every other layout keeps its high byte.
+            for i in 0..<count { samples[i] = channels == 1 ? UInt8(min(wide[i], 255)) : UInt8(wide[i] >> 8) }
+        } else {
+            guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
+                throw .corrupt(file: path, reason: message(of: image))
+            }
+        }
+        return DecodedPNG(height: height, width: width, channels: channels, samples: samples)
+    }
+
+    private static func encode(_ bytes: [UInt8], height: Int, width: Int, format: UInt32, to url: URL) throws(ImageFileError) {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = format
+        defer { png_image_free(&image) }
+        guard png_image_write_to_file(&image, url.path, 0, bytes, 0, nil) != 0 else {
+            throw .unwritable(file: url.path, reason: message(of: image))
+        }
+    }
+
+    /// libpng's last error or warning text.
+    private static func message(of image: png_image) -> String {
+        let text = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return text.isEmpty ? "libpng failed without a message" : text
+    }
+}

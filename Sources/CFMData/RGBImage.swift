@@ -1,0 +1,33 @@
+import CFMTensor
+
+/// An 8-bit RGB image, row-major and interleaved: channel c of pixel (y, x) is
+/// `bytes[(y * width + x) * 3 + c]`.
+public struct RGBImage: Sendable, Equatable {
+    public let height: Int
+    public let width: Int
+    /// height × width × 3 bytes.
+    public var bytes: [UInt8]
+
+    /// Wraps `bytes`; the count must be height × width × 3.
+    public init(height: Int, width: Int, bytes: [UInt8]) {
+        precondition(height >= 0 && width >= 0 && bytes.count == height * width * 3,
+                     "\(bytes.count) bytes for a \(height)×\(width) RGB image")
+        self.height = height
+        self.width = width
+        self.bytes = bytes
+    }
+
+    /// The image padded to a square by centred edge replication (DESIGN.md §3.1).
+    public func paddedToSquare() -> RGBImage {
+        let side = max(height, width)
+        return RGBImage(height: side, width: side,
+                        bytes: padToSquare(bytes, height: height, width: width, channels: 3, .replicateEdge))
+    }
+
+    /// The image resized as Pillow's `resize((width, height), Image.BICUBIC)` does (antialiased).
+    public func resized(height outHeight: Int, width outWidth: Int) -> RGBImage {
+        RGBImage(height: outHeight, width: outWidth,
+                 bytes: bicubicResize(bytes, height: height, width: width, channels: 3,
+                                      outHeight: outHeight, outWidth: outWidth))
+    }
+}

@@ -1,0 +1,130 @@
+import CFMGeometry
+import CFMModels
+import CFMTensor
+import Foundation
+
+/// What the extractors take: one preprocessed frame (DESIGN.md §3.1).
+public struct ModelInput: Sendable {
+    /// Normalised RGB [3, S, S].
+    public var rgb: Tensor
+    /// Organized point cloud [S, S, 3] in metres after background removal; (0, 0, 0) = no point.
+    public var xyz: Tensor
+
+    public init(rgb: Tensor, xyz: Tensor) {
+        (self.rgb, self.xyz) = (rgb, xyz)
+    }
+}
+
+/// Everything the frozen extractors produce for one frame.
+public struct FrameFeatures: Sendable {
+    /// ViT patch tokens [grid², 768] after the final norm.
+    public var rgbTokens: Tensor
+    /// Foreground points [P, 3] in row-major pixel order, and their pixels.
+    public var foreground: ForegroundPoints
+    /// Farthest-point-sampled centres (indices into the foreground points) [G, 3].
+    public var centers: FarthestPointSample
+    /// Each centre's nearest foreground points, ascending distance: [G · members].
+    public var groups: NearestNeighbours
+    /// Point-MAE features per centre [G, D3D].
+    public var pointFeatures: Tensor
+    /// Each foreground point's 3 nearest centres and blend weights.
+    public var interpolation: InverseDistanceInterpolation
+}
+
+/// The per-frame result of the detector.
+public struct Detection: Sendable {
+    /// ψ2D and ψ3D [S, S] before smoothing (0 on masked pixels).
+    public var psi2d: Tensor, psi3d: Tensor
+    /// ψ2D · ψ3D after smoothing [S, S]: the anomaly map.
+    public var anomalyMap: Tensor
+    /// max(map) / √(mean of its non-zero values).
+    public var score: Float
+    /// Unmasked pixels (where the 3D feature is defined).
+    public var validPixels: Int
+}
+
+/// Owns the extractors (pruned to a tier) and the crossmodal mappers, and turns a
+/// preprocessed frame into features, an anomaly map and a score, with per-stage timings.
+///
+/// Reusable across frames without reallocating its large buffers. Not thread-safe: one
+/// caller at a time (the service runs it on one queue).
+public final class AnomalyDetector {
+    public let tier: Tier
+    public let vit: VisionTransformer
+    public let pointMAE: PointMAE
+    /// Absent when only features are wanted (`cfm extract` without a model).
+    public let scorer: CrossmodalScorer?
+    /// The model bundle's manifest (threshold, provenance), when the mappers came with one.
+    public let manifest: ModelManifest?
+    private var vitWorkspace: VisionTransformer.Workspace
+    private var pointWorkspace: PointMAE.Workspace
+
+    public init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?,
+                manifest: ModelManifest? = nil) {
+        if let scorer {
+            precondition(scorer.rgbDim == vit.config.dim && scorer.xyzDim == pointMAE.featureDim,
+                         "mapper dimensions do not fit the extractors")
+        }
+        (self.tier, self.vit, self.pointMAE, self.scorer, self.manifest) = (tier, vit, pointMAE, scorer, manifest)
+        vitWorkspace = vit.makeWorkspace()
+        pointWorkspace = pointMAE.makeWorkspace()
+    }
+
+    /// Side of the square model input (224).
+    public var inputSize: Int { vit.config.imageSize }
+
+    /// Runs both extractors on `input`, timing `extract2d`, `fps`, `knn`, `extract3d` and
+    /// `interpolate` into `times`.
+    public func extract(_ input: ModelInput, times: inout StageTimes) throws -> FrameFeatures {
+        let s = inputSize
+        guard input.rgb.shape == [3, s, s] else { throw DetectorError.badInput("RGB input is \(input.rgb.shape), expected [3, \(s), \(s)]") }
+        guard input.xyz.shape == [s, s, 3] else { throw DetectorError.badInput("XYZ input is \(input.xyz.shape), expected [\(s), \(s), 3]") }
+        guard input.xyz.scalars.allSatisfy(\.isFinite) else { throw DetectorError.nonFinite("XYZ input") }
+
+        let rgbTokens = times.measure("extract2d") { vit.patchTokens(image: input.rgb, workspace: &vitWorkspace) }
+        let foreground = ForegroundPoints(of: try OrganizedCloud(input.xyz))
+        let c = pointMAE.config
+        guard foreground.count >= c.members else { throw DetectorError.tooFewPoints(found: foreground.count, needed: c.members) }
+        let centers = try times.measure("fps") { try farthestPointSampling(foreground.points, count: c.groups) }
+        let (groups, neighborhoods) = try times.measure("knn") {
+            let groups = try NearestNeighbours(of: centers.centres, in: foreground.points, k: c.members)
+            return (groups, try groups.neighbourhoods(of: centers.centres, in: foreground.points))
+        }
+        let pointFeatures = times.measure("extract3d") {
+            pointMAE.features(neighborhoods: neighborhoods, centers: centers.centres, workspace: &pointWorkspace)
+        }
+        let interpolation = try times.measure("interpolate") {
+            try InverseDistanceInterpolation(points: foreground.points, centres: centers.centres)
+        }
+        return FrameFeatures(rgbTokens: rgbTokens, foreground: foreground, centers: centers, groups: groups,
+                             pointFeatures: pointFeatures, interpolation: interpolation)
+    }
+
+    /// Per-pixel combinations of both paths for `features`: the unmasked pixels and how
+    /// each one blends centres (3D) and patch tokens (2D).
+    public func pixelCombinations(_ features: FrameFeatures) -> (rgb: PixelCombinations, xyz: PixelCombinations) {
+        PixelCombinations.paths(size: inputSize, grid: vit.config.grid, foregroundPixels: features.foreground.pixelIndices,
+                                neighbors: features.interpolation.indices.map(Int32.init), weights: features.interpolation.weights)
+    }
+
+    /// Maps, ψ and score of extracted `features`, timing `align`, `map` and `score`.
+    public func score(_ features: FrameFeatures, times: inout StageTimes) -> Detection {
+        guard let scorer else { preconditionFailure("score(_:) needs a detector loaded with mappers") }
+        let (rgb, xyz) = times.measure("align") { pixelCombinations(features) }
+        let (psi2d, psi3d) = times.measure("map") {
+            scorer.disagreement(rgbTokens: features.rgbTokens, rgb: rgb, pointFeatures: features.pointFeatures, xyz: xyz)
+        }
+        return times.measure("score") {
+            let psi = Tensor(shape: psi2d.shape, scalars: zip(psi2d.scalars, psi3d.scalars).map(*))
+            let map = AnomalyScoring.smooth(psi, size: inputSize)
+            return Detection(psi2d: psi2d, psi3d: psi3d, anomalyMap: map, score: AnomalyScoring.imageScore(map),
+                             validPixels: xyz.pixels.count)
+        }
+    }
+
+    /// `extract` then `score`.
+    public func detect(_ input: ModelInput, times: inout StageTimes) throws -> (Detection, FrameFeatures) {
+        let features = try extract(input, times: &times)
+        return (score(features, times: &times), features)
+    }
+}

@@ -1,0 +1,199 @@
+import CFMTensor
+import CFMModels
+import Foundation
+import Yams
+
+/// `manifest.yaml` of a model bundle: what was trained, on what, and how to decide.
+public struct ModelManifest: Codable, Sendable, Equatable {
+    /// Files and their checksums (`Checksum.of`).
+    public struct FileSum: Codable, Sendable, Equatable {
+        public var file: String
+        public var checksum: String
+
+        public init(file: String, checksum: String) { (self.file, self.checksum) = (file, checksum) }
+    }
+
+    /// How the mappers were trained.
+    public struct Training: Codable, Sendable, Equatable {
+        public var samples: Int, shots: Int?, epochs: Int, batchSize: Int, learningRate: Float
+        public var pixelsPerSample: Int, seed: UInt64
+        public var finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float
+        public var seconds: Double
+
+        public init(samples: Int, shots: Int?, epochs: Int, batchSize: Int, learningRate: Float, pixelsPerSample: Int,
+                    seed: UInt64, finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float, seconds: Double) {
+            (self.samples, self.shots, self.epochs, self.batchSize, self.learningRate) = (samples, shots, epochs, batchSize, learningRate)
+            (self.pixelsPerSample, self.seed, self.finalLoss) = (pixelsPerSample, seed, finalLoss)
+            (self.finalCosine3D, self.finalCosine2D, self.seconds) = (finalCosine3D, finalCosine2D, seconds)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case samples, shots, epochs, seed, seconds
+            case batchSize = "batch_size", learningRate = "learning_rate", pixelsPerSample = "pixels_per_sample"
+            case finalLoss = "final_loss", finalCosine3D = "final_cosine_3d", finalCosine2D = "final_cosine_2d"
+        }
+    }
+
+    /// The pass/reject threshold and the nominal score distribution it came from.
+    public struct Calibration: Codable, Sendable, Equatable {
+        public var threshold: Float, falseRejectRate: Double, samples: Int
+        public var min: Float, median: Float, p99: Float, max: Float
+
+        public init(threshold: Float, falseRejectRate: Double, samples: Int, min: Float, median: Float, p99: Float, max: Float) {
+            (self.threshold, self.falseRejectRate, self.samples) = (threshold, falseRejectRate, samples)
+            (self.min, self.median, self.p99, self.max) = (min, median, p99, max)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case threshold, samples, min, median, p99, max
+            case falseRejectRate = "false_reject_rate"
+        }
+    }
+
+    public var format = "cfm-model-bundle/1"
+    public var tier: Tier
+    public var className: String
+    public var rgbDim: Int, xyzDim: Int, hiddenDim: Int
+    public var batchnorm: BatchNormMode
+    public var extractors: [FileSum]
+    public var mappers: [FileSum]
+    public var training: Training
+    public var calibration: Calibration?
+    public var createdAt: String
+    public var toolVersion: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, tier, extractors, mappers, training, calibration, batchnorm
+        case className = "class", rgbDim = "rgb_dim", xyzDim = "xyz_dim", hiddenDim = "hidden_dim"
+        case createdAt = "created_at", toolVersion = "tool_version"
+    }
+
+    public init(tier: Tier, className: String, rgbDim: Int, xyzDim: Int, hiddenDim: Int, batchnorm: BatchNormMode,
+                extractors: [FileSum], mappers: [FileSum], training: Training, createdAt: String, toolVersion: String) {
+        (self.tier, self.className, self.rgbDim, self.xyzDim, self.hiddenDim) = (tier, className, rgbDim, xyzDim, hiddenDim)
+        (self.batchnorm, self.extractors, self.mappers, self.training) = (batchnorm, extractors, mappers, training)
+        (self.createdAt, self.toolVersion) = (createdAt, toolVersion)
+    }
+}
+
+/// Why a model bundle was refused.
+public enum BundleError: Error, Equatable, CustomStringConvertible {
+    case unreadable(file: String, reason: String)
+    case checksumMismatch(file: String, expected: String, found: String)
+    case wrongTier(bundle: String, trained: Tier, requested: Tier)
+    case wrongExtractors(bundle: String, file: String)
+    case unwritable(directory: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(file, reason): "\(file): \(reason)"
+        case let .checksumMismatch(file, expected, found): "\(file): checksum \(found), the manifest says \(expected) (corrupt or replaced)"
+        case let .wrongTier(bundle, trained, requested):
+            "\(bundle): trained for tier \(trained.rawValue), but tier \(requested.rawValue) is configured"
+        case let .wrongExtractors(bundle, file):
+            "\(bundle): trained with other extractor weights than \(file) (checksum differs)"
+        case let .unwritable(directory, reason): "\(directory): cannot write the bundle: \(reason)"
+        }
+    }
+}
+
+/// A trained model: the two mappers and their manifest, in one directory.
+public enum ModelBundle {
+    /// Reads and checks `directory`/manifest.yaml: mapper checksums, the tier, and — when
+    /// `extractors` is given — that the extractor weights are the ones it was trained with.
+    public static func manifest(at directory: URL, tier: Tier, extractors: URL?) throws -> ModelManifest {
+        let url = directory.appendingPathComponent(BundleFile.manifest)
+        let manifest: ModelManifest
+        do {
+            manifest = try YAMLDecoder().decode(ModelManifest.self, from: String(contentsOf: url, encoding: .utf8))
+        } catch let error as DecodingError {
+            throw BundleError.unreadable(file: url.path, reason: "not a cfm manifest (\(describe(error)))")
+        } catch {
+            throw BundleError.unreadable(file: url.path, reason: "\(error)")
+        }
+        guard manifest.tier == tier else { throw BundleError.wrongTier(bundle: directory.path, trained: manifest.tier, requested: tier) }
+        for sum in manifest.mappers {
+            let file = directory.appendingPathComponent(sum.file)
+            let found = try Checksum.of(file)
+            guard found == sum.checksum else { throw BundleError.checksumMismatch(file: file.path, expected: sum.checksum, found: found) }
+        }
+        if let extractors {
+            for sum in manifest.extractors where try Checksum.of(extractors.appendingPathComponent(sum.file)) != sum.checksum {
+                throw BundleError.wrongExtractors(bundle: directory.path, file: extractors.appendingPathComponent(sum.file).path)
+            }
+        }
+        return manifest
+    }
+
+    /// Writes both mappers and the manifest to `directory` atomically: into a temporary
+    /// sibling first, then renamed over it, so an interrupted write leaves no half bundle.
+    public static func write(_ manifest: ModelManifest, rgbToXYZ: FeatureMapper, xyzToRGB: FeatureMapper,
+                             to directory: URL) throws {
+        let fm = FileManager.default
+        let staging = directory.deletingLastPathComponent()
+            .appendingPathComponent(".\(directory.lastPathComponent).partial-\(getpid())")
+        do {
+            try? fm.removeItem(at: staging)
+            try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+            var manifest = manifest
+            manifest.mappers = []
+            for (name, mapper) in [(BundleFile.rgbToXYZ, rgbToXYZ), (BundleFile.xyzToRGB, xyzToRGB)] {
+                let url = staging.appendingPathComponent(name)
+                try SafeTensors.write(mapper.tensors, to: url)
+                manifest.mappers.append(.init(file: name, checksum: try Checksum.of(url)))
+            }
+            try YAMLEncoder().encode(manifest).write(to: staging.appendingPathComponent(BundleFile.manifest), atomically: true, encoding: .utf8)
+            if fm.fileExists(atPath: directory.path) { try fm.removeItem(at: directory) }
+            try fm.moveItem(at: staging, to: directory)
+        } catch {
+            try? fm.removeItem(at: staging)
+            throw BundleError.unwritable(directory: directory.path, reason: "\(error)")
+        }
+    }
+
+    /// Replaces the manifest of an existing bundle atomically (calibration).
+    public static func update(_ manifest: ModelManifest, in directory: URL) throws {
+        do {
+            try YAMLEncoder().encode(manifest).write(to: directory.appendingPathComponent(BundleFile.manifest),
+                                                     atomically: true, encoding: .utf8)
+        } catch {
+            throw BundleError.unwritable(directory: directory.path, reason: "\(error)")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case let .keyNotFound(key, _): "missing key '\(key.stringValue)'"
+        case .typeMismatch(_, let context), .dataCorrupted(let context), .valueNotFound(_, let context):
+            context.codingPath.map(\.stringValue).joined(separator: ".") + ": " + context.debugDescription
+        @unknown default: "\(error)"
+        }
+    }
+}
+
+/// A fast content checksum for integrity and identity checks (not security): 64-bit
+/// FNV-1a over the file's little-endian 64-bit words (a zero-padded tail), as 16 hex digits
+/// prefixed `fnv1a64:`.
+public enum Checksum {
+    public static func of(_ url: URL) throws -> String {
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw BundleError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
+        }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        data.withUnsafeBytes { raw in
+            let words = raw.count / 8
+            for i in 0..<words {
+                hash = (hash ^ UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))) &* 0x100_0000_01b3
+            }
+            var tail: UInt64 = 0
+            for (k, byte) in raw[(8 * words)...].enumerated() { tail |= UInt64(byte) << (8 * UInt64(k)) }
+            hash = (hash ^ tail ^ UInt64(raw.count)) &* 0x100_0000_01b3
+        }
+        return "fnv1a64:" + String(hash, radix: 16).leftPadded(to: 16)
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to length: Int) -> String { String(repeating: "0", count: max(0, length - count)) + self }
+}

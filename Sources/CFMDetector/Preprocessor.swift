@@ -1,0 +1,75 @@
+import CFMData
+import CFMGeometry
+import CFMTensor
+
+/// Unit of a sensor's XYZ values.
+public enum LengthUnit: String, Sendable, Codable, CaseIterable {
+    case m, mm
+
+    /// Factor to metres.
+    public var metres: Float { self == .m ? 1 : 0.001 }
+}
+
+/// Every parameter of preprocessing (DESIGN.md §3.1–3.2); the YAML config fills it.
+public struct PreprocessOptions: Sendable, Equatable {
+    /// Remove the support plane and stray clusters before resizing.
+    public var removeBackground = true
+    public var background = BackgroundRemovalOptions()
+    /// Side of the model input.
+    public var size = 224
+    /// ImageNet normalisation of RGB in [0, 1].
+    public var mean: [Float] = [0.485, 0.456, 0.406]
+    public var std: [Float] = [0.229, 0.224, 0.225]
+
+    public init() {}
+}
+
+/// A frame ready for the detector, with what preprocessing did to it.
+public struct PreprocessedFrame: Sendable {
+    public var input: ModelInput
+    /// The RGB image padded and resized to the model input (for overlays).
+    public var rgb: RGBImage
+    /// Background removal's account; nil when it was switched off.
+    public var background: BackgroundRemovalReport?
+    /// Foreground points after removal, at the sensor's resolution.
+    public var foregroundPoints: Int
+}
+
+/// Sensor frame → model input (DESIGN.md §3.1–3.2): units to metres, background removal at
+/// the sensor's resolution, centred square padding (edge replication for RGB, zeros for
+/// XYZ), Pillow-bicubic RGB and PyTorch-nearest XYZ resizing, ImageNet normalisation.
+public struct Preprocessor: Sendable {
+    public var options: PreprocessOptions
+
+    public init(options: PreprocessOptions = PreprocessOptions()) { self.options = options }
+
+    /// Preprocesses a pixel-registered pair: `rgb` and `cloud` [H, W, 3] in `unit`.
+    public func callAsFunction(rgb: RGBImage, cloud: Tensor, unit: LengthUnit = .m) throws -> PreprocessedFrame {
+        let (h, w) = (rgb.height, rgb.width)
+        guard cloud.shape == [h, w, 3] else {
+            throw DetectorError.badInput("point cloud is \(cloud.shape), RGB image is \(h)×\(w): not pixel-registered")
+        }
+        if let i = cloud.scalars.firstIndex(where: { !$0.isFinite }) {
+            throw DetectorError.nonFinite("point cloud pixel (row \(i / 3 / w), column \(i / 3 % w))")
+        }
+        return try process(rgb: rgb, cloud: cloud, unit: unit)
+    }
+
+    private func process(rgb: RGBImage, cloud: Tensor, unit: LengthUnit) throws -> PreprocessedFrame {
+        let (h, w) = (rgb.height, rgb.width), s = options.size
+        var organized = try OrganizedCloud(height: h, width: w, coordinates: unit == .m ? cloud.scalars : cloud.scalars.map { $0 * unit.metres })
+        let report = options.removeBackground ? try organized.removeBackground(options: options.background) : nil
+        let side = max(h, w)
+        let squareCloud = Tensor(shape: [side, side, 3],
+                                 scalars: padToSquare(organized.coordinates, height: h, width: w, channels: 3, .constant(0)))
+        let xyz = nearestResize(squareCloud, outHeight: s, outWidth: s)
+        let small = rgb.paddedToSquare().resized(height: s, width: s)
+        var normalised = Tensor(shape: [3, s, s])
+        for c in 0..<3 {
+            let (mean, std) = (options.mean[c], options.std[c])
+            for p in 0..<(s * s) { normalised.scalars[c * s * s + p] = (Float(small.bytes[3 * p + c]) / 255 - mean) / std }
+        }
+        return PreprocessedFrame(input: ModelInput(rgb: normalised, xyz: xyz), rgb: small, background: report,
+                                 foregroundPoints: organized.foregroundCount)
+    }
+}

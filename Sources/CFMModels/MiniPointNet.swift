@@ -1,0 +1,256 @@
+import CFMTensor
+
+/// Where BatchNorm takes its statistics from.
+public enum BatchNormMode: String, Sendable, CaseIterable, Codable {
+    /// Each frame's own batch statistics (mean and biased variance over all points of the
+    /// frame): what the authors' released code does, since it never calls `eval()`.
+    case frame
+    /// The checkpoint's running statistics; BatchNorm then folds into the convolutions.
+    case running
+}
+
+/// A per-channel affine map `y = x·scale + shift` (a BatchNorm with fixed statistics).
+struct ChannelAffine: Sendable {
+    var scale: [Float], shift: [Float]
+
+    /// BatchNorm `(x − mean)/√(variance + eps)·γ + β` as an affine map.
+    init(mean: [Double], variance: [Double], gamma: [Float], beta: [Float], eps: Float) {
+        let scale = (0..<gamma.count).map { Float(Double(gamma[$0]) / (variance[$0] + Double(eps)).squareRoot()) }
+        self.scale = scale
+        shift = (0..<gamma.count).map { c in Float(Double(beta[c]) - mean[c] * Double(scale[c])) }
+    }
+
+    /// `layer` followed by this map, as one linear layer: rows of W scaled, bias mapped.
+    func fold(weight: [Float], bias: [Float], inFeatures: Int) -> (weight: [Float], bias: [Float]) {
+        var w = weight
+        for o in 0..<scale.count {
+            for i in 0..<inFeatures { w[o * inFeatures + i] *= scale[o] }
+        }
+        return (w, (0..<scale.count).map { bias[$0] * scale[$0] + shift[$0] })
+    }
+}
+
+/// BatchNorm1d parameters (`weight bias running_mean running_var`).
+struct BatchNorm: Sendable {
+    let gamma: [Float], beta: [Float], runningMean: [Float], runningVariance: [Float]
+    let eps: Float
+
+    init(_ weights: SafeTensors, _ name: String, channels: Int, eps: Float) throws {
+        gamma = try weights.tensor("\(name).weight", shape: [channels]).scalars
+        beta = try weights.tensor("\(name).bias", shape: [channels]).scalars
+        runningMean = try weights.tensor("\(name).running_mean", shape: [channels]).scalars
+        runningVariance = try weights.tensor("\(name).running_var", shape: [channels]).scalars
+        self.eps = eps
+    }
+
+    /// The affine map for given statistics.
+    func affine(mean: [Double], variance: [Double]) -> ChannelAffine {
+        ChannelAffine(mean: mean, variance: variance, gamma: gamma, beta: beta, eps: eps)
+    }
+
+    /// The affine map of the running statistics.
+    var runningAffine: ChannelAffine {
+        affine(mean: runningMean.map(Double.init), variance: runningVariance.map(Double.init))
+    }
+}
+
+/// Point-MAE's group encoder (mini-PointNet), DESIGN.md §3.4: per point
+/// Conv1d(3→c1) → BN → ReLU → Conv1d(c1→c2); g = max over the group; per point
+/// [g, h] → Conv1d(2·c2→c3) → BN → ReLU → Conv1d(c3→out); max over the group.
+///
+/// Exact restructurings (same outputs, fewer FLOPs and far less memory):
+/// - the first BN's frame statistics follow in closed form from the mean and covariance of
+///   the 3-d inputs, since the first convolution is linear;
+/// - the [g, h] concat splits the 2·c2→c3 convolution into a per-group GEMM on g and a
+///   per-point GEMM on h;
+/// - groups are processed in chunks that never materialise the c3-wide activations of the
+///   whole frame: one pass gathers the second BN's statistics, a second pass applies it;
+/// - BatchNorm (frame or running statistics) is folded into the preceding convolution.
+public struct MiniPointNet: Sendable {
+    public let hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int
+    public let mode: BatchNormMode
+    let conv1: Linear, conv2: Linear, conv4: Linear
+    /// The 2·c2→c3 convolution split into its global (first c2 inputs) and per-point halves.
+    let conv3Global: [Float], conv3Point: [Float], conv3Bias: [Float]
+    let bn1: BatchNorm, bn2: BatchNorm
+
+    /// Groups per work chunk: 16 × 128 points keeps a chunk's activations within a few MB.
+    static let chunkGroups = 16
+
+    /// Loads `encoder.first_conv.{0,1,3}` and `encoder.second_conv.{0,1,3}`.
+    public init(_ weights: SafeTensors, hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int,
+                mode: BatchNormMode, eps: Float = 1e-5) throws {
+        (self.hidden1, self.hidden2, self.hidden3, self.outChannels, self.mode) = (hidden1, hidden2, hidden3, outChannels, mode)
+        let p = "encoder"
+        conv1 = try Linear(weights, "\(p).first_conv.0", in: 3, out: hidden1, weightShape: [hidden1, 3, 1])
+        bn1 = try BatchNorm(weights, "\(p).first_conv.1", channels: hidden1, eps: eps)
+        conv2 = try Linear(weights, "\(p).first_conv.3", in: hidden1, out: hidden2, weightShape: [hidden2, hidden1, 1])
+        let conv3 = try Linear(weights, "\(p).second_conv.0", in: 2 * hidden2, out: hidden3, weightShape: [hidden3, 2 * hidden2, 1])
+        conv3Global = (0..<hidden3).flatMap { o in conv3.weight[(o * 2 * hidden2)..<(o * 2 * hidden2 + hidden2)] }
+        conv3Point = (0..<hidden3).flatMap { o in conv3.weight[(o * 2 * hidden2 + hidden2)..<((o + 1) * 2 * hidden2)] }
+        conv3Bias = conv3.bias!
+        bn2 = try BatchNorm(weights, "\(p).second_conv.1", channels: hidden3, eps: eps)
+        conv4 = try Linear(weights, "\(p).second_conv.3", in: hidden3, out: outChannels, weightShape: [outChannels, hidden3, 1])
+    }
+
+    /// Buffers for `groups` groups of `members` points, reused across frames.
+    public struct Workspace: Sendable {
+        let groups: Int, members: Int
+        let h2: ScratchBuffer<Float>, global: ScratchBuffer<Float>, globalTerm: ScratchBuffer<Float>
+        /// Per worker: c1-, c3- and out-wide activations of one chunk.
+        let h1Chunks: ScratchBuffer<Float>, h3Chunks: ScratchBuffer<Float>, h4Chunks: ScratchBuffer<Float>
+        /// Per worker: Σx and Σx² of each c3 channel (second BN's frame statistics).
+        let sums: ScratchBuffer<Double>, squares: ScratchBuffer<Double>
+    }
+
+    public func makeWorkspace(groups: Int, members: Int) -> Workspace {
+        let rows = Self.chunkGroups * members
+        return Workspace(
+            groups: groups, members: members,
+            h2: ScratchBuffer(count: groups * members * hidden2),
+            global: ScratchBuffer(count: groups * hidden2),
+            globalTerm: ScratchBuffer(count: groups * hidden3),
+            h1Chunks: ScratchBuffer(count: cpuCount * rows * hidden1),
+            h3Chunks: ScratchBuffer(count: cpuCount * rows * hidden3),
+            h4Chunks: ScratchBuffer(count: cpuCount * rows * outChannels),
+            sums: ScratchBuffer(count: cpuCount * hidden3),
+            squares: ScratchBuffer(count: cpuCount * hidden3))
+    }
+
+    /// One token [groups, outChannels] per group of `neighborhoods` [groups, members, 3]
+    /// (each point relative to its group's centre).
+    public func encode(neighborhoods: Tensor, workspace ws: Workspace) -> Tensor {
+        let (g, k) = (ws.groups, ws.members)
+        precondition(neighborhoods.shape == [g, k, 3], "neighbourhoods must be [\(g), \(k), 3], got \(neighborhoods.shape)")
+        let affine1 = mode == .frame ? bn1.affine(closedFormFor: conv1, inputs: neighborhoods) : bn1.runningAffine
+        let first = affine1.fold(weight: conv1.weight, bias: conv1.bias!, inFeatures: 3)
+
+        // Stage 1, per chunk: h2 = conv2(ReLU(BN(conv1(x)))), g = max over the group.
+        forEachChunk(groups: g) { worker, range in
+            let rows = range.count * k, h1 = ws.h1Chunks[worker * Self.chunkGroups * k * hidden1]
+            neighborhoods.withUnsafeBufferPointer { x in
+                linear(rows: rows, inFeatures: 3, outFeatures: hidden1, x: x.baseAddress! + range.lowerBound * k * 3,
+                       weight: first.weight, bias: first.bias, y: h1)
+            }
+            reluInPlace(h1, count: rows * hidden1)
+            let h2 = ws.h2[range.lowerBound * k * hidden2]
+            linear(rows: rows, inFeatures: hidden1, outFeatures: hidden2, x: h1, weight: conv2.weight, bias: conv2.bias,
+                   y: h2)
+            maxOverMembers(h2, groups: range.count, members: k, channels: hidden2,
+                           out: ws.global[range.lowerBound * hidden2])
+        }
+        // The per-group half of the split convolution: g·W_gᵀ + b.
+        linear(rows: g, inFeatures: hidden2, outFeatures: hidden3, x: ws.global.base, weight: conv3Global, bias: conv3Bias,
+               y: ws.globalTerm.base)
+
+        let affine2 = mode == .frame ? secondStatistics(ws) : bn2.runningAffine
+        let point = affine2.fold(weight: conv3Point, bias: [Float](repeating: 0, count: hidden3), inFeatures: hidden2)
+        let term = ws.globalTerm.base
+        for r in 0..<g {
+            for c in 0..<hidden3 { term[r * hidden3 + c] = term[r * hidden3 + c] * affine2.scale[c] + affine2.shift[c] }
+        }
+
+        // Stage 2, per chunk: out = max over the group of conv4(ReLU(BN(conv3([g, h2])))).
+        var tokens = Tensor(shape: [g, outChannels])
+        tokens.withUnsafeMutableBufferPointer { out in
+            forEachChunk(groups: g) { worker, range in
+                let rows = range.count * k
+                let h3 = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
+                let h4 = ws.h4Chunks[worker * Self.chunkGroups * k * outChannels]
+                pointConvolution(range, weight: point.weight, workspace: ws, into: h3)
+                reluInPlace(h3, count: rows * hidden3)
+                linear(rows: rows, inFeatures: hidden3, outFeatures: outChannels, x: h3, weight: conv4.weight,
+                       bias: conv4.bias, y: h4)
+                maxOverMembers(h4, groups: range.count, members: k, channels: outChannels,
+                               out: out.baseAddress! + range.lowerBound * outChannels)
+            }
+        }
+        return tokens
+    }
+
+    /// `h3 = h2·W_pᵀ + globalTerm[group]` for the groups in `range`, into `h3`.
+    private func pointConvolution(_ range: Range<Int>, weight: [Float], workspace ws: Workspace,
+                                  into h3: UnsafeMutablePointer<Float>) {
+        let k = ws.members
+        for (i, group) in range.enumerated() {
+            let term = ws.globalTerm[group * hidden3]
+            for m in 0..<k { (h3 + (i * k + m) * hidden3).update(from: term, count: hidden3) }
+        }
+        gemm(m: range.count * k, n: hidden3, k: hidden2, a: ws.h2[range.lowerBound * k * hidden2], lda: hidden2,
+             b: weight, ldb: hidden2, transposeB: true, beta: 1, c: h3, ldc: hidden3)
+    }
+
+    /// Frame statistics of the second BatchNorm: a pass over all chunks accumulating Σx
+    /// and Σx² per channel in Float64.
+    private func secondStatistics(_ ws: Workspace) -> ChannelAffine {
+        let (g, k) = (ws.groups, ws.members)
+        ws.sums.zero()
+        ws.squares.zero()
+        forEachChunk(groups: g) { worker, range in
+            let rows = range.count * k
+            let h3 = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
+            pointConvolution(range, weight: conv3Point, workspace: ws, into: h3)
+            let sums = ws.sums[worker * hidden3], squares = ws.squares[worker * hidden3]
+            for r in 0..<rows {
+                let row = h3 + r * hidden3
+                for c in 0..<hidden3 {
+                    let v = Double(row[c])
+                    sums[c] += v
+                    squares[c] += v * v
+                }
+            }
+        }
+        let n = Double(g * k)
+        var mean = [Double](repeating: 0, count: hidden3), variance = mean
+        for c in 0..<hidden3 {
+            var s = 0.0, q = 0.0
+            for w in 0..<cpuCount { s += ws.sums.base[w * hidden3 + c]; q += ws.squares.base[w * hidden3 + c] }
+            mean[c] = s / n
+            variance[c] = max(0, q / n - mean[c] * mean[c])
+        }
+        return bn2.affine(mean: mean, variance: variance)
+    }
+
+    /// Runs `body(worker, groups)` over chunks of `chunkGroups` groups on all cores.
+    private func forEachChunk(groups: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = (groups + Self.chunkGroups - 1) / Self.chunkGroups
+        parallelWorkers(chunks) { worker, chunkRange in
+            for chunk in chunkRange {
+                body(worker, (chunk * Self.chunkGroups)..<min(groups, (chunk + 1) * Self.chunkGroups))
+            }
+        }
+    }
+
+    /// FLOPs of `encode` for `groups` × `members` points (both passes in frame mode).
+    public func flops(groups: Int, members: Int) -> Double {
+        let n = Double(groups * members)
+        let point = 2 * n * Double(hidden2 * hidden3)
+        return 2 * n * Double(3 * hidden1 + hidden1 * hidden2 + hidden3 * outChannels)
+            + 2 * Double(groups * hidden2 * hidden3) + point * (mode == .frame ? 2 : 1)
+    }
+}
+
+extension BatchNorm {
+    /// Frame statistics of `conv(x)` over all points of `inputs` [..., 3], in closed form:
+    /// mean = W·μ + b and variance = wᵀ Σ w per channel, with μ, Σ the inputs' mean and
+    /// (biased) covariance — exact, because the convolution is linear.
+    func affine(closedFormFor conv: Linear, inputs: Tensor) -> ChannelAffine {
+        let n = inputs.count / 3
+        var mu = [Double](repeating: 0, count: 3)
+        for i in 0..<n { for j in 0..<3 { mu[j] += Double(inputs.scalars[3 * i + j]) } }
+        mu = mu.map { $0 / Double(n) }
+        var cov = [Double](repeating: 0, count: 9)
+        for i in 0..<n {
+            let d = (0..<3).map { Double(inputs.scalars[3 * i + $0]) - mu[$0] }
+            for a in 0..<3 { for b in 0..<3 { cov[3 * a + b] += d[a] * d[b] } }
+        }
+        cov = cov.map { $0 / Double(n) }
+        var mean = [Double](repeating: 0, count: conv.outFeatures), variance = mean
+        for c in 0..<conv.outFeatures {
+            let w = (0..<3).map { Double(conv.weight[3 * c + $0]) }
+            mean[c] = Double(conv.bias![c]) + (0..<3).reduce(0) { $0 + w[$1] * mu[$1] }
+            for a in 0..<3 { for b in 0..<3 { variance[c] += w[a] * w[b] * cov[3 * a + b] } }
+        }
+        return affine(mean: mean, variance: variance)
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import CFMData
+import CFMDetector
+import CFMTensor
+import Foundation
+
+/// `cfm infer`: one frame from files, end to end, with everything a person needs to judge it.
+struct Infer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score one RGB + XYZ frame: result.json, anomaly_map.tiff, overlay.png (and --dump features).")
+
+    @Option(help: "RGB image (PNG).") var rgb: String
+    @Option(help: "Organized point cloud (3-channel float32 TIFF), pixel-registered with the RGB image.") var xyz: String
+    @OptionGroup var extractor: ExtractorOptions
+    @Option(help: "Model bundle directory (cfm train).") var model: String
+    @OptionGroup var preprocess: PreprocessFlags
+    @Option(help: "Output directory.") var out: String
+    @Flag(help: "Also write features.safetensors with every intermediate tensor.") var dump = false
+
+    func run() throws {
+        let outDir = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        let detector = try extractor.detector(model: model)
+        var times = StageTimes()
+        let frame = try times.measure("preprocess") {
+            try preprocess.preprocessor(rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
+                                        cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)), unit: preprocess.unit)
+        }
+        let (detection, features) = try detector.detect(frame.input, times: &times)
+        let threshold = detector.manifest?.calibration?.threshold
+        let verdict = threshold.map { detection.score > $0 ? "reject" : "pass" } ?? "uncalibrated"
+
+        try TIFFFile.write(detection.anomalyMap.reshaped([detector.inputSize, detector.inputSize, 1]),
+                           to: outDir.appendingPathComponent("anomaly_map.tiff"))
+        let scale = threshold.map { $0 * detection.anomalyMap.maxAbs / max(detection.score, .leastNormalMagnitude) }
+        try PNGFile.write(Overlay.render(frame.rgb, map: detection.anomalyMap, scale: scale ?? detection.anomalyMap.maxAbs),
+                          to: outDir.appendingPathComponent("overlay.png"))
+        if dump {
+            try SafeTensors.write(detector.dump(frame.input, features, detection),
+                                  metadata: ["tier": detector.tier.rawValue], to: outDir.appendingPathComponent("features.safetensors"))
+        }
+        var result: [String: Any] = [
+            "frame_id": URL(fileURLWithPath: rgb).deletingPathExtension().lastPathComponent,
+            "score": detection.score, "verdict": verdict, "tier": detector.tier.rawValue,
+            "latency_ms": times.total,
+            "stages_ms": Dictionary(uniqueKeysWithValues: times.stages.map { ($0.name, $0.ms) }),
+            "foreground_points": frame.foregroundPoints, "valid_pixels": detection.validPixels,
+            "background_removal": frame.background.map { ["plane_found": $0.planeFound, "removed_by_plane": $0.removedByPlane,
+                                                          "removed_by_cluster": $0.removedByCluster] as [String: Any] } ?? "off",
+        ]
+        result["threshold"] = threshold ?? NSNull()
+        try writeJSON(result, to: outDir.appendingPathComponent("result.json"))
+        print("\(verdict) score \(String(format: "%.4f", detection.score))" + (threshold.map { String(format: " threshold %.4f", $0) } ?? ""))
+    }
+}

@@ -1,0 +1,56 @@
+import CFMData
+import CFMDetector
+import CFMTensor
+import Testing
+
+@Suite struct PreprocessorTests {
+    /// A 40×60 frame: a tilted table plane at ~0.5 m (5 mm pixel pitch) with a 3 cm box on it.
+    func frame() -> (RGBImage, Tensor) {
+        let (h, w) = (40, 60)
+        var cloud = Tensor(shape: [h, w, 3])
+        var bytes = [UInt8](repeating: 0, count: h * w * 3)
+        for v in 0..<h {
+            for u in 0..<w {
+                let onBox = (15..<25).contains(v) && (20..<40).contains(u)
+                let x = (Float(u) - 30.5) * 0.005, y = (Float(v) - 20.5) * 0.005  // never exactly 0: that means "no point"
+                let i = 3 * (v * w + u)
+                cloud.scalars[i] = x
+                cloud.scalars[i + 1] = y
+                cloud.scalars[i + 2] = 0.5 + 0.05 * x - (onBox ? 0.03 : 0)
+                bytes[i] = UInt8(u * 4); bytes[i + 1] = UInt8(v * 6); bytes[i + 2] = onBox ? 255 : 0
+            }
+        }
+        return (RGBImage(height: h, width: w, bytes: bytes), cloud)
+    }
+
+    @Test func removesTheTableKeepsTheBoxAndNormalises() throws {
+        var options = PreprocessOptions()
+        options.size = 30
+        let (rgb, cloud) = frame()
+        let out = try Preprocessor(options: options)(rgb: rgb, cloud: cloud)
+        #expect(out.background?.planeFound == true)
+        #expect(out.foregroundPoints == 200, "\(String(describing: out.background))")  // the 10×20 box
+        #expect(out.input.xyz.shape == [30, 30, 3] && out.input.rgb.shape == [3, 30, 30])
+        // Padding rows (top 5 and bottom 5 of the square) have no points.
+        #expect(out.input.xyz.scalars[0..<(5 * 30 * 3)].allSatisfy { $0 == 0 })
+        // ImageNet normalisation of the blue channel: 0 → −0.406/0.225 on the table.
+        let blue: Float = out.input.rgb.scalars[2 * 900 + 15 * 30 + 2], expected: Float = -0.406 / 0.225
+        #expect(abs(blue - expected) < 1e-5)
+    }
+
+    @Test func millimetresAreConvertedAndBadCloudsRefused() throws {
+        var options = PreprocessOptions()
+        options.size = 30
+        options.removeBackground = false
+        let (rgb, cloud) = frame()
+        let mm = Tensor(shape: cloud.shape, scalars: cloud.scalars.map { $0 * 1000 })
+        let a = try Preprocessor(options: options)(rgb: rgb, cloud: cloud)
+        let b = try Preprocessor(options: options)(rgb: rgb, cloud: mm, unit: .mm)
+        #expect(a.input.xyz.maxAbsDifference(b.input.xyz) < 1e-6)
+
+        var bad = cloud
+        bad.scalars[3 * (7 * 60 + 9) + 1] = .nan
+        #expect(throws: DetectorError.nonFinite("point cloud pixel (row 7, column 9)")) { try Preprocessor()(rgb: rgb, cloud: bad) }
+        #expect(throws: DetectorError.self) { try Preprocessor()(rgb: rgb, cloud: Tensor(shape: [40, 59, 3])) }
+    }
+}
