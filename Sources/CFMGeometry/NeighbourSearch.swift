@@ -23,7 +23,7 @@ struct ExactCandidate: Comparable {
 /// screened distance is ≤ `limit`, which is the k-th smallest screened distance seen so far
 /// plus `margin` (twice the screening error bound), or +max before the first compaction.
 struct QueryCandidates {
-    var candidates: ScratchBuffer<ApproximateCandidate>
+    var candidates: GrowableBuffer<ApproximateCandidate>
     var limit: Float = .greatestFiniteMagnitude
     var margin: Double = 0
 
@@ -112,9 +112,9 @@ func searchNearest(
         parallelWorkers((queryCount + blockSize - 1) / blockSize) { _, blocks in
             let tile = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * tileWidth)
             let states = UnsafeMutableBufferPointer<QueryCandidates>.allocate(capacity: blockSize)
-            var exact = ScratchBuffer<ExactCandidate>(capacity: initialCapacity)
+            var exact = GrowableBuffer<ExactCandidate>(capacity: initialCapacity)
             for q in 0..<blockSize {
-                states.initializeElement(at: q, to: QueryCandidates(candidates: ScratchBuffer(capacity: initialCapacity)))
+                states.initializeElement(at: q, to: QueryCandidates(candidates: GrowableBuffer(capacity: initialCapacity)))
             }
             defer {
                 for q in 0..<blockSize { states[q].candidates.deallocate() }

@@ -2,7 +2,7 @@
 /// steady-state appends never allocate. A plain struct over manually managed memory (no
 /// class, so no reference counting or exclusivity checks in the hot loops): the owner
 /// calls `deallocate()` exactly once. Elements must be trivial types.
-struct ScratchBuffer<Element> {
+struct GrowableBuffer<Element> {
     private(set) var base: UnsafeMutablePointer<Element>
     private(set) var capacity: Int
     private(set) var count = 0
