@@ -82,6 +82,9 @@ public enum PNGFile {
         image.format = (image.format & (alpha | color)) | (sixteenBit ? UInt32(PNG_FORMAT_FLAG_LINEAR) : 0)
         let channels = (image.format & color != 0 ? 3 : 1) + (image.format & alpha != 0 ? 1 : 0)
         let height = Int(image.height), width = Int(image.width)
+        guard height * width <= maximumImagePixels else {
+            throw .corrupt(file: path, reason: "implausible size \(width)×\(height)")
+        }
         let count = height * width * channels
         var samples = [UInt8](repeating: 0, count: count)
         if sixteenBit {
