@@ -19,3 +19,7 @@ public enum ImageFileError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// The most pixels (of an image, or of one TIFF strip or tile) a reader accepts, so that a
+/// corrupt or hostile header cannot demand an absurd allocation: 2²⁸, e.g. 16384 × 16384.
+let maximumImagePixels = 1 << 28

@@ -141,6 +141,9 @@ public enum TIFFFile {
         guard let blockWidth = blockSize.0.map(Int.init), let blockHeight = blockSize.1.map(Int.init),
               blockWidth > 0, blockHeight > 0
         else { throw .corrupt(file: path, reason: tiff.reason("missing or zero strip/tile size")) }
+        guard width * height <= maximumImagePixels, blockWidth * blockHeight <= maximumImagePixels else {
+            throw .corrupt(file: path, reason: "implausible size \(width)×\(height) in \(blockWidth)×\(blockHeight) blocks")
+        }
         let blocks = TIFFBlockLayout(height: height, width: width, samples: samples, tiled: tiled, blockWidth: blockWidth,
                                      blockHeight: blockHeight, separatePlanes: Int32(planar) == PLANARCONFIG_SEPARATE)
         var image = Tensor(shape: [height, width, channels])

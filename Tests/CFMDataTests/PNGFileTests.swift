@@ -22,6 +22,8 @@ import Testing
         try PNGFile.write(image, to: second)
         #expect(try PNGFile.readRGB(first) == image)
         #expect(try Data(contentsOf: first) == Data(contentsOf: second))
+        try PNGFile.write(image, to: second, compression: .fast)
+        #expect(try PNGFile.readRGB(second) == image)
     }
 
     @Test func greyRoundTripIsExact() throws {

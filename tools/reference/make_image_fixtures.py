@@ -47,8 +47,9 @@ BICUBIC_CASES = {  # name: (height, width, pad to square first, output height, o
     "pad_tall": (61, 40, True, 64, 64),
 }
 
+# 480, 608 and 62 are sizes where PyTorch's float32 index differs from the exact floor(dst*in/out).
 NEAREST_AXES = [(800, 224), (600, 224), (400, 224), (1544, 224), (1000, 224), (512, 224),
-                (300, 224), (224, 224), (112, 224), (53, 224), (37, 224), (7, 3)]
+                (300, 224), (224, 224), (112, 224), (53, 224), (37, 224), (7, 3), (480, 224), (608, 224), (62, 224)]
 
 
 def test_pattern(height, width):

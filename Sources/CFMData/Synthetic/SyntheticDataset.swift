@@ -132,7 +132,7 @@ public enum SyntheticDataset {
     private static func write(_ job: Job, size: Int, into directory: URL) throws(ImageFileError) {
         let folder = directory.appendingPathComponent(job.folder)
         let sample = render(job.partClass, job.type, seed: job.seed, size: size)
-        try PNGFile.write(sample.rgb, to: folder.appendingPathComponent("rgb/\(job.stem).png"))
+        try PNGFile.write(sample.rgb, to: folder.appendingPathComponent("rgb/\(job.stem).png"), compression: .fast)
         try TIFFFile.write(sample.cloud, to: folder.appendingPathComponent("xyz/\(job.stem).tiff"))
         if job.split == .test { try PNGFile.write(sample.mask, to: folder.appendingPathComponent("gt/\(job.stem).png")) }
     }

@@ -1,7 +1,7 @@
 import CFMTensor
 import Foundation
 
-/// A cable-gland-like part: a dark plastic hex nut 10–12 mm high with chamfered edges, a metal
+/// A cable-gland-like part: a dark plastic hex nut 11–13 mm high with chamfered edges, a metal
 /// collar and a shiny metal dome with a cable hole on top. White tick marks are printed on the
 /// flat hex face. The crossmodal cue: marks only ever lie on the flat face, never on the dome.
 struct SyntheticGland: SyntheticPart {
@@ -23,7 +23,7 @@ struct SyntheticGland: SyntheticPart {
     init(scale: Float, using random: inout SeededRandom) {
         let hexRadius = 0.072 * scale
         self.hexRadius = hexRadius
-        hexHeight = random.uniform(0.010, 0.012)
+        hexHeight = random.uniform(0.011, 0.013)
         domeHeight = random.uniform(0.014, 0.018)
         grain = ValueNoise(seed: random.next())
         // A tick at the middle of every face (the flat sides face ±v) and a legend beside one of them.

@@ -69,49 +69,58 @@ struct SyntheticScene: Sendable {
         var normal: SIMD3<Float>
     }
 
+    /// What the sensor records at one pixel, with the pixel's ground truth.
+    private struct SensorPixel {
+        var rgb: SIMD3<UInt8> = .zero
+        /// (0,0,0) for a dropped measurement.
+        var xyz: SIMD3<Float> = .zero
+        var onPart = false
+        var anomalous = false
+    }
+
     /// Ray-casts `part` into an RGB image, an XYZ cloud, the defect mask and the part's silhouette.
     func render<Part: SyntheticPart>(_ part: DefectivePart<Part>) -> SyntheticSample {
-        let pixels = size * size
-        var rgb = [UInt8](repeating: 0, count: pixels * 3)
-        var xyz = [Float](repeating: 0, count: pixels * 3)
-        var mask = [UInt8](repeating: 0, count: pixels), silhouette = [UInt8](repeating: 0, count: pixels)
-        rgb.withUnsafeMutableBufferPointer { rgb in
-            xyz.withUnsafeMutableBufferPointer { xyz in
-                mask.withUnsafeMutableBufferPointer { mask in
-                    silhouette.withUnsafeMutableBufferPointer { silhouette in
-                        parallelChunks(size, minimumChunk: 8) { rows in
-                            for y in rows {
-                                for x in 0..<size {
-                                    let i = y * size + x
-                                    var noise = SeededRandom(seed: mix(pixelSeed, UInt64(i)))
-                                    let hit = cast(x: x, y: y, part: part)
-                                    let color = shade(hit, part: part, x: x, y: y)
-                                    for c in 0..<3 {
-                                        let v = (color[c] + colorNoise * noise.normal()) * 255
-                                        rgb[3 * i + c] = UInt8(min(max(v.rounded(), 0), 255))
-                                    }
-                                    let depth = depthNoise * noise.normal()
-                                    if noise.uniform() >= dropoutRate {
-                                        let point = hit.point * (1 + depth / hit.point.z)
-                                        for c in 0..<3 { xyz[3 * i + c] = point[c] }
-                                    }
-                                    if hit.onPart {
-                                        silhouette[i] = 255
-                                        if part.isAnomalous(at: hit.uv) { mask[i] = 255 }
-                                    }
-                                }
-                            }
-                        }
-                    }
+        var pixels = [SensorPixel](repeating: SensorPixel(), count: size * size)
+        pixels.withUnsafeMutableBufferPointer { pixels in
+            parallelChunks(size, minimumChunk: 8) { rows in
+                for y in rows {
+                    for x in 0..<size { pixels[y * size + x] = sense(x: x, y: y, part: part) }
                 }
+            }
+        }
+        var rgb = [UInt8](), xyz = [Float]()
+        rgb.reserveCapacity(3 * pixels.count)
+        xyz.reserveCapacity(3 * pixels.count)
+        for pixel in pixels {
+            for c in 0..<3 {
+                rgb.append(pixel.rgb[c])
+                xyz.append(pixel.xyz[c])
             }
         }
         return SyntheticSample(
             rgb: RGBImage(height: size, width: size, bytes: rgb),
             cloud: Tensor(shape: [size, size, 3], scalars: xyz),
-            mask: GrayImage(height: size, width: size, bytes: mask),
-            objectMask: GrayImage(height: size, width: size, bytes: silhouette),
+            mask: GrayImage(height: size, width: size, bytes: pixels.map { $0.anomalous ? 255 : 0 }),
+            objectMask: GrayImage(height: size, width: size, bytes: pixels.map { $0.onPart ? 255 : 0 }),
             focalLength: focal, tableNormal: tableNormal, tableOffset: -dot(tableNormal, tablePoint))
+    }
+
+    /// Pixel (x, y): the ray's hit, shaded, with colour noise, depth noise along z and dropouts
+    /// drawn from the pixel's own random stream.
+    private func sense<Part: SyntheticPart>(x: Int, y: Int, part: DefectivePart<Part>) -> SensorPixel {
+        var noise = SeededRandom(seed: mix(pixelSeed, UInt64(y * size + x)))
+        let hit = cast(x: x, y: y, part: part)
+        let color = shade(hit, part: part, x: x, y: y)
+        var pixel = SensorPixel()
+        for c in 0..<3 {
+            let v = (color[c] + colorNoise * noise.normal()) * 255
+            pixel.rgb[c] = UInt8(min(max(v.rounded(), 0), 255))
+        }
+        let depth = depthNoise * noise.normal()
+        if noise.uniform() >= dropoutRate { pixel.xyz = hit.point * (1 + depth / hit.point.z) }
+        pixel.onPart = hit.onPart
+        pixel.anomalous = hit.onPart && part.isAnomalous(at: hit.uv)
+        return pixel
     }
 
     /// Height step of the ray march (metres); the rays are nearly vertical, so it moves them
