@@ -130,10 +130,13 @@ public enum ModelBundle {
     public static func write(_ manifest: ModelManifest, rgbToXYZ: FeatureMapper, xyzToRGB: FeatureMapper,
                              to directory: URL) throws {
         let fm = FileManager.default
-        let staging = directory.deletingLastPathComponent()
-            .appendingPathComponent(".\(directory.lastPathComponent).partial-\(getpid())")
+        let parent = directory.deletingLastPathComponent(), prefix = ".\(directory.lastPathComponent).partial-"
+        let staging = parent.appendingPathComponent("\(prefix)\(getpid())")
         do {
-            try? fm.removeItem(at: staging)
+            // Leftovers of interrupted writes (never a bundle: only a completed one is renamed in place).
+            for name in (try? fm.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix(prefix) {
+                try? fm.removeItem(at: parent.appendingPathComponent(name))
+            }
             try fm.createDirectory(at: staging, withIntermediateDirectories: true)
             var manifest = manifest
             manifest.mappers = []
