@@ -215,6 +215,7 @@ extension ServiceConfig {
     private static func yamlLine(_ error: YamlError) -> Int? {
         switch error {
         case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): mark.line
+        case let .duplicatedKeysInMapping(_, context): context.mark.line
         default: nil
         }
     }
@@ -223,7 +224,8 @@ extension ServiceConfig {
         switch error {
         case let .scanner(_, problem, _, _), let .parser(_, problem, _, _), let .composer(_, problem, _, _):
             "invalid YAML: \(problem)"
-        default: "invalid YAML: \(error)"
+        case let .duplicatedKeysInMapping(duplicates, _): "duplicate key \(duplicates.sorted().map { "'\($0)'" }.joined(separator: ", "))"
+        default: "invalid YAML: \(String(describing: error).split(separator: "\n").first ?? "")"
         }
     }
 
