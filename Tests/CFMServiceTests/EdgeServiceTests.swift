@@ -216,4 +216,42 @@ final class EdgeServiceTests: XCTestCase {
             XCTAssertEqual("\(error)", "cannot load the model: no threshold: x")
         }
     }
+
+    /// The independent Python client (tools/client_example.py, pyzmq) against the daemon.
+    func testPythonClientExample() throws {
+        let python = "/usr/bin/python3"
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: python)
+        probe.arguments = ["-c", "import zmq, numpy"]
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { throw XCTSkip("\(python) is missing") }
+        probe.waitUntilExit()
+        guard probe.terminationStatus == 0 else { throw XCTSkip("pyzmq/numpy missing (apt-get install python3-zmq python3-numpy)") }
+
+        let dir = TempDir()
+        var config = makeConfig(dir)
+        config.input.pattern = .sub
+        config.input.mode = .connect
+        config.input.maxWidth = 4096
+        config.input.maxHeight = 4096
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.002)] }
+        let thread = start(service)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: python)
+        client.arguments = [root.appendingPathComponent("tools/client_example.py").path, "--endpoint", config.input.endpoint,
+                            "--results", config.output.endpoint, "--frames", "6", "--malformed", "--warmup", "0.5", "--timeout", "10"]
+        let pipe = Pipe()
+        client.standardOutput = pipe
+        try client.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        XCTAssertEqual(client.terminationStatus, 0, output)
+        XCTAssertTrue(output.contains(#""sent": 11, "answered": 11"#), output)
+        for code in ["bad_parts", "bad_header", "bad_size", "too_large", "non_finite"] { XCTAssertTrue(output.contains("error   \(code):"), code) }
+        service.requestStop()
+        XCTAssertTrue(waitUntil(5) { thread.isFinished })
+    }
 }
