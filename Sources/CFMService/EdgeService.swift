@@ -13,29 +13,36 @@ public final class EdgeService: @unchecked Sendable {
     /// Builds the processing functions (one per worker) for a config; the real one loads models.
     public typealias ProcessorFactory = @Sendable (ServiceConfig) throws -> [FramePipeline.Processor]
 
-    public private(set) var config: ServiceConfig
+    private let stateLock = NSLock()
+    private var _config: ServiceConfig
+    private var _logger: Logger
+    private var _reloads = (applied: 0, refused: 0)
+    /// The config in force (a reload replaces it).
+    public var config: ServiceConfig { stateLock.lock(); defer { stateLock.unlock() }; return _config }
+    private var logger: Logger { stateLock.lock(); defer { stateLock.unlock() }; return _logger }
+    /// Reloads that were applied / refused.
+    public var reloads: (applied: Int, refused: Int) { stateLock.lock(); defer { stateLock.unlock() }; return _reloads }
     public let configURL: URL?
     private let factory: ProcessorFactory
     private let notifier: SystemdNotifier
-    private var logger: Logger
     private let flags = NSCondition()
     private var stopRequested = false
     private var reloadRequested = false
     private var receiveHeartbeat = monotonicNs()
     private var receiveStopped = false
+    private var reloadInProgress = false
+    private var isReloading: Bool { flags.lock(); defer { flags.unlock() }; return reloadInProgress }
     private var signalSources: [DispatchSourceSignal] = []
     private var errorLogWindow = (start: monotonicNs(), count: 0, suppressed: 0)
     private let logLock = NSLock()
     /// Bound endpoints (resolved ephemeral ports), once running.
     public private(set) var inputEndpoint: String?
     public private(set) var outputEndpoint: String?
-    /// Reloads that were applied / refused.
-    public private(set) var reloads = (applied: 0, refused: 0)
     private var pipeline: FramePipeline?
 
     public init(config: ServiceConfig, configURL: URL? = nil, logger: Logger, notifier: SystemdNotifier = SystemdNotifier(),
                 factory: @escaping ProcessorFactory = DetectorProcessing.makeProcessors) {
-        (self.config, self.configURL, self.logger, self.notifier, self.factory) = (config, configURL, logger, notifier, factory)
+        (_config, self.configURL, _logger, self.notifier, self.factory) = (config, configURL, logger, notifier, factory)
     }
 
     // MARK: control (any thread)
@@ -114,7 +121,9 @@ public final class EdgeService: @unchecked Sendable {
         flags.lock()
         receiveStopped = true
         flags.unlock()
-        while !receiver.isFinished { usleep(1000) }
+        // Bounded: with overflow block and a stalled worker the receive thread cannot finish.
+        let receiverDeadline = monotonicNs() + UInt64(max(config.pipeline.drainTimeoutS, 1) * 1e9)
+        while !receiver.isFinished && monotonicNs() < receiverDeadline { usleep(1000) }
         let before = pipeline.snapshot
         let clean = pipeline.drain(timeout: config.pipeline.drainTimeoutS)
         let after = pipeline.snapshot
@@ -155,24 +164,37 @@ public final class EdgeService: @unchecked Sendable {
     private func supervise(_ pipeline: FramePipeline, watchdogInterval: Double?) {
         var lastStatus = monotonicNs(), lastSummary = monotonicNs(), lastWatchdog = UInt64(0)
         var lastPublished = 0, fps = 0.0
-        let statusEvery = UInt64(config.watchdog.statusIntervalS * 1e9)
         let watchdogEvery = UInt64((watchdogInterval ?? 0) / 2 * 1e9)
         while true {
             flags.lock()
-            if !stopRequested && !reloadRequested { _ = flags.wait(until: Date(timeIntervalSinceNow: 0.1)) }
-            let (stop, reload) = (stopRequested, reloadRequested)
-            reloadRequested = false
+            if !stopRequested && !(reloadRequested && !reloadInProgress) { _ = flags.wait(until: Date(timeIntervalSinceNow: 0.1)) }
+            let stop = stopRequested
+            // A reload requested while one runs waits for it (requests are applied in order, never lost).
+            let reload = reloadRequested && !reloadInProgress
+            if reload { reloadRequested = false; reloadInProgress = true }
             let receiverAge = monotonicNs() &- receiveHeartbeat
             flags.unlock()
-            if stop { return }
-            if reload { self.reload(pipeline) }
+            if stop {
+                while isReloading { usleep(10_000) }
+                return
+            }
+            if reload {
+                // Loading models takes seconds: do it beside the supervisor so the watchdog stays fed.
+                let t = Thread { [self] in
+                    self.reload(pipeline)
+                    flags.lock(); reloadInProgress = false; flags.broadcast(); flags.unlock()
+                }
+                t.name = "cfm-reload"
+                t.start()
+            }
 
-            let now = monotonicNs()
+            let now = monotonicNs(), settings = config
+            let statusEvery = UInt64(settings.watchdog.statusIntervalS * 1e9)
             if watchdogInterval != nil, now &- lastWatchdog >= watchdogEvery {
                 // Feed the watchdog only while every stage makes progress: a stalled worker
                 // (or receive/publish thread) lets systemd restart the service.
-                if pipeline.isHealthy(stallTimeout: config.watchdog.stallTimeoutS, now: now),
-                   Double(receiverAge) / 1e9 < max(config.watchdog.stallTimeoutS, 2) {
+                if pipeline.isHealthy(stallTimeout: settings.watchdog.stallTimeoutS, now: now),
+                   Double(receiverAge) / 1e9 < max(settings.watchdog.stallTimeoutS, 2) {
                     notifier.watchdog()
                     lastWatchdog = now
                 } else if now &- lastWatchdog >= 2 * watchdogEvery {
@@ -187,7 +209,7 @@ public final class EdgeService: @unchecked Sendable {
                 lastStatus = now
                 notifier.status(statusLine(s, fps: fps))
             }
-            if config.logging.summaryIntervalS > 0, Double(now - lastSummary) / 1e9 >= config.logging.summaryIntervalS {
+            if settings.logging.summaryIntervalS > 0, Double(now - lastSummary) / 1e9 >= settings.logging.summaryIntervalS {
                 lastSummary = now
                 logger.info("summary: \(summary(pipeline.snapshot)), \(String(format: "%.2f", fps)) fps")
             }
@@ -210,13 +232,15 @@ public final class EdgeService: @unchecked Sendable {
             if fresh.pipeline != config.pipeline { restartOnly.append("pipeline"); fresh.pipeline = config.pipeline }
             let processors = try factory(fresh)
             pipeline.replaceProcessors(processors)
-            config = fresh
-            logger.logLevel = fresh.logLevel
-            reloads.applied += 1
+            stateLock.lock()
+            _config = fresh
+            _logger.logLevel = fresh.logLevel
+            _reloads.applied += 1
+            stateLock.unlock()
             let note = restartOnly.isEmpty ? "" : "; changes to \(restartOnly.joined(separator: ", ")) need a restart and were not applied"
             logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier.rawValue), bundle \(fresh.model.bundle)\(note)")
         } catch {
-            reloads.refused += 1
+            stateLock.lock(); _reloads.refused += 1; stateLock.unlock()
             logger.error("reload refused, the previous config and model keep serving: \(error)")
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CFMDetector
+import CFMModels
 import CFMService
 import Foundation
 import Logging
@@ -17,8 +18,16 @@ struct Serve: ParsableCommand {
         let url = config.map { URL(fileURLWithPath: $0) }
         let settings = try url.map(ServiceConfig.load) ?? ServiceConfig()
         if checkConfig {
-            let manifest = try ModelBundle.manifest(at: URL(fileURLWithPath: settings.model.bundle), tier: settings.model.tier,
-                                                    extractors: URL(fileURLWithPath: settings.model.extractors))
+            let bundle = URL(fileURLWithPath: settings.model.bundle), extractors = URL(fileURLWithPath: settings.model.extractors)
+            for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
+                throw ValidationError("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
+            }
+            // A bundle with a manifest is checked (tier, checksums); bare mapper files need decision.threshold.
+            let manifest = FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path)
+                ? try ModelBundle.manifest(at: bundle, tier: settings.model.tier, extractors: extractors) : nil
+            for file in [BundleFile.rgbToXYZ, BundleFile.xyzToRGB] where !FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path) {
+                throw ValidationError("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
+            }
             let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
             print("\(config ?? "<defaults>"): OK (tier \(settings.model.tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
                   + (settings.decision.threshold == nil ? " from calibration" : " from the config") + ")")
