@@ -120,6 +120,8 @@ public func monotonicNs() -> UInt64 {
 /// Wire protocol v1 (DESIGN.md §4): frames in, results out.
 public enum FrameCodec {
     public static let version = 1
+    /// Longer header parts are refused unread.
+    public static let maxHeaderBytes = 65_536
 
     /// Limits the decoder enforces.
     public struct Limits: Sendable {
@@ -134,6 +136,9 @@ public enum FrameCodec {
         guard parts.count == 4 else {
             throw FrameError("bad_parts", "expected 4 parts (topic, header, rgb, xyz), got \(parts.count)",
                              frameId: parts.count >= 2 ? peekFrameId(parts[1]) : nil)
+        }
+        guard parts[1].count <= maxHeaderBytes else {
+            throw FrameError("bad_header", "header is \(parts[1].count) bytes; at most \(maxHeaderBytes) are accepted")
         }
         let json: [String: Any]
         do {

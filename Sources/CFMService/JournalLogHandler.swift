@@ -80,9 +80,9 @@ public struct JournalLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         switch destination {
-        case .journal:
-            Self.send(fields(event))
-        case .stderr:
+        case .journal where Self.send(fields(event)) >= 0:
+            break
+        case .journal, .stderr: // stderr also when the journal socket is unreachable
             var merged = metadata
             if let m = event.metadata { merged.merge(m) { $1 } }
             let extra = merged.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()

@@ -72,6 +72,7 @@ final class FrameCodecTests: XCTestCase {
         assertCode(header(good) { $0["xyz"] = "xyz_f64le" }, "bad_header")
         assertCode(header(good) { $0["unit"] = "inch" }, "bad_header")
         assertCode(header(good) { $0["timestamp_ns"] = "now" }, "bad_header")
+        assertCode(header(good) { $0["padding"] = String(repeating: " ", count: 70_000) }, "bad_header", frameId: nil)
         // too_large (checked before sizes: no allocation for absurd headers)
         assertCode(header(good) { $0["width"] = 100_000 }, "too_large")
         assertCode(good, "too_large", limits: .init(maxWidth: 4, maxHeight: 100))
