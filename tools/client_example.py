@@ -124,28 +124,32 @@ def main():
             fid = f"{run}-bad-{kind}"
             messages.append((fid, malformed(kind, args.topic, fid, f_rgb, f_xyz), kind))
 
+    answers = {}
+    poller = zmq.Poller()
+    poller.register(results, zmq.POLLIN)
+
+    def receive(until):
+        """Collects results until the monotonic time `until` (or all are in)."""
+        while len(answers) < len(messages):
+            wait_ms = int(max(0.0, until - time.monotonic()) * 1000)
+            if not poller.poll(wait_ms):
+                return
+            parts = results.recv_multipart()
+            topic, body = parts[0].decode(), json.loads(parts[1])
+            fid = body.get("frame_id")
+            if fid not in sent_at:
+                continue  # someone else's frame
+            assert topic == f"{args.result_prefix}.{body['verdict']}", (topic, body["verdict"])
+            answers[fid] = (body, (time.monotonic() - sent_at[fid]) * 1000)
+
     start = time.monotonic()
     for n, (fid, parts, code) in enumerate(messages):
         if args.rate > 0:
-            time.sleep(max(0.0, start + n / args.rate - time.monotonic()))
+            receive(start + n / args.rate)  # read verdicts while pacing the frames
         expected[fid] = code
         sent_at[fid] = time.monotonic()
         sender.send_multipart(parts)
-
-    answers = {}
-    deadline = time.monotonic() + args.timeout
-    poller = zmq.Poller()
-    poller.register(results, zmq.POLLIN)
-    while len(answers) < len(messages) and time.monotonic() < deadline:
-        if not poller.poll(100):
-            continue
-        parts = results.recv_multipart()
-        topic, body = parts[0].decode(), json.loads(parts[1])
-        fid = body.get("frame_id")
-        if fid not in expected:
-            continue  # someone else's frame
-        assert topic == f"{args.result_prefix}.{body['verdict']}", (topic, body["verdict"])
-        answers[fid] = (body, (time.monotonic() - sent_at[fid]) * 1000)
+    receive(time.monotonic() + args.timeout)
 
     failures = 0
     for fid, _, code in messages:
