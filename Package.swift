@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries (Debian packages; see README). Each is a module map + shim header.
@@ -34,11 +35,18 @@ let package = Package(
         .target(name: "CFMDetector", dependencies: ["CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "Yams"]),
         // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
         .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
+        // The edge daemon's parts: YAML config, wire protocol v1, ZeroMQ sockets, the bounded
+        // pipeline, sd_notify and the journald log handler.
+        .target(name: "CFMService", dependencies: [
+            "CFMDetector", "CFMData", "CFMModels", "CFMTensor", "CZeroMQ", "CSystemd", "Yams",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The command line.
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "Yams",
+                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "CFMService", "Yams",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -49,6 +57,8 @@ let package = Package(
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMDataTests", dependencies: ["CFMData", "CFMTensor", "CFMTestSupport", "CLibTIFF"]),
         .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMServiceTests", dependencies: ["CFMService", "CFMDetector", "CFMData", "CFMTensor", "CSystemd", "CZeroMQ",
+                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
     ]
 )

@@ -10,8 +10,8 @@ struct CFM: ParsableCommand {
         commandName: "cfm",
         abstract: "Multimodal (RGB + 3D) industrial anomaly detection by crossmodal feature mapping.",
         version: version,
-        subcommands: [Demo.self, Synth.self, InitWeights.self, Train.self, Calibrate.self, Infer.self, Extract.self,
-                      Bench.self, Version.self])
+        subcommands: [Demo.self, Serve.self, Replay.self, Synth.self, InitWeights.self, Train.self, Calibrate.self,
+                      Eval.self, Infer.self, Extract.self, Bench.self, Version.self])
 }
 
 /// `cfm version`: the tool version and the numerics backend.

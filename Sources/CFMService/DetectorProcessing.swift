@@ -1,0 +1,74 @@
+import CFMDetector
+import CFMModels
+import Foundation
+
+/// Why the daemon cannot score frames with a config (startup or reload refuses it).
+public struct ServiceSetupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The real processing function: preprocess → detect → verdict against the threshold.
+public enum DetectorProcessing {
+    /// The decision threshold: the config override, else the bundle's calibration.
+    public static func threshold(config: ServiceConfig, manifest: ModelManifest?) throws -> Float {
+        if let t = config.decision.threshold { return Float(t) }
+        if let t = manifest?.calibration?.threshold { return t }
+        throw ServiceSetupError(manifest == nil
+            ? "no threshold: \(config.model.bundle) has no manifest.yaml and decision.threshold is not set"
+            : "no threshold: \(config.model.bundle) is not calibrated (run cfm calibrate) and decision.threshold is not set")
+    }
+
+    /// A short model id for results: bundle name, class and mapper checksum prefix.
+    public static func modelId(config: ServiceConfig, manifest: ModelManifest?) -> String {
+        let name = URL(fileURLWithPath: config.model.bundle).lastPathComponent
+        guard let manifest else { return name }
+        let sum = manifest.mappers.first.map { "@" + String($0.checksum.suffix(12)) } ?? ""
+        return "\(name)/\(manifest.className)\(sum)"
+    }
+
+    /// One processing function per worker (each with its own detector: a detector serves
+    /// one caller at a time). Loads the extractors pruned to the configured tier and the
+    /// bundle's mappers; refuses a bundle of another tier and a config without threshold.
+    public static func makeProcessors(_ config: ServiceConfig) throws -> [FramePipeline.Processor] {
+        let extractors = URL(fileURLWithPath: config.model.extractors), bundle = URL(fileURLWithPath: config.model.bundle)
+        var processors: [FramePipeline.Processor] = []
+        for _ in 0..<config.pipeline.inFlight {
+            let detector = try AnomalyDetector.load(extractors: extractors, model: bundle, tier: config.model.tier,
+                                                    batchNorm: config.model.batchnorm)
+            let threshold = try threshold(config: config, manifest: detector.manifest)
+            processors.append(processor(detector: DetectorBox(detector), threshold: threshold,
+                                        model: modelId(config: config, manifest: detector.manifest),
+                                        preprocessor: Preprocessor(options: config.preprocessOptions),
+                                        publishMaps: config.output.publishMaps))
+        }
+        return processors
+    }
+
+    static func processor(detector box: DetectorBox, threshold: Float, model: String, preprocessor: Preprocessor,
+                          publishMaps: Bool) -> FramePipeline.Processor {
+        { frame in
+            try box.withDetector { detector in
+                var times = StageTimes()
+                let pre = try times.measure("preprocess") { try preprocessor(rgb: frame.rgb, cloud: frame.cloud, unit: frame.unit) }
+                let (detection, _) = try detector.detect(pre.input, times: &times)
+                return Inference(score: detection.score, threshold: threshold, tier: detector.tier.rawValue, model: model,
+                                 stagesMs: times.stages, foregroundPoints: pre.foregroundPoints,
+                                 map: publishMaps ? detection.anomalyMap.scalars : nil)
+            }
+        }
+    }
+}
+
+/// A detector used by one worker thread at a time (the lock makes that a checked fact).
+final class DetectorBox: @unchecked Sendable {
+    private let detector: AnomalyDetector
+    private let lock = NSLock()
+
+    init(_ detector: AnomalyDetector) { self.detector = detector }
+
+    func withDetector<T>(_ body: (AnomalyDetector) throws -> T) rethrows -> T {
+        lock.lock(); defer { lock.unlock() }
+        return try body(detector)
+    }
+}

@@ -1,0 +1,465 @@
+import CFMDetector
+import CFMGeometry
+import CFMModels
+import Foundation
+import Logging
+import Yams
+
+/// The daemon's configuration: one YAML file whose key names DESIGN.md §5 fixes. Every
+/// option has a default (an empty file is a valid config); unknown keys and out-of-range
+/// values are refused with the file, the line and a one-line reason. `config/cfm.yaml`
+/// documents every key.
+public struct ServiceConfig: Codable, Sendable, Equatable {
+    public struct Model: Codable, Sendable, Equatable {
+        /// Pruning tier; a bundle trained for another tier is refused.
+        public var tier: Tier = .small
+        /// Directory with vit.safetensors and pointmae.safetensors.
+        public var extractors = "/var/lib/cfm/extractors"
+        /// Model bundle directory (cfm train / cfm calibrate).
+        public var bundle = "/var/lib/cfm/model"
+        /// Point-MAE BatchNorm statistics: frame (the paper's behaviour) or running.
+        public var batchnorm: BatchNormMode = .frame
+        public init() {}
+    }
+
+    public enum Pattern: String, Codable, Sendable, CaseIterable { case sub, pull }
+    public enum Mode: String, Codable, Sendable, CaseIterable { case connect, bind }
+
+    public struct Input: Codable, Sendable, Equatable {
+        public var endpoint = "tcp://127.0.0.1:5555"
+        public var pattern: Pattern = .sub
+        public var mode: Mode = .connect
+        /// SUB subscription prefix (ignored for pull).
+        public var topic = "frame"
+        /// Larger frames are refused with `too_large` before their pixels are read.
+        public var maxWidth = 4096
+        public var maxHeight = 4096
+        /// ZMQ_RCVHWM: messages libzmq buffers before the daemon reads them.
+        public var receiveHwm = 4
+        public init() {}
+    }
+
+    public struct Output: Codable, Sendable, Equatable {
+        public var endpoint = "tcp://127.0.0.1:5556"
+        public var mode: Mode = .bind
+        /// Topics are `<prefix>.pass|reject|error|dropped`.
+        public var topicPrefix = "result"
+        /// Adds the 224×224 float32 anomaly map as part 2.
+        public var publishMaps = false
+        /// ZMQ_SNDHWM of the result socket.
+        public var sendHwm = 1000
+        /// ZMQ_LINGER (ms) when the daemon stops: time to flush the last results.
+        public var lingerMs = 1000
+        public init() {}
+    }
+
+    public struct Pipeline: Codable, Sendable, Equatable {
+        /// Frames waiting for inference.
+        public var queueDepth = 2
+        public var overflow: OverflowPolicy = .dropOldest
+        /// Inference workers (each owns a detector); frames processed concurrently.
+        public var inFlight = 1
+        /// On SIGTERM: how long queued and in-flight frames may take to finish.
+        public var drainTimeoutS = 10.0
+        public init() {}
+    }
+
+    public struct Preprocessing: Codable, Sendable, Equatable {
+        public var backgroundRemoval = true
+        public var borderWidth = 10
+        public var ransacIterations = 1000
+        public var ransacSampleSize = 50
+        public var inlierDistance = 0.004
+        public var planeDistance = 0.005
+        public var clusterDistance = 0.006
+        public var seed = 0
+        public init() {}
+    }
+
+    public struct Decision: Codable, Sendable, Equatable {
+        /// Explicit threshold; null = the bundle manifest's calibrated one.
+        public var threshold: Double? = nil
+        public init() {}
+    }
+
+    public enum Journald: String, Codable, Sendable, CaseIterable { case auto, on, off }
+
+    public struct Logging: Codable, Sendable, Equatable {
+        public var level = "info"
+        public var journald: Journald = .auto
+        /// Periodic summary at INFO every this many seconds (0 = never).
+        public var summaryIntervalS = 60.0
+        /// At most this many frame-error WARNINGs per minute; the rest are counted.
+        public var errorsPerMinute = 20
+        /// Log each reject at NOTICE.
+        public var logRejects = true
+        public init() {}
+    }
+
+    public struct Watchdog: Codable, Sendable, Equatable {
+        /// Feed the systemd watchdog (when the unit sets WatchdogSec).
+        public var enabled = true
+        /// A frame in inference for longer than this counts as a stall: the watchdog starves.
+        public var stallTimeoutS = 30.0
+        /// STATUS= refresh period.
+        public var statusIntervalS = 5.0
+        public init() {}
+    }
+
+    public var model = Model()
+    public var input = Input()
+    public var output = Output()
+    public var pipeline = Pipeline()
+    public var preprocessing = Preprocessing()
+    public var decision = Decision()
+    public var logging = Logging()
+    public var watchdog = Watchdog()
+
+    public init() {}
+
+    /// Preprocessing options of the detector.
+    public var preprocessOptions: PreprocessOptions {
+        var o = PreprocessOptions()
+        o.removeBackground = preprocessing.backgroundRemoval
+        o.background.borderWidth = preprocessing.borderWidth
+        o.background.iterations = preprocessing.ransacIterations
+        o.background.sampleSize = preprocessing.ransacSampleSize
+        o.background.inlierDistance = preprocessing.inlierDistance
+        o.background.planeDistance = preprocessing.planeDistance
+        o.background.clusterDistance = Float(preprocessing.clusterDistance)
+        o.background.seed = UInt64(preprocessing.seed)
+        return o
+    }
+
+    public var logLevel: Logger.Level { Logger.Level(rawValue: logging.level) ?? .info }
+}
+
+/// What the bounded queue does with a frame that finds it full.
+public enum OverflowPolicy: String, Codable, Sendable, CaseIterable {
+    /// Shed the oldest queued frame (`result.dropped`) and queue the new one: freshest results.
+    case dropOldest = "drop_oldest"
+    /// Shed the new frame.
+    case dropNewest = "drop_newest"
+    /// Stop reading input until there is room (back-pressure: PUSH senders block, SUB drops at its HWM).
+    case block
+}
+
+/// A config that cannot be used: where and why, in one line.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int?
+    public var reason: String
+
+    public init(file: String, line: Int?, reason: String) { (self.file, self.line, self.reason) = (file, line, reason) }
+
+    public var description: String { line.map { "\(file):\($0): \(reason)" } ?? "\(file): \(reason)" }
+}
+
+extension ServiceConfig {
+    /// Key names per section, as written in YAML.
+    static let schema: [String: [String]] = [
+        "model": ["tier", "extractors", "bundle", "batchnorm"],
+        "input": ["endpoint", "pattern", "mode", "topic", "max_width", "max_height", "receive_hwm"],
+        "output": ["endpoint", "mode", "topic_prefix", "publish_maps", "send_hwm", "linger_ms"],
+        "pipeline": ["queue_depth", "overflow", "in_flight", "drain_timeout_s"],
+        "preprocessing": ["background_removal", "border_width", "ransac_iterations", "ransac_sample_size",
+                          "inlier_distance", "plane_distance", "cluster_distance", "seed"],
+        "decision": ["threshold"],
+        "logging": ["level", "journald", "summary_interval_s", "errors_per_minute", "log_rejects"],
+        "watchdog": ["enabled", "stall_timeout_s", "status_interval_s"],
+    ]
+
+    /// Reads and validates `url`.
+    public static func load(_ url: URL) throws -> ServiceConfig {
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw ConfigError(file: url.path, line: nil, reason: "cannot read: \(error.localizedDescription)")
+        }
+        return try parse(text, file: url.path)
+    }
+
+    /// Parses and validates YAML `text` (`file` names it in errors).
+    public static func parse(_ text: String, file: String = "<config>") throws -> ServiceConfig {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch let error as YamlError {
+            throw ConfigError(file: file, line: yamlLine(error), reason: yamlReason(error))
+        }
+        guard let root else { return ServiceConfig() }
+        guard case let .mapping(top) = root else {
+            throw ConfigError(file: file, line: root.mark?.line, reason: "the config must be a mapping of sections")
+        }
+        for (key, value) in top {
+            let name = key.string ?? "?"
+            guard let keys = schema[name] else {
+                throw ConfigError(file: file, line: key.mark?.line,
+                                  reason: "unknown section '\(name)' (known: \(schema.keys.sorted().joined(separator: ", ")))")
+            }
+            if case .scalar = value, value.null != nil { continue }
+            guard case let .mapping(section) = value else {
+                throw ConfigError(file: file, line: value.mark?.line, reason: "'\(name)' must be a mapping")
+            }
+            for (k, _) in section where !keys.contains(k.string ?? "") {
+                throw ConfigError(file: file, line: k.mark?.line,
+                                  reason: "unknown key '\(name).\(k.string ?? "?")' (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+        let decoder = YAMLDecoder()
+        do {
+            return try decoder.decode(ServiceConfig.self, from: root)
+        } catch {
+            let (path, reason) = describe(error)
+            throw ConfigError(file: file, line: line(of: path, in: root), reason: reason)
+        }
+    }
+
+    private static func yamlLine(_ error: YamlError) -> Int? {
+        switch error {
+        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): mark.line
+        case let .duplicatedKeysInMapping(_, context): context.mark.line
+        default: nil
+        }
+    }
+
+    private static func yamlReason(_ error: YamlError) -> String {
+        switch error {
+        case let .scanner(_, problem, _, _), let .parser(_, problem, _, _), let .composer(_, problem, _, _):
+            "invalid YAML: \(problem)"
+        case let .duplicatedKeysInMapping(duplicates, _): "duplicate key \(duplicates.sorted().map { "'\($0)'" }.joined(separator: ", "))"
+        default: "invalid YAML: \(String(describing: error).split(separator: "\n").first ?? "")"
+        }
+    }
+
+    /// The coding path and a one-line reason of a decoding error (Yams may wrap errors
+    /// thrown by `init(from:)`: the underlying one is reported).
+    static func describe(_ error: Error) -> ([String], String) {
+        func keys(_ path: [CodingKey]) -> [String] { path.map { $0.intValue.map(String.init) ?? $0.stringValue } }
+        switch error {
+        case let e as DecodingError:
+            switch e {
+            case let .dataCorrupted(c):
+                if let underlying = c.underlyingError, !(underlying is DecodingError) {
+                    return (keys(c.codingPath), "\(keys(c.codingPath).joined(separator: ".")): \(underlying)")
+                }
+                return (keys(c.codingPath), "\(keys(c.codingPath).joined(separator: ".")): \(c.debugDescription)")
+            case let .typeMismatch(type, c):
+                return (keys(c.codingPath), "\(keys(c.codingPath).joined(separator: ".")): expected \(typeName(type))")
+            case let .valueNotFound(type, c):
+                return (keys(c.codingPath), "\(keys(c.codingPath).joined(separator: ".")): expected \(typeName(type)), found null")
+            case let .keyNotFound(key, c):
+                return (keys(c.codingPath), "missing key '\(key.stringValue)'")
+            @unknown default:
+                return ([], "\(e)")
+            }
+        default:
+            return ([], "\(error)")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        case is Bool.Type: "true or false"
+        case is String.Type: "a string"
+        default: "\(type)"
+        }
+    }
+
+    /// Line of the node at `path` (the deepest one that exists).
+    static func line(of path: [String], in root: Node) -> Int? {
+        var node = root, line = root.mark?.line
+        for key in path {
+            guard case let .mapping(m) = node, let pair = m.first(where: { $0.key.string == key }) else { break }
+            node = pair.value
+            line = pair.value.mark?.line ?? pair.key.mark?.line
+        }
+        return line
+    }
+}
+
+// MARK: - Decoding with defaults and ranges
+
+private struct RangeError: Error, CustomStringConvertible {
+    var description: String
+}
+
+private extension KeyedDecodingContainer {
+    func value<T: Decodable>(_ key: Key, _ fallback: T) throws -> T {
+        try decodeIfPresent(T.self, forKey: key) ?? fallback
+    }
+
+    func int(_ key: Key, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
+        let v = try value(key, fallback)
+        guard range.contains(v) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self,
+                                                   debugDescription: "\(v) is out of range \(range.lowerBound)…\(range.upperBound)")
+        }
+        return v
+    }
+
+    func double(_ key: Key, _ fallback: Double, _ range: ClosedRange<Double>) throws -> Double {
+        let v = try value(key, fallback)
+        guard v.isFinite, range.contains(v) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self,
+                                                   debugDescription: "\(v) is out of range \(range.lowerBound)…\(range.upperBound)")
+        }
+        return v
+    }
+
+    func choice<T: RawRepresentable & CaseIterable & Decodable>(_ key: Key, _ fallback: T) throws -> T where T.RawValue == String {
+        guard let raw = try decodeIfPresent(String.self, forKey: key) else { return fallback }
+        guard let v = T(rawValue: raw) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: self,
+                debugDescription: "'\(raw)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return v
+    }
+
+    func text(_ key: Key, _ fallback: String, nonEmpty: Bool = true) throws -> String {
+        let v = try value(key, fallback)
+        if nonEmpty && v.isEmpty { throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "must not be empty") }
+        return v
+    }
+
+    func endpoint(_ key: Key, _ fallback: String) throws -> String {
+        let v = try value(key, fallback)
+        let schemes = ["tcp://", "ipc://", "inproc://", "pgm://", "epgm://", "vmci://"]
+        guard schemes.contains(where: v.hasPrefix), v.count > 6 else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self,
+                                                   debugDescription: "'\(v)' is not a ZeroMQ endpoint (tcp://host:port, ipc://path, …)")
+        }
+        return v
+    }
+}
+
+extension ServiceConfig {
+    enum CodingKeys: String, CodingKey { case model, input, output, pipeline, preprocessing, decision, logging, watchdog }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.value(.model, Model())
+        input = try c.value(.input, Input())
+        output = try c.value(.output, Output())
+        pipeline = try c.value(.pipeline, Pipeline())
+        preprocessing = try c.value(.preprocessing, Preprocessing())
+        decision = try c.value(.decision, Decision())
+        logging = try c.value(.logging, Logging())
+        watchdog = try c.value(.watchdog, Watchdog())
+    }
+}
+
+
+extension ServiceConfig.Model {
+    enum CodingKeys: String, CodingKey { case tier, extractors, bundle, batchnorm }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        tier = try c.choice(.tier, d.tier)
+        extractors = try c.text(.extractors, d.extractors)
+        bundle = try c.text(.bundle, d.bundle)
+        batchnorm = try c.choice(.batchnorm, d.batchnorm)
+    }
+}
+
+extension ServiceConfig.Input {
+    enum CodingKeys: String, CodingKey {
+        case endpoint, pattern, mode, topic, maxWidth = "max_width", maxHeight = "max_height", receiveHwm = "receive_hwm"
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        endpoint = try c.endpoint(.endpoint, d.endpoint)
+        pattern = try c.choice(.pattern, d.pattern)
+        mode = try c.choice(.mode, d.mode)
+        topic = try c.text(.topic, d.topic, nonEmpty: false)
+        maxWidth = try c.int(.maxWidth, d.maxWidth, 16...16384)
+        maxHeight = try c.int(.maxHeight, d.maxHeight, 16...16384)
+        receiveHwm = try c.int(.receiveHwm, d.receiveHwm, 1...100_000)
+    }
+}
+
+extension ServiceConfig.Output {
+    enum CodingKeys: String, CodingKey {
+        case endpoint, mode, topicPrefix = "topic_prefix", publishMaps = "publish_maps", sendHwm = "send_hwm", lingerMs = "linger_ms"
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        endpoint = try c.endpoint(.endpoint, d.endpoint)
+        mode = try c.choice(.mode, d.mode)
+        topicPrefix = try c.text(.topicPrefix, d.topicPrefix)
+        publishMaps = try c.value(.publishMaps, d.publishMaps)
+        sendHwm = try c.int(.sendHwm, d.sendHwm, 1...1_000_000)
+        lingerMs = try c.int(.lingerMs, d.lingerMs, 0...60_000)
+    }
+}
+
+extension ServiceConfig.Pipeline {
+    enum CodingKeys: String, CodingKey {
+        case queueDepth = "queue_depth", overflow, inFlight = "in_flight", drainTimeoutS = "drain_timeout_s"
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        queueDepth = try c.int(.queueDepth, d.queueDepth, 1...1024)
+        overflow = try c.choice(.overflow, d.overflow)
+        inFlight = try c.int(.inFlight, d.inFlight, 1...8)
+        drainTimeoutS = try c.double(.drainTimeoutS, d.drainTimeoutS, 0...600)
+    }
+}
+
+extension ServiceConfig.Preprocessing {
+    enum CodingKeys: String, CodingKey {
+        case backgroundRemoval = "background_removal", borderWidth = "border_width", ransacIterations = "ransac_iterations",
+             ransacSampleSize = "ransac_sample_size", inlierDistance = "inlier_distance", planeDistance = "plane_distance",
+             clusterDistance = "cluster_distance", seed
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        backgroundRemoval = try c.value(.backgroundRemoval, d.backgroundRemoval)
+        borderWidth = try c.int(.borderWidth, d.borderWidth, 1...1000)
+        ransacIterations = try c.int(.ransacIterations, d.ransacIterations, 1...1_000_000)
+        ransacSampleSize = try c.int(.ransacSampleSize, d.ransacSampleSize, 3...10_000)
+        inlierDistance = try c.double(.inlierDistance, d.inlierDistance, 1e-6...1)
+        planeDistance = try c.double(.planeDistance, d.planeDistance, 0...1)
+        clusterDistance = try c.double(.clusterDistance, d.clusterDistance, 1e-6...1)
+        seed = try c.int(.seed, d.seed, 0...Int.max)
+    }
+}
+
+extension ServiceConfig.Decision {
+    enum CodingKeys: String, CodingKey { case threshold }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        threshold = try c.decodeIfPresent(Double.self, forKey: .threshold)
+        if let t = threshold, !(t.isFinite && t >= 0) {
+            throw DecodingError.dataCorruptedError(forKey: .threshold, in: c, debugDescription: "\(t) is not a finite non-negative score")
+        }
+    }
+}
+
+extension ServiceConfig.Logging {
+    enum CodingKeys: String, CodingKey {
+        case level, journald, summaryIntervalS = "summary_interval_s", errorsPerMinute = "errors_per_minute", logRejects = "log_rejects"
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        level = try c.value(.level, d.level)
+        let levels = Logger.Level.allCases.map(\.rawValue)
+        guard levels.contains(level) else {
+            throw DecodingError.dataCorruptedError(forKey: .level, in: c,
+                                                   debugDescription: "'\(level)' is not one of \(levels.joined(separator: ", "))")
+        }
+        journald = try c.choice(.journald, d.journald)
+        summaryIntervalS = try c.double(.summaryIntervalS, d.summaryIntervalS, 0...86_400)
+        errorsPerMinute = try c.int(.errorsPerMinute, d.errorsPerMinute, 0...1_000_000)
+        logRejects = try c.value(.logRejects, d.logRejects)
+    }
+}
+
+extension ServiceConfig.Watchdog {
+    enum CodingKeys: String, CodingKey { case enabled, stallTimeoutS = "stall_timeout_s", statusIntervalS = "status_interval_s" }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        enabled = try c.value(.enabled, d.enabled)
+        stallTimeoutS = try c.double(.stallTimeoutS, d.stallTimeoutS, 0.1...3600)
+        statusIntervalS = try c.double(.statusIntervalS, d.statusIntervalS, 0.1...3600)
+    }
+}

@@ -1,0 +1,185 @@
+import CZeroMQ
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A libzmq call that failed: the operation, errno and libzmq's message.
+public struct ZMQError: Error, CustomStringConvertible, Equatable {
+    public var operation: String
+    public var code: Int32
+    public var message: String
+
+    init(_ operation: String, code: Int32 = zmq_errno()) {
+        self.operation = operation
+        self.code = code
+        message = String(cString: zmq_strerror(code))
+    }
+
+    /// The context was terminated: the socket must be closed.
+    public var isTerminated: Bool { code == ZMQError.eterm }
+    /// A non-blocking call would have blocked.
+    public var wouldBlock: Bool { code == EAGAIN }
+    /// A signal interrupted the call; retry.
+    public var interrupted: Bool { code == EINTR }
+
+    static let eterm: Int32 = 156_384_712 + 53 // ZMQ_HAUSNUMERO + 53 (a macro Swift does not import)
+
+    public var description: String { "\(operation): \(message) (errno \(code))" }
+}
+
+/// A ZeroMQ context. Close every socket before the context goes away (zmq_ctx_term waits for them).
+public final class ZMQContext: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+
+    public init() throws {
+        guard let h = zmq_ctx_new() else { throw ZMQError("zmq_ctx_new") }
+        handle = h
+    }
+
+    deinit { zmq_ctx_term(handle) }
+
+    /// libzmq's version, e.g. "4.3.4".
+    public static var version: String {
+        var (major, minor, patch): (Int32, Int32, Int32) = (0, 0, 0)
+        zmq_version(&major, &minor, &patch)
+        return "\(major).\(minor).\(patch)"
+    }
+}
+
+/// One ZeroMQ socket. Not thread-safe: create it, then use it from one thread only
+/// (handing it over once, before its thread starts, is fine).
+public final class ZMQSocket: @unchecked Sendable {
+    public enum Kind: Sendable {
+        case pub, sub, push, pull
+
+        var raw: Int32 {
+            switch self {
+            case .pub: ZMQ_PUB
+            case .sub: ZMQ_SUB
+            case .push: ZMQ_PUSH
+            case .pull: ZMQ_PULL
+            }
+        }
+    }
+
+    public let kind: Kind
+    private let context: ZMQContext
+    private var handle: UnsafeMutableRawPointer?
+
+    public init(_ context: ZMQContext, _ kind: Kind) throws {
+        guard let h = zmq_socket(context.handle, kind.raw) else { throw ZMQError("zmq_socket") }
+        (self.context, self.kind, handle) = (context, kind, h)
+    }
+
+    deinit { close() }
+
+    /// Closes the socket (idempotent). Pending outgoing messages obey ZMQ_LINGER.
+    public func close() {
+        if let h = handle { zmq_close(h) }
+        handle = nil
+    }
+
+    private func socket(_ op: String) throws -> UnsafeMutableRawPointer {
+        guard let h = handle else { throw ZMQError(op, code: ENOTSOCK) }
+        return h
+    }
+
+    public func setOption(_ option: Int32, _ value: Int32) throws {
+        var v = value
+        guard zmq_setsockopt(try socket("zmq_setsockopt"), option, &v, MemoryLayout<Int32>.size) == 0 else {
+            throw ZMQError("zmq_setsockopt(\(option))")
+        }
+    }
+
+    public func setOption(_ option: Int32, _ bytes: [UInt8]) throws {
+        let h = try socket("zmq_setsockopt")
+        let rc = bytes.withUnsafeBytes { zmq_setsockopt(h, option, $0.baseAddress, bytes.count) }
+        guard rc == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
+    }
+
+    public func receiveHighWaterMark(_ n: Int) throws { try setOption(ZMQ_RCVHWM, Int32(n)) }
+    public func sendHighWaterMark(_ n: Int) throws { try setOption(ZMQ_SNDHWM, Int32(n)) }
+    public func linger(milliseconds: Int) throws { try setOption(ZMQ_LINGER, Int32(milliseconds)) }
+    /// SUB: receive messages whose first part starts with `prefix` ("" = everything).
+    public func subscribe(_ prefix: String) throws { try setOption(ZMQ_SUBSCRIBE, Array(prefix.utf8)) }
+
+    public func bind(_ endpoint: String) throws {
+        guard zmq_bind(try socket("zmq_bind"), endpoint) == 0 else { throw ZMQError("zmq_bind(\(endpoint))") }
+    }
+
+    public func connect(_ endpoint: String) throws {
+        guard zmq_connect(try socket("zmq_connect"), endpoint) == 0 else { throw ZMQError("zmq_connect(\(endpoint))") }
+    }
+
+    /// The endpoint actually bound last (resolves `tcp://127.0.0.1:*` to the ephemeral port).
+    public var lastEndpoint: String {
+        get throws {
+            var buffer = [CChar](repeating: 0, count: 1024)
+            var size = buffer.count
+            guard zmq_getsockopt(try socket("zmq_getsockopt"), ZMQ_LAST_ENDPOINT, &buffer, &size) == 0 else {
+                throw ZMQError("zmq_getsockopt(ZMQ_LAST_ENDPOINT)")
+            }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+
+    /// Sends `parts` as one multipart message. Returns false when `wait` is false and the
+    /// message could not be queued (HWM reached on a non-dropping socket).
+    @discardableResult
+    public func send(_ parts: [[UInt8]], wait: Bool = true) throws -> Bool {
+        let h = try socket("zmq_send")
+        for (i, part) in parts.enumerated() {
+            var flags: Int32 = i < parts.count - 1 ? ZMQ_SNDMORE : 0
+            if !wait { flags |= ZMQ_DONTWAIT }
+            while true {
+                let rc = part.withUnsafeBytes { zmq_send(h, $0.baseAddress, part.count, flags) }
+                if rc >= 0 { break }
+                let error = ZMQError("zmq_send")
+                if error.interrupted { continue }
+                // Only the first part can fail with EAGAIN: later parts of a message are always queued.
+                if error.wouldBlock && i == 0 { return false }
+                throw error
+            }
+        }
+        return true
+    }
+
+    /// Receives one multipart message; nil when `wait` is false and none is ready.
+    public func receive(wait: Bool = true) throws -> [[UInt8]]? {
+        let h = try socket("zmq_msg_recv")
+        var parts: [[UInt8]] = []
+        var msg = zmq_msg_t()
+        zmq_msg_init(&msg)
+        defer { zmq_msg_close(&msg) }
+        while true {
+            let rc = zmq_msg_recv(&msg, h, wait || !parts.isEmpty ? 0 : ZMQ_DONTWAIT)
+            if rc < 0 {
+                let error = ZMQError("zmq_msg_recv")
+                if error.interrupted { continue }
+                if error.wouldBlock && parts.isEmpty { return nil }
+                throw error
+            }
+            let size = zmq_msg_size(&msg)
+            if size == 0 {
+                parts.append([])
+            } else {
+                let data = zmq_msg_data(&msg)!.assumingMemoryBound(to: UInt8.self)
+                parts.append(Array(UnsafeBufferPointer(start: data, count: size)))
+            }
+            if zmq_msg_more(&msg) == 0 { return parts }
+        }
+    }
+
+    /// Waits up to `milliseconds` (-1 = forever) for a message to read.
+    public func pollIn(milliseconds: Int) throws -> Bool {
+        var item = zmq_pollitem_t(socket: try socket("zmq_poll"), fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
+        let rc = zmq_poll(&item, 1, milliseconds)
+        if rc < 0 {
+            let error = ZMQError("zmq_poll")
+            if error.interrupted { return false }
+            throw error
+        }
+        return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import CFMDetector
+import CFMModels
+import CFMService
+import Foundation
+import Logging
+
+/// `cfm serve --config FILE`: the edge daemon (systemd Type=notify service).
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the edge daemon: frames in over ZeroMQ, one verdict per frame out (see config/cfm.yaml).",
+        discussion: "SIGHUP re-reads the config and the model (a bad one is refused and the old one keeps serving); SIGTERM drains and exits 0.")
+
+    @Option(help: "YAML config file (every key is optional; see config/cfm.yaml).") var config: String?
+    @Flag(help: "Validate the config (keys, ranges, model bundle, threshold) and exit.") var checkConfig = false
+
+    func run() throws {
+        let url = config.map { URL(fileURLWithPath: $0) }
+        let settings = try url.map(ServiceConfig.load) ?? ServiceConfig()
+        if checkConfig {
+            let bundle = URL(fileURLWithPath: settings.model.bundle), extractors = URL(fileURLWithPath: settings.model.extractors)
+            for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
+                throw ValidationError("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
+            }
+            // A bundle with a manifest is checked (tier, checksums); bare mapper files need decision.threshold.
+            let manifest = FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path)
+                ? try ModelBundle.manifest(at: bundle, tier: settings.model.tier, extractors: extractors) : nil
+            for file in [BundleFile.rgbToXYZ, BundleFile.xyzToRGB] where !FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path) {
+                throw ValidationError("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
+            }
+            let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
+            print("\(config ?? "<defaults>"): OK (tier \(settings.model.tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
+                  + (settings.decision.threshold == nil ? " from calibration" : " from the config") + ")")
+            return
+        }
+        let destination = LogDestination.resolve(settings.logging.journald)
+        let level = settings.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = JournalLogHandler(label: label, destination: destination)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "cfm")
+        logger.logLevel = level
+        let service = EdgeService(config: settings, configURL: url, logger: logger)
+        service.installSignalHandlers()
+        do { try service.run() } catch {
+            logger.critical("cannot start: \(error)")
+            throw error
+        }
+    }
+}

@@ -1,0 +1,97 @@
+@testable import CFMService
+import Foundation
+import Logging
+import XCTest
+
+final class SystemdTests: XCTestCase {
+    func testNotifyMessagesReachNotifySocket() {
+        let dir = TempDir()
+        let listener = NotifyListener(directory: dir)
+        let n = SystemdNotifier()
+        XCTAssertTrue(n.isActive)
+        n.ready(status: "frames 0")
+        n.watchdog()
+        n.reloading()
+        n.stopping()
+        let m = listener.receive(timeout: 2) { $0.count >= 4 }
+        XCTAssertEqual(m.count, 4)
+        XCTAssertEqual(m.first, "READY=1\nSTATUS=frames 0")
+        XCTAssertEqual(m.dropFirst().first, "WATCHDOG=1")
+        let reload = m.dropFirst(2).first ?? ""
+        XCTAssertTrue(reload.hasPrefix("RELOADING=1\nMONOTONIC_USEC="), reload)
+        let usec = UInt64(reload.split(separator: "=").last ?? "") ?? 0
+        XCTAssertLessThanOrEqual(usec, monotonicNs() / 1000)
+        XCTAssertGreaterThan(usec, monotonicNs() / 1000 - 10_000_000)
+        XCTAssertEqual(m.last, "STOPPING=1")
+    }
+
+    func testWatchdogIntervalFromEnvironment() {
+        let dir = TempDir()
+        let listener = NotifyListener(directory: dir)
+        XCTAssertNil(SystemdNotifier().watchdogInterval)
+        setenv("WATCHDOG_USEC", "3000000", 1)
+        setenv("WATCHDOG_PID", "\(getpid())", 1)
+        XCTAssertEqual(SystemdNotifier().watchdogInterval, 3)
+        setenv("WATCHDOG_PID", "1", 1)
+        XCTAssertNil(SystemdNotifier().watchdogInterval, "for another process")
+        _ = listener
+    }
+
+    func testNoNotifySocketIsANoOp() {
+        unsetenv("NOTIFY_SOCKET")
+        XCTAssertFalse(SystemdNotifier().isActive)
+        XCTAssertEqual(SystemdNotifier().notify(["READY=1"]), 0)
+    }
+
+    func testJournalFields() {
+        var handler = JournalLogHandler(label: "cfm", destination: .journal)
+        handler.metadata["cfm_tier"] = "small"
+        let event = LogEvent(level: .notice, message: "reject p1", metadata: ["frame_id": "p1", "verdict": "reject", "score": "3.5",
+                                                                              "latency_ms": "12.0", "error-code": "x", "_secret": "y"],
+                             source: "cfm", file: "EdgeService.swift", function: "logResult(_:)", line: 42)
+        let fields = handler.fields(event)
+        XCTAssertEqual(Array(fields.prefix(6)), ["MESSAGE=reject p1", "PRIORITY=5", "SYSLOG_IDENTIFIER=cfm", "CODE_FILE=EdgeService.swift",
+                                                 "CODE_LINE=42", "CODE_FUNC=logResult(_:)"])
+        for field in ["FRAME_ID=p1", "VERDICT=reject", "SCORE=3.5", "LATENCY_MS=12.0", "CFM_TIER=small", "ERROR_CODE=x", "SECRET=y"] {
+            XCTAssertTrue(fields.contains(field), field)
+        }
+        XCTAssertEqual(JournalLogHandler.priority(.warning), 4)
+        XCTAssertEqual(JournalLogHandler.priority(.info), 6)
+        XCTAssertEqual(JournalLogHandler.fieldName("9lives"), "F9LIVES")
+        XCTAssertEqual(LogDestination.resolve(.off), .stderr)
+        XCTAssertEqual(LogDestination.resolve(.on), .journal)
+    }
+
+    /// systemd-analyze verify on both units (the binary path replaced by an existing one).
+    func testUnitFilesVerify() throws {
+        guard let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first(where: FileManager.default.isExecutableFile) else {
+            throw XCTSkip("systemd-analyze is not installed: unit files not verified")
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = TempDir()
+        for (unit, name) in [("cfm.service", "cfm.service"), ("cfm@.service", "cfm@line1.service")] {
+            let text = try String(contentsOf: root.appendingPathComponent("systemd/\(unit)"), encoding: .utf8)
+            for key in ["Type=notify", "WatchdogSec=", "Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID", "DynamicUser=yes",
+                        "StateDirectory=", "ConfigurationDirectory=cfm", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                        "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                        "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes", "LockPersonality=yes",
+                        "RestrictRealtime=yes", "CapabilityBoundingSet=\n"] {
+                XCTAssertTrue(text.contains(key), "\(unit) lacks \(key)")
+            }
+            if unit.contains("@") { XCTAssertTrue(text.contains("--config /etc/cfm/%i.yaml")) }
+            try text.replacingOccurrences(of: "/usr/local/bin/cfm", with: "/bin/true")
+                .write(toFile: dir.path(name), atomically: true, encoding: .utf8)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: analyze)
+        process.arguments = ["verify", dir.path("cfm.service"), dir.path("cfm@line1.service")]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        process.waitUntilExit()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 0, output)
+        XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "", output)
+    }
+}
