@@ -10,7 +10,7 @@ struct CFM: ParsableCommand {
         commandName: "cfm",
         abstract: "Multimodal (RGB + 3D) industrial anomaly detection by crossmodal feature mapping.",
         version: version,
-        subcommands: [Demo.self, Train.self, Calibrate.self, Infer.self, Extract.self, Bench.self, InitWeights.self, Version.self])
+        subcommands: [Demo.self, Train.self, Calibrate.self, Eval.self, Infer.self, Extract.self, Bench.self, InitWeights.self, Version.self])
 }
 
 /// `cfm version`: the tool version and the numerics backend.
