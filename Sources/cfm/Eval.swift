@@ -40,10 +40,11 @@ struct Eval: ParsableCommand {
         let started = Date()
         let bundle = URL(fileURLWithPath: model)
         guard FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path) else {
-            throw ValidationError("\(model): no \(BundleFile.manifest) — not a model bundle written by cfm train")
+            throw EvalError("\(model): no \(BundleFile.manifest) — not a model bundle written by cfm train")
         }
         let settings = try bundleSettings(bundle)
-        let samples = try datasetSamples(data, .test)
+        let samples: [DatasetSample]
+        do { samples = try datasetSamples(data, .test) } catch let error as ValidationError { throw EvalError(error.message) }
         let detector = try AnomalyDetector.load(extractors: URL(fileURLWithPath: extractors), model: bundle,
                                                 tier: settings.tier, batchNorm: settings.batchnorm)
         let className = URL(fileURLWithPath: data).standardizedFileURL.lastPathComponent
@@ -64,7 +65,7 @@ struct Eval: ParsableCommand {
             do {
                 detection = try detector.detect(frame.input, times: &times).0
             } catch {
-                throw ValidationError("test/\(sample.key): \(error)")
+                throw EvalError("\(sample.xyz.path): \(error)")
             }
             frameMs.append(times.total)
             let mask = loaded.mask.resizedMask(to: size)
@@ -91,6 +92,10 @@ struct Eval: ParsableCommand {
         let report = EvaluationReport(images, sampling: proThresholds == 0 ? .exact : .thresholds(proThresholds))
         let metricsSeconds = Double(DispatchTime.now().uptimeNanoseconds - metricsStart) / 1e9
 
+        if report.overall.imageAUROC == nil || report.overall.regions == 0 {
+            let missing = report.overall.nominal == 0 ? "no good samples" : report.overall.anomalous == 0 ? "no defective samples" : "no ground-truth regions"
+            FileHandle.standardError.write(Data("warning: the test split has \(missing); undefined metrics are null\n".utf8))
+        }
         let sorted = frameMs.sorted()
         let totalMs = frameMs.reduce(0, +)
         var metrics = report.overall.jsonObject
@@ -111,8 +116,8 @@ struct Eval: ParsableCommand {
             "median_ms": sorted[sorted.count / 2], "mean_ms": totalMs / Double(frameMs.count),
             "metrics_s": metricsSeconds, "wall_s": Date().timeIntervalSince(started),
         ]
-        try writeJSON(metrics, to: outDir.appendingPathComponent("metrics.json"))
-        try writeJSON(scores, to: outDir.appendingPathComponent("scores.json"))
+        try writeEvalJSON(metrics, to: outDir.appendingPathComponent("metrics.json"))
+        try writeEvalJSON(scores, to: outDir.appendingPathComponent("scores.json"))
 
         func show(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
         let o = report.overall
@@ -121,6 +126,18 @@ struct Eval: ParsableCommand {
               + String(format: " — %d samples (%d good), %.2f frames/s → %@", o.samples, o.nominal,
                        totalMs > 0 ? 1000 * Double(frameMs.count) / totalMs : 0, outDir.path))
     }
+}
+
+/// A one-line reason for stopping (no usage text: the arguments were fine).
+struct EvalError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Pretty, key-sorted JSON with unescaped slashes (the keys are `<defect>/<id>` paths).
+private func writeEvalJSON(_ object: Any, to url: URL) throws {
+    try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        .write(to: url, options: .atomic)
 }
 
 /// A Float as the JSON number with its shortest decimal spelling (1.25, not 1.2500000xxx).

@@ -45,27 +45,29 @@ enum ScoreOrder {
     static func radixSortHighHalf(_ items: inout [UInt64]) {
         let n = items.count
         guard n > 1 else { return }
-        let digits: [(shift: UInt64, bits: Int)] = [(32, 11), (43, 11), (54, 10)]
-        var counts = [[Int]](repeating: [Int](repeating: 0, count: 2048), count: digits.count)
+        let shifts: [UInt64] = [32, 43, 54], buckets = 2048
+        var counts = [Int](repeating: 0, count: shifts.count * buckets)
         items.withUnsafeBufferPointer { src in
-            for v in src {
-                for (d, digit) in digits.enumerated() {
-                    counts[d][Int((v >> digit.shift) & UInt64((1 << digit.bits) - 1))] += 1
+            counts.withUnsafeMutableBufferPointer { c in
+                for v in src {
+                    c[Int((v >> 32) & 0x7FF)] += 1
+                    c[buckets + Int((v >> 43) & 0x7FF)] += 1
+                    c[2 * buckets + Int(v >> 54)] += 1
                 }
             }
         }
         var scratch = [UInt64](repeating: 0, count: n)
-        for (d, digit) in digits.enumerated() {
-            if counts[d].contains(n) { continue }
-            var offsets = [Int](repeating: 0, count: 1 << digit.bits)
+        for (d, shift) in shifts.enumerated() {
+            let digitCounts = counts[(d * buckets)..<((d + 1) * buckets)]
+            if digitCounts.contains(n) { continue }
+            var offsets = [Int](repeating: 0, count: buckets)
             var running = 0
-            for b in 0..<(1 << digit.bits) { offsets[b] = running; running += counts[d][b] }
-            let mask = UInt64((1 << digit.bits) - 1)
+            for (b, count) in digitCounts.enumerated() { offsets[b] = running; running += count }
             items.withUnsafeBufferPointer { src in
                 scratch.withUnsafeMutableBufferPointer { dst in
                     offsets.withUnsafeMutableBufferPointer { off in
                         for v in src {
-                            let b = Int((v >> digit.shift) & mask)
+                            let b = Int((v >> shift) & 0x7FF)
                             dst[off[b]] = v
                             off[b] += 1
                         }
