@@ -84,6 +84,22 @@ def pro_curve_sampled(maps, masks, thresholds):
     return np.array(fprs[::-1]), np.array(pros[::-1])
 
 
+def check_exact_curve(maps, masks, fpr, pro, rng, points=200):
+    """Cross-checks the cumulative-sum curve against the definition, threshold by threshold:
+    at each distinct score t (pixels >= t called anomalous) FPR and the mean region overlap."""
+    labelled = regions(masks)
+    ok = np.concatenate([(lab == 0).ravel() for lab, _ in labelled])
+    scores = maps.ravel()
+    comps = [(i, lab == k) for i, (lab, n) in enumerate(labelled) for k in range(1, n + 1)]
+    distinct = np.unique(scores)[::-1]  # descending: curve point j + 1 belongs to distinct[j]
+    picks = np.arange(len(distinct)) if len(distinct) <= points else rng.choice(len(distinct), points, replace=False)
+    for j in picks:
+        t = distinct[j]
+        want_fpr = (scores[ok] >= t).sum() / ok.sum()
+        want_pro = np.mean([(maps[i][c] >= t).mean() for i, c in comps])
+        assert abs(fpr[j + 1] - min(want_fpr, 1.0)) < 1e-12 and abs(pro[j + 1] - min(want_pro, 1.0)) < 1e-12, (j, t)
+
+
 def area(x, y, limit):
     """Trapezoid integral of the piecewise linear curve (x increasing) up to x = limit."""
     total = 0.0
@@ -157,6 +173,7 @@ def main():
         metadata[f"pixel.{name}.auroc"] = repr(float(roc_auc_score(masks.ravel(), maps.ravel())))
         metadata[f"pixel.{name}.regions"] = str(sum(n for _, n in regions(masks)))
         exact = pro_curve_exact(maps, masks)
+        check_exact_curve(maps, masks, *exact, np.random.default_rng(1))
         sampled = pro_curve_sampled(maps, masks, 99)
         for limit in LIMITS:
             metadata[f"pixel.{name}.aupro.exact.{limit}"] = repr(area(*exact, limit))
