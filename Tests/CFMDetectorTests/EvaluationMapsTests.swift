@@ -15,5 +15,4 @@ import Testing
         #expect(AnomalyScoring.pixelMap(map) == [0, 2, 4, 2])
         #expect(AnomalyScoring.pixelMap(Tensor(shape: [1, 3])) == [0, 0, 0])
     }
-
 }
