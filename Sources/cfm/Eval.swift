@@ -60,12 +60,12 @@ struct Eval: ParsableCommand {
         var images: [EvaluatedImage] = [], scores: [String: Any] = [:], frameMs: [Double] = []
         for (i, sample) in samples.enumerated() {
             var times = StageTimes()
-            let (frame, loaded) = try times.measure("preprocess") { try preprocessor(sample, unit: preprocess.unit) }
-            let detection: Detection
+            let frame: PreprocessedFrame, loaded: LoadedSample, detection: Detection
             do {
+                (frame, loaded) = try times.measure("preprocess") { try preprocessor(sample, unit: preprocess.unit) }
                 detection = try detector.detect(frame.input, times: &times).0
             } catch {
-                throw EvalError("\(sample.xyz.path): \(error)")
+                throw EvalError("test/\(sample.key): \(error)")
             }
             frameMs.append(times.total)
             let mask = loaded.mask.resizedMask(to: size)
