@@ -126,7 +126,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         o.background.sampleSize = preprocessing.ransacSampleSize
         o.background.inlierDistance = preprocessing.inlierDistance
         o.background.planeDistance = preprocessing.planeDistance
-        o.background.clusterDistance = Float(preprocessing.clusterDistance)
+        o.background.clusterDistance = preprocessing.clusterDistance
         o.background.seed = UInt64(preprocessing.seed)
         return o
     }
