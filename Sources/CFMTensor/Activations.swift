@@ -60,9 +60,12 @@ public func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, count: Int) {
 
 /// `eˣ` to within 2 ulp for x ≤ 88, branch-free so loops over it vectorise: 2ⁿ · e^r with
 /// n = round(x / ln 2) (by the 1.5·2²³ trick), r reduced in two steps (Cody–Waite), and a
-/// degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Arguments below −87.3 give ≈ 1e−38.
+/// degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Arguments below −87.3 give exactly 0:
+/// results below the smallest normal float would be subnormal, and subnormal operands make
+/// the next GEMM an order of magnitude slower.
 @inline(__always)
 public func exponential(_ x: Float) -> Float {
+    let underflows = x < -87.3
     let x = Swift.max(x, -87.3)
     let shifted = x * 1.44269504088896341 + 12582912  // 1.5·2²³: rounds x/ln2 into the low mantissa bits
     let n = shifted - 12582912
@@ -75,5 +78,5 @@ public func exponential(_ x: Float) -> Float {
     p = p * r + 1
     p = p * r + 1
     let scale = Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23)
-    return p * scale
+    return underflows ? 0 : p * scale
 }

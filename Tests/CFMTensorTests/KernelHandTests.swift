@@ -54,6 +54,11 @@ import Testing
             worstErf = max(worstErf, abs(Double(errorFunction(z)) - erf(Double(z))))
         }
         #expect(worstExp < 3e-7)
+        // Never subnormal: below the smallest normal result it is exactly 0.
+        #expect(exponential(-87.5) == 0 && exponential(-1000) == 0 && exponential(-87.2).isNormal)
+        var deep: [Float] = [-20, -30]
+        geluInPlace(&deep, count: 2)
+        #expect(deep.allSatisfy { $0 == 0 })
         #expect(worstErf < 5e-7)  // 1.5e-7 of the approximation plus float rounding
         #expect(errorFunction(0) == 0 || abs(errorFunction(0)) < 1e-8)
     }
