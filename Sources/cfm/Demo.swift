@@ -34,36 +34,58 @@ struct Demo: ParsableCommand {
         step("4. calibrate the pass/reject threshold on 10 nominal validation parts")
         try Calibrate.parse(["--data", classDir, "--model", model.path, "--extractors", extractors.path,
                              "--false-reject-rate", "0.1"]).run()
-        step("5. score every test part")
-        try scoreTestSplit(classDir: classDir, extractors: extractors, model: model)
-        step("done")
+        step("5. serve on loopback (cfm serve, ZeroMQ) and stream the test split into it (cfm replay)")
+        let results = try serveAndReplay(classDir: classDir, extractors: extractors, model: model, work: dir)
+        printVerdicts(results)
+        step("6. evaluate the test split with the MVTec 3D-AD metrics (cfm eval)")
+        try Eval.parse(["--data", classDir, "--extractors", extractors.path, "--model", model.path,
+                        "--out", dir.appendingPathComponent("eval").path]).run()
+        step("done: maps, overlays and metrics.json in \(dir.appendingPathComponent("eval").path)")
     }
 
-    /// Scores the test split in process: a verdict per part, the confusion matrix, I-AUROC.
-    private func scoreTestSplit(classDir: String, extractors: URL, model: URL) throws {
-        let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier)
-        let threshold = detector.manifest!.calibration!.threshold
-        let preprocessor = Preprocessor()
-        var rows: [(key: String, nominal: Bool, score: Float)] = []
-        print("   part              score   verdict   ms")
-        for sample in try datasetSamples(classDir, .test) {
-            var times = StageTimes()
-            let (frame, _) = try times.measure("preprocess") { try preprocessor(sample, unit: .m) }
-            let score = try detector.detect(frame.input, times: &times).0.score
-            rows.append((sample.key, sample.isNominal, score))
-            print("   " + sample.key.padding(toLength: 16, withPad: " ", startingAt: 0)
-                + String(format: "  %6.3f  %-8@ %5.0f", score, (score > threshold ? "reject" : "pass") as NSString, times.total))
+    /// Starts `cfm serve` as a child process on loopback ports, streams the test split with
+    /// `cfm replay`, stops the daemon (SIGTERM: drain, exit 0) and returns replay's report.
+    private func serveAndReplay(classDir: String, extractors: URL, model: URL, work: URL) throws -> [String: Any] {
+        let config = work.appendingPathComponent("cfm.yaml")
+        try """
+            model: {tier: \(tier.rawValue), extractors: \(extractors.path), bundle: \(model.path)}
+            input: {endpoint: "tcp://127.0.0.1:25555", pattern: sub, mode: connect, topic: frame}
+            output: {endpoint: "tcp://127.0.0.1:25556", topic_prefix: result, publish_maps: false}
+            pipeline: {queue_depth: 64, overflow: block}
+            logging: {journald: "off", level: notice}
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        daemon.arguments = ["serve", "--config", config.path]
+        try daemon.run()
+        defer {
+            if daemon.isRunning { daemon.terminate() }
+            daemon.waitUntilExit()
         }
-        let rejected = rows.map { $0.score > threshold }
-        let tp = zip(rows, rejected).filter { !$0.0.nominal && $0.1 }.count, fn = rows.filter { !$0.nominal }.count - tp
-        let fp = zip(rows, rejected).filter { $0.0.nominal && $0.1 }.count, tn = rows.filter(\.nominal).count - fp
-        print("\n   confusion matrix (threshold \(String(format: "%.3f", threshold)))")
-        print("                  verdict reject   verdict pass")
-        print(String(format: "   defective      %14d %14d", tp, fn))
-        print(String(format: "   nominal        %14d %14d", fp, tn))
-        let positives = rows.filter { !$0.nominal }.map(\.score), negatives = rows.filter(\.nominal).map(\.score)
-        let pairs = positives.flatMap { p in negatives.map { n in p > n ? 1.0 : (p == n ? 0.5 : 0) } }
-        print(String(format: "   image-level AUROC %.3f over %d parts", pairs.reduce(0, +) / Double(max(1, pairs.count)), rows.count))
+        Thread.sleep(forTimeInterval: 3)  // models load, sockets come up
+        guard daemon.isRunning else { throw ValidationError("cfm serve exited at start-up (status \(daemon.terminationStatus))") }
+        let replay = try Replay.parse(["--data", classDir, "--endpoint", "tcp://127.0.0.1:25555",
+                                       "--results", "tcp://127.0.0.1:25556", "--rate", "0", "--timeout", "300"])
+        let report = try replay.stream()
+        replay.printSummary(report)
+        return report
+    }
+
+    /// The verdict table and confusion matrix of replay's per-frame results.
+    private func printVerdicts(_ report: [String: Any]) {
+        let frames = (report["frames"] as? [[Any]]) ?? []
+        print("\n   part              score   verdict")
+        var matrix = [[0, 0], [0, 0]]  // [defective, nominal] × [reject, pass]
+        for frame in frames {
+            let id = frame[0] as? String ?? "", verdict = frame[1] as? String ?? "", score = frame[2] as? Double
+            let key = id.split(separator: "-").dropFirst(2).joined(separator: "-")
+            print("   " + key.padding(toLength: 16, withPad: " ", startingAt: 0)
+                + (score.map { String(format: "  %6.3f", $0) } ?? "       -") + "  " + verdict)
+            guard verdict == "pass" || verdict == "reject" else { continue }
+            matrix[key.hasPrefix("good/") ? 1 : 0][verdict == "reject" ? 0 : 1] += 1
+        }
+        print("\n   confusion matrix      verdict reject   verdict pass")
+        print(String(format: "   defective parts      %14d %14d", matrix[0][0], matrix[0][1]))
+        print(String(format: "   nominal parts        %14d %14d", matrix[1][0], matrix[1][1]))
     }
 }
-

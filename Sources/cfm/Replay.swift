@@ -36,6 +36,21 @@ struct Replay: ParsableCommand {
     ]
 
     func run() throws {
+        let report = try stream()
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+        } else {
+            printSummary(report)
+        }
+        let missing = report["missing"] as? Int ?? 0, mismatched = (report["malformed_mismatches"] as? [String])?.count ?? 0
+        if missing > 0 || mismatched > 0 {
+            throw ValidationError("\(missing) frames without a result, \(mismatched) malformed frames answered with the wrong code")
+        }
+    }
+
+    /// Streams the split and collects the results: the summary of `run`, plus `frames`, one
+    /// `[frame_id, verdict, score]` entry per sent frame in send order.
+    func stream() throws -> [String: Any] {
         let samples = try splitSamples()
         let total = frames > 0 ? frames : samples.count
         var cache: [Int: Frame] = [:]
@@ -95,16 +110,7 @@ struct Replay: ParsableCommand {
         sender.close()
         receiver.close()
 
-        let report = collector.report(sent: sent, expectedErrors: expected, sendSeconds: sendSeconds)
-        if json {
-            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
-        } else {
-            printSummary(report)
-        }
-        let missing = report["missing"] as? Int ?? 0, mismatched = (report["malformed_mismatches"] as? [String])?.count ?? 0
-        if missing > 0 || mismatched > 0 {
-            throw ValidationError("\(missing) frames without a result, \(mismatched) malformed frames answered with the wrong code")
-        }
+        return collector.report(sent: sent, expectedErrors: expected, sendSeconds: sendSeconds)
     }
 
     private func splitSamples() throws -> [DatasetSample] {
@@ -139,7 +145,7 @@ struct Replay: ParsableCommand {
         return parts
     }
 
-    private func printSummary(_ r: [String: Any]) {
+    func printSummary(_ r: [String: Any]) {
         let verdicts = r["verdicts"] as? [String: Int] ?? [:]
         print("sent \(r["sent"] ?? 0) frames in \(String(format: "%.1f", r["send_seconds"] as? Double ?? 0)) s"
               + " (\(String(format: "%.2f", r["send_fps"] as? Double ?? 0)) frames/s)")
@@ -198,6 +204,10 @@ final class ResultCollector: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         var verdicts: [String: Int] = [:], codes: [String: Int] = [:]
         var latencies: [Double] = [], daemon: [Double] = [], mismatches: [String] = []
+        let frames: [[Any]] = sent.map { id in
+            guard let (r, _) = results[id] else { return [id, "missing", NSNull()] }
+            return [id, r.verdict.rawValue, r.score.map { Double($0) as Any } ?? NSNull()]
+        }
         for id in sent {
             guard let (r, at) = results[id] else { continue }
             verdicts[r.verdict.rawValue, default: 0] += 1
@@ -229,6 +239,7 @@ final class ResultCollector: @unchecked Sendable {
             "verdicts": verdicts, "error_codes": codes, "malformed_mismatches": mismatches,
             "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
             "daemon_p50_ms": pct(daemon, 0.5), "daemon_p99_ms": pct(daemon, 0.99),
+            "frames": frames,
         ]
     }
 }
