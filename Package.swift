@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "CFMGeometryTests", dependencies: ["CFMGeometry", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMDataTests", dependencies: ["CFMData", "CFMTensor", "CFMTestSupport", "CLibTIFF"]),
-        .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMServiceTests", dependencies: ["CFMService", "CFMDetector", "CFMData", "CFMTensor", "CSystemd", "CZeroMQ",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
