@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFMData
 import CFMDetector
 import CFMModels
 import CFMTensor
@@ -16,9 +17,18 @@ struct Bench: ParsableCommand {
     var extractors: String?
     @Option(help: "Model bundle with the mappers; default: random mappers for the tier.") var model: String?
     @Option(help: "Side of the synthetic sensor frame (preprocessing resizes it to 224).") var sensorSize = 800
+    @Option(help: "Benchmark this RGB image (PNG) instead of the synthetic frame (with --xyz).") var rgb: String?
+    @Option(help: "Benchmark this point cloud (TIFF) instead of the synthetic frame (with --rgb).") var xyz: String?
+
+    /// The sensor frame to time: the given files, or the synthetic one.
+    private func sensorFrame() throws -> (rgb: RGBImage, cloud: Tensor) {
+        guard let rgb, let xyz else { return BenchFrame.make(size: sensorSize) }
+        return (try PNGFile.readRGB(URL(fileURLWithPath: rgb)), try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
+    }
 
     func validate() throws {
         guard frames >= 1 else { throw ValidationError("--frames must be at least 1") }
+        guard (rgb == nil) == (xyz == nil) else { throw ValidationError("--rgb and --xyz go together") }
     }
 
     func run() throws {
@@ -33,7 +43,7 @@ struct Bench: ParsableCommand {
             return scratch
         }()
         let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir,
-                                             sensorSize: sensorSize)
+                                             sensor: try sensorFrame())
         print(try report.json())
     }
 }
@@ -61,9 +71,9 @@ struct BenchReport {
     let medianMs: Double
     let foregroundPoints: Int, validPixels: Int
 
-    static func measure(tier: Tier, frames: Int, extractors: URL, model: URL, sensorSize: Int = 800) throws -> BenchReport {
+    static func measure(tier: Tier, frames: Int, extractors: URL, model: URL,
+                        sensor: (rgb: RGBImage, cloud: Tensor)) throws -> BenchReport {
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier)
-        let sensor = BenchFrame.make(size: sensorSize)
         let preprocessor = Preprocessor()
         var samples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?

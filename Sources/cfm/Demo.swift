@@ -41,6 +41,11 @@ struct Demo: ParsableCommand {
         try Eval.parse(["--data", classDir, "--extractors", extractors.path, "--model", model.path,
                         "--out", dir.appendingPathComponent("eval").path]).run()
         step("done: maps, overlays and metrics.json in \(dir.appendingPathComponent("eval").path)")
+        print("""
+            Note: the extractors here are seeded random weights of the real architectures, not the pretrained
+            DINO / Point-MAE ones, so the numbers above measure the machinery, not the method's accuracy.
+            With real weights (tools/convert_checkpoints.py) the same commands reproduce the paper's setting.
+            """)
     }
 
     /// Starts `cfm serve` as a child process on loopback ports, streams the test split with
@@ -52,7 +57,7 @@ struct Demo: ParsableCommand {
             input: {endpoint: "tcp://127.0.0.1:25555", pattern: sub, mode: connect, topic: frame}
             output: {endpoint: "tcp://127.0.0.1:25556", topic_prefix: result, publish_maps: false}
             pipeline: {queue_depth: 64, overflow: block}
-            logging: {journald: "off", level: notice}
+            logging: {journald: "off", level: warning}
             """.write(to: config, atomically: true, encoding: .utf8)
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
