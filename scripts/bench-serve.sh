@@ -27,7 +27,11 @@ decision: {threshold: 1.0}
 logging: {journald: "off", level: error}
 $3
 Y
-    "$B" serve --config "$W/$1.yaml" & echo $!
+    "$B" serve --config "$W/$1.yaml" >"$W/serve-$1.log" 2>&1 & echo $!
+}
+stop() {  # stop PID: SIGTERM (drain, exit 0), wait until gone
+    kill -TERM "$1"
+    while kill -0 "$1" 2>/dev/null; do sleep 0.2; done
 }
 replay() {  # replay PORT FRAMES RATE OUT
     "$B" replay --data "$W/one/cookie/test" --endpoint "tcp://127.0.0.1:$1" --results "tcp://127.0.0.1:$(($1 + 1))" \
@@ -41,10 +45,10 @@ for t in $TIERS; do
     "$B" bench --tier "$t" --frames 5 --extractors "$W/ext" --model "$W/m-$t" \
         --rgb "$one/rgb/000.png" --xyz "$one/xyz/000.tiff" > "$W/bench-$t.json"
     pid=$(serve "$t" $port "pipeline: {queue_depth: 64, overflow: block}"); sleep 4
-    replay $port 24 0 "$W/sat-$t.json"; kill -TERM "$pid"; wait "$pid" || true
+    replay $port 24 0 "$W/sat-$t.json"; stop "$pid"
     rate=$(python3 -c "import json; print(round(0.8 * json.load(open('$W/bench-$t.json'))['fps'], 3))")
     pid=$(serve "$t" $((port + 2)) ""); sleep 4
-    replay $((port + 2)) 12 "$rate" "$W/lat-$t.json"; kill -TERM "$pid"; wait "$pid" || true
+    replay $((port + 2)) 12 "$rate" "$W/lat-$t.json"; stop "$pid"
     python3 - "$t" "$W" <<'PY'
 import json, sys
 t, w = sys.argv[1], sys.argv[2]
