@@ -26,7 +26,6 @@ needed) and prints its timings and self-checks.
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import cfm_reference as ref
-from check_vit_parity import ParityError, load_timm_model, run_cfm, smooth_image
+from check_vit_parity import ParityError, load_timm_model, run_cfm, run_parity_main, smooth_image
 from make_pipeline_fixtures import knn_margin, object_xyz
 
 SIZE = 224
@@ -270,20 +269,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        if args.workdir:
-            args.workdir.mkdir(parents=True, exist_ok=True)
-            ok = run_checks(args, args.workdir)
-        else:
-            with tempfile.TemporaryDirectory(prefix="cfm-pipeline-parity-") as tmp:
-                ok = run_checks(args, Path(tmp))
-    except ParityError as error:
-        print(f"check_pipeline_parity: {error}", file=sys.stderr)
-        return 1
-    print("parity ok" if ok else f"parity FAILED (tolerance {args.tolerance:g})")
-    return 0 if ok else 1
+    return run_parity_main("check_pipeline_parity", parse_args(argv), run_checks)
 
 
 if __name__ == "__main__":

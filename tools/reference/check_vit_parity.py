@@ -192,21 +192,26 @@ def run_checks(args, work):
     return all(results)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_parity_main(name, args, run_checks):
+    """The shared driver of the parity scripts: run `run_checks(args, workdir)` in
+    `args.workdir` or a temporary directory; print the verdict; return the exit status."""
     torch.set_num_threads(args.threads)
     try:
         if args.workdir:
             args.workdir.mkdir(parents=True, exist_ok=True)
             ok = run_checks(args, args.workdir)
         else:
-            with tempfile.TemporaryDirectory(prefix="cfm-parity-") as tmp:
+            with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
                 ok = run_checks(args, Path(tmp))
     except ParityError as error:
-        print(f"check_vit_parity: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return 1
     print("parity ok" if ok else f"parity FAILED (tolerance {args.tolerance:g})")
     return 0 if ok else 1
+
+
+def main(argv=None):
+    return run_parity_main("check_vit_parity", parse_args(argv), run_checks)
 
 
 if __name__ == "__main__":
