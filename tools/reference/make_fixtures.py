@@ -298,15 +298,22 @@ def write(path, tensors, metadata=None):
     print(f"wrote {path} ({path.stat().st_size} bytes, {len(tensors)} tensors)")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def output_directory(doc):
+    """The fixture scripts' command line: `--out DIR` (created), described by the first
+    paragraph of the script's docstring `doc`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output directory (default: {DEFAULT_OUT})")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def main():
+    out = output_directory(__doc__)
     vit_tensors, vit_metadata = vit_fixture()
-    write(args.out / "vit_tiny.safetensors", vit_tensors, vit_metadata)
-    write(args.out / "kernels.safetensors", kernels_fixture())
+    write(out / "vit_tiny.safetensors", vit_tensors, vit_metadata)
+    write(out / "kernels.safetensors", kernels_fixture())
 
 
 if __name__ == "__main__":

@@ -19,15 +19,13 @@ float32 distances like the CUDA kernel; each cloud is checked to give the same
 centres in float64) and rounded once, metadata keys sorted.
 """
 
-import argparse
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import cfm_reference as ref
-from make_fixtures import DEFAULT_OUT, VIT_CONFIG, build_tiny_vit, generator, randn, randomise_vit, write
+from make_fixtures import VIT_CONFIG, build_tiny_vit, generator, randn, randomise_vit, write, output_directory
 
 POINTMAE_TINY = dict(c1=8, c2=16, c3=32, dim=16, heads=2, depth=4, mlp_hidden=64, pos_hidden=8, eps=1e-5)
 GROUPS, MEMBERS = 16, 8
@@ -322,16 +320,12 @@ def pipeline_fixture():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output directory (default: {DEFAULT_OUT})")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = output_directory(__doc__)
     for name, build in (("pointmae_tiny", pointmae_fixture), ("align_tiny", align_fixture),
                         ("mapper_tiny", mapper_fixture), ("score_tiny", score_fixture),
                         ("pipeline_tiny", pipeline_fixture)):
         tensors, metadata = build()
-        path = args.out / f"{name}.safetensors"
+        path = out / f"{name}.safetensors"
         write(path, tensors, metadata)
         assert path.stat().st_size < 1_000_000, f"{path} is over 1 MB"
 

@@ -18,14 +18,12 @@ float64 results to well within the 1e-5 parity tolerance (no gradient close
 enough to 0 for float32 rounding to flip the sign of an Adam update).
 """
 
-import argparse
 import copy
-from pathlib import Path
 
 import torch
 
 import cfm_reference as ref
-from make_fixtures import DEFAULT_OUT, generator, randn, write
+from make_fixtures import generator, randn, write, output_directory
 from make_pipeline_fixtures import metadata_of
 
 D2D, D3D = 12, 8                  # 2D (token) and 3D (point) feature widths
@@ -172,14 +170,10 @@ def train_step_fixture():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output directory (default: {DEFAULT_OUT})")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = output_directory(__doc__)
     torch.set_num_threads(1)
     tensors, metadata = train_step_fixture()
-    path = args.out / "train_step_tiny.safetensors"
+    path = out / "train_step_tiny.safetensors"
     write(path, tensors, metadata)
     assert path.stat().st_size < 300_000, f"{path} is over 300 KB"
 
