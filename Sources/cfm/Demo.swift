@@ -2,6 +2,7 @@ import ArgumentParser
 import CFMData
 import CFMDetector
 import CFMModels
+import CFMService
 import Foundation
 
 /// `cfm demo`: the whole story on this machine with nothing to download — a synthetic
@@ -59,16 +60,24 @@ struct Demo: ParsableCommand {
             pipeline: {queue_depth: 64, overflow: block}
             logging: {journald: "off", level: warning}
             """.write(to: config, atomically: true, encoding: .utf8)
+        // Supervise it as systemd would: NOTIFY_SOCKET, then wait for READY=1.
+        let notifyPath = work.appendingPathComponent("notify.sock").path
+        unlink(notifyPath)
+        let notifications = NotifyListener(path: notifyPath)
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         daemon.arguments = ["serve", "--config", config.path]
+        daemon.environment = ProcessInfo.processInfo.environment.merging(["NOTIFY_SOCKET": notifyPath]) { $1 }
         try daemon.run()
         defer {
             if daemon.isRunning { daemon.terminate() }
             daemon.waitUntilExit()
         }
-        Thread.sleep(forTimeInterval: 3)  // models load, sockets come up
-        guard daemon.isRunning else { throw ValidationError("cfm serve exited at start-up (status \(daemon.terminationStatus))") }
+        let ready = notifications.receive(timeout: 300) { $0.contains { $0.split(separator: "\n").contains("READY=1") } }
+        guard daemon.isRunning, ready.contains(where: { $0.contains("READY=1") }) else {
+            throw ValidationError("cfm serve did not become ready (see its messages above)")
+        }
+        print("   cfm serve is ready (READY=1 over NOTIFY_SOCKET)")
         let replay = try Replay.parse(["--data", classDir, "--endpoint", "tcp://127.0.0.1:25555",
                                        "--results", "tcp://127.0.0.1:25556", "--rate", "0", "--timeout", "300"])
         let report = try replay.stream()

@@ -76,7 +76,7 @@ final class EdgeServiceTests: XCTestCase {
 
     func testServeOrderErrorsReloadAndDrain() throws {
         let dir = TempDir()
-        let listener = NotifyListener(directory: dir)
+        let listener = ScopedNotifyListener(directory: dir)
         let config = makeConfig(dir)
         let configFile = URL(fileURLWithPath: dir.path("cfm.yaml"))
         try yaml(config).write(to: configFile, atomically: true, encoding: .utf8)
@@ -171,7 +171,7 @@ final class EdgeServiceTests: XCTestCase {
 
     func testWatchdogIsFedOnlyWhileThePipelineProgresses() throws {
         let dir = TempDir()
-        let listener = NotifyListener(directory: dir)
+        let listener = ScopedNotifyListener(directory: dir)
         setenv("WATCHDOG_USEC", "400000", 1)
         setenv("WATCHDOG_PID", "\(getpid())", 1)
         var config = makeConfig(dir)

@@ -6,7 +6,7 @@ import XCTest
 final class SystemdTests: XCTestCase {
     func testNotifyMessagesReachNotifySocket() {
         let dir = TempDir()
-        let listener = NotifyListener(directory: dir)
+        let listener = ScopedNotifyListener(directory: dir)
         let n = SystemdNotifier()
         XCTAssertTrue(n.isActive)
         n.ready(status: "frames 0")
@@ -27,7 +27,7 @@ final class SystemdTests: XCTestCase {
 
     func testWatchdogIntervalFromEnvironment() {
         let dir = TempDir()
-        let listener = NotifyListener(directory: dir)
+        let listener = ScopedNotifyListener(directory: dir)
         XCTAssertNil(SystemdNotifier().watchdogInterval)
         setenv("WATCHDOG_USEC", "3000000", 1)
         setenv("WATCHDOG_PID", "\(getpid())", 1)

@@ -36,58 +36,25 @@ final class TempDir {
     func endpoint(_ name: String) -> String { "ipc://" + path(name) }
 }
 
-/// Binds a unix datagram socket and points NOTIFY_SOCKET at it (what systemd does).
-final class NotifyListener {
-    let fd: Int32
-    let path: String
+/// A `NotifyListener` in `directory` with NOTIFY_SOCKET pointing at it while it lives (the
+/// daemon under test runs in this process); the sd_notify variables are cleared at the end.
+final class ScopedNotifyListener {
+    let listener: NotifyListener
 
     init(directory: TempDir) {
-        path = directory.path("notify.sock")
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        precondition(fd >= 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            precondition(bytes.count < raw.count)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        precondition(rc == 0, "bind \(path): \(errno)")
-        setenv("NOTIFY_SOCKET", path, 1)
+        listener = NotifyListener(path: directory.path("notify.sock"))
+        setenv("NOTIFY_SOCKET", listener.path, 1)
     }
 
     deinit {
         unsetenv("NOTIFY_SOCKET")
         unsetenv("WATCHDOG_USEC")
         unsetenv("WATCHDOG_PID")
-        close(fd)
     }
 
-    /// Discards the datagrams already waiting.
-    func drain() {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
-    }
-
-    /// Datagrams received within `timeout` seconds (stops early once `until` matches).
-    func receive(timeout: Double, until: (([String]) -> Bool)? = nil) -> [String] {
-        var messages: [String] = []
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while Date() < deadline {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, 20) > 0 {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n > 0 { messages.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
-            }
-            if let until, until(messages) { break }
-        }
-        return messages
-    }
+    var path: String { listener.path }
+    func drain() { listener.drain() }
+    func receive(timeout: Double, until: (([String]) -> Bool)? = nil) -> [String] { listener.receive(timeout: timeout, until: until) }
 }
 
 func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
