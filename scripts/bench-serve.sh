@@ -21,7 +21,7 @@ cp "$W/data/cookie/test/good/rgb/000.png" "$one/rgb/"; cp "$W/data/cookie/test/g
 serve() {  # serve TIER PORT CONFIG-EXTRA → starts the daemon, echoes its pid
     cat > "$W/$1.yaml" <<Y
 model: {tier: $1, extractors: $W/ext, bundle: $W/m-$1}
-input: {endpoint: "tcp://127.0.0.1:$2", pattern: sub, mode: connect, topic: frame}
+input: {endpoint: "tcp://127.0.0.1:$2", pattern: pull, mode: connect, topic: frame}
 output: {endpoint: "tcp://127.0.0.1:$(($2 + 1))", topic_prefix: result, publish_maps: false}
 decision: {threshold: 1.0}
 logging: {journald: "off", level: error}
@@ -34,7 +34,7 @@ stop() {  # stop PID: SIGTERM (drain, exit 0), wait until gone
     while kill -0 "$1" 2>/dev/null; do sleep 0.2; done
 }
 replay() {  # replay PORT FRAMES RATE OUT
-    "$B" replay --data "$W/one/cookie/test" --endpoint "tcp://127.0.0.1:$1" --results "tcp://127.0.0.1:$(($1 + 1))" \
+    "$B" replay --data "$W/one/cookie/test" --pattern push --endpoint "tcp://127.0.0.1:$1" --results "tcp://127.0.0.1:$(($1 + 1))" \
         --rate "$3" --frames "$2" --timeout 600 --json > "$4"
 }
 

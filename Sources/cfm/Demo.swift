@@ -55,7 +55,7 @@ struct Demo: ParsableCommand {
         let config = work.appendingPathComponent("cfm.yaml")
         try """
             model: {tier: \(tier.rawValue), extractors: \(extractors.path), bundle: \(model.path)}
-            input: {endpoint: "tcp://127.0.0.1:25555", pattern: sub, mode: connect, topic: frame}
+            input: {endpoint: "tcp://127.0.0.1:25555", pattern: pull, mode: connect, topic: frame}
             output: {endpoint: "tcp://127.0.0.1:25556", topic_prefix: result, publish_maps: false}
             pipeline: {queue_depth: 64, overflow: block}
             logging: {journald: "off", level: warning}
@@ -78,7 +78,8 @@ struct Demo: ParsableCommand {
             throw ValidationError("cfm serve did not become ready (see its messages above)")
         }
         print("   cfm serve is ready (READY=1 over NOTIFY_SOCKET)")
-        let replay = try Replay.parse(["--data", classDir, "--endpoint", "tcp://127.0.0.1:25555",
+        // PUSH → PULL: frames wait for the connection and back-pressure holds them; no frame is lost.
+        let replay = try Replay.parse(["--data", classDir, "--endpoint", "tcp://127.0.0.1:25555", "--pattern", "push",
                                        "--results", "tcp://127.0.0.1:25556", "--rate", "0", "--timeout", "300"])
         let report = try replay.stream()
         replay.printSummary(report)
