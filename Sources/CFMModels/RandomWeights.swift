@@ -73,3 +73,12 @@ extension VisionTransformer.Config {
         return shapes + [("norm.weight", [dim]), ("norm.bias", [dim])]
     }
 }
+
+extension FeatureMapper {
+    /// A mapper with PyTorch's default `Linear` initialisation from `seed` — how training starts.
+    public static func initial(inFeatures: Int, outFeatures: Int, seed: UInt64) -> FeatureMapper {
+        let shapes = parameterShapes(inFeatures: inFeatures, outFeatures: outFeatures)
+        let tensors = RandomWeights.linearDefault(shapes, seed: seed)
+        return FeatureMapper(inFeatures: inFeatures, outFeatures: outFeatures, parameters: shapes.map { tensors[$0.0]!.scalars })
+    }
+}

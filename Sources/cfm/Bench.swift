@@ -54,7 +54,7 @@ enum RandomMappers {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let rgb = VisionTransformer.Config.dinoViTB8.dim, xyz = tier.pointFeatureBlocks.count * PointMAE.Config.pointMAE.dim
         for (name, (i, o), s) in [(BundleFile.rgbToXYZ, (rgb, xyz), seed), (BundleFile.xyzToRGB, (xyz, rgb), seed &+ 1)] {
-            try SafeTensors.write(RandomWeights.linearDefault(FeatureMapper.parameterShapes(inFeatures: i, outFeatures: o), seed: s),
+            try SafeTensors.write(FeatureMapper.initial(inFeatures: i, outFeatures: o, seed: s).tensors,
                                   to: dir.appendingPathComponent(name))
         }
     }

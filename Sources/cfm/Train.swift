@@ -58,12 +58,8 @@ struct Train: ParsableCommand {
         }
 
         let rgbDim = detector.vit.config.dim, xyzDim = detector.pointMAE.featureDim
-        func initial(_ i: Int, _ o: Int, _ s: UInt64) -> FeatureMapper {
-            let t = RandomWeights.linearDefault(FeatureMapper.parameterShapes(inFeatures: i, outFeatures: o), seed: s)
-            return FeatureMapper(inFeatures: i, outFeatures: o,
-                                 parameters: FeatureMapper.parameterShapes(inFeatures: i, outFeatures: o).map { t[$0.0]!.scalars })
-        }
-        var trainer = MapperTrainer(rgbToXYZ: initial(rgbDim, xyzDim, seed), xyzToRGB: initial(xyzDim, rgbDim, seed &+ 1),
+        var trainer = MapperTrainer(rgbToXYZ: .initial(inFeatures: rgbDim, outFeatures: xyzDim, seed: seed),
+                                    xyzToRGB: .initial(inFeatures: xyzDim, outFeatures: rgbDim, seed: seed &+ 1),
                                     pixelsPerSample: pixelsPerSample, seed: seed, learningRate: learningRate)
         let progress = Progress("train", total: epochs)
         var last = TrainingMetrics(loss: 0, cosine3D: 0, cosine2D: 0, pixels: 0)

@@ -7,8 +7,7 @@ import Testing
 
 @Suite struct ModelBundleTests {
     func mapper(_ i: Int, _ o: Int, seed: UInt64) -> FeatureMapper {
-        let t = RandomWeights.linearDefault(FeatureMapper.parameterShapes(inFeatures: i, outFeatures: o), seed: seed)
-        return FeatureMapper(inFeatures: i, outFeatures: o, parameters: FeatureMapper.parameterShapes(inFeatures: i, outFeatures: o).map { t[$0.0]!.scalars })
+        FeatureMapper.initial(inFeatures: i, outFeatures: o, seed: seed)
     }
 
     func manifest(tier: Tier) -> ModelManifest {

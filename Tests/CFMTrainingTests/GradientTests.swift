@@ -21,13 +21,7 @@ import Testing
     }
 
     static func mappers(seed: UInt64) -> (FeatureMapper, FeatureMapper) {
-        let a = RandomWeights.linearDefault(FeatureMapper.parameterShapes(inFeatures: 6, outFeatures: 4), seed: seed)
-        let b = RandomWeights.linearDefault(FeatureMapper.parameterShapes(inFeatures: 4, outFeatures: 6), seed: seed + 1)
-        func mapper(_ t: [String: Tensor], _ i: Int, _ o: Int) -> FeatureMapper {
-            FeatureMapper(inFeatures: i, outFeatures: o,
-                          parameters: FeatureMapper.parameterShapes(inFeatures: i, outFeatures: o).map { t[$0.0]!.scalars })
-        }
-        return (mapper(a, 6, 4), mapper(b, 4, 6))
+        (.initial(inFeatures: 6, outFeatures: 4, seed: seed), .initial(inFeatures: 4, outFeatures: 6, seed: seed + 1))
     }
 
     /// The loss by plain forward passes, in Float64 for clean finite differences.
