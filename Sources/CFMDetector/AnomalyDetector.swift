@@ -35,7 +35,7 @@ public struct FrameFeatures: Sendable {
 public struct Detection: Sendable {
     /// ψ2D and ψ3D [S, S] before smoothing (0 on masked pixels).
     public var psi2d: Tensor, psi3d: Tensor
-    /// ψ2D · ψ3D after smoothing [S, S]: the anomaly map.
+    /// The anomaly map [S, S] after smoothing: ψ2D · ψ3D for the crossmodal method.
     public var anomalyMap: Tensor
     /// max(map) / √(mean of its non-zero values).
     public var score: Float

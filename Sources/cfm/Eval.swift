@@ -1,6 +1,7 @@
 import ArgumentParser
 import CFMData
 import CFMDetector
+import CFMModels
 import CFMTensor
 import Dispatch
 import Foundation
@@ -25,8 +26,11 @@ struct Eval: ParsableCommand {
             """)
 
     @Option(help: "Class directory in MVTec 3D-AD layout (DATASET/CLASS).") var data: String
-    @Option(help: "Directory with the extractor weights the bundle was trained with.") var extractors: String
-    @Option(help: "Model bundle directory (cfm train); its manifest gives the tier and BatchNorm mode.") var model: String
+    @Option(help: "Directory with the extractor weights the bundle was trained with.") var extractors: String?
+    @Option(help: "Model bundle directory (cfm train); its manifest gives the tier and BatchNorm mode.") var model: String?
+    @Flag(help: "Score with the non-learned baseline (colour and height-above-plane distances from the nominal training parts) instead of a model bundle.")
+    var baseline = false
+    @Option(help: "With --baseline: fit it to the first K training samples (default: all).") var shots: Int?
     @Option(help: "Output directory.") var out: String
     @Option(help: "AUPRO thresholds: 0 = exact curve (default); N ≥ 2 = the CFM authors' sampling (99 as in the paper).")
     var proThresholds = 0
@@ -34,27 +38,26 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         guard proThresholds == 0 || proThresholds >= 2 else { throw ValidationError("--pro-thresholds must be 0 (exact) or at least 2") }
+        if baseline {
+            guard extractors == nil, model == nil else { throw ValidationError("--baseline takes no --extractors or --model") }
+            guard shots.map({ $0 >= 1 }) ?? true else { throw ValidationError("--shots must be at least 1") }
+            guard !preprocess.noBackgroundRemoval else { throw ValidationError("--baseline needs background removal (its support plane)") }
+        } else {
+            guard extractors != nil, model != nil else { throw ValidationError("give --extractors and --model (or --baseline)") }
+            guard shots == nil else { throw ValidationError("--shots applies to --baseline; a model bundle was trained on its own shots") }
+        }
     }
 
     func run() throws {
         let started = Date()
-        let bundle = URL(fileURLWithPath: model)
-        guard FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path) else {
-            throw EvalError("\(model): no \(BundleFile.manifest) — not a model bundle written by cfm train")
-        }
-        let settings = try bundleSettings(bundle)
         let samples: [DatasetSample]
         do { samples = try datasetSamples(data, .test) } catch let error as ValidationError { throw EvalError(error.message) }
-        let detector = try AnomalyDetector.load(extractors: URL(fileURLWithPath: extractors), model: bundle,
-                                                tier: settings.tier, batchNorm: settings.batchnorm)
         let className = URL(fileURLWithPath: data).standardizedFileURL.lastPathComponent
-        if let trained = detector.manifest?.className, trained != className {
-            FileHandle.standardError.write(Data("warning: the bundle was trained on class '\(trained)', evaluating on '\(className)'\n".utf8))
-        }
+        let preprocessor = preprocess.preprocessor, size = preprocessor.options.size
+        let scorer = try baseline ? fitBaseline(preprocessor) : loadModel(className: className)
         let outDir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-        let threshold = detector.manifest?.calibration?.threshold
-        let preprocessor = preprocess.preprocessor, size = detector.inputSize
+        let threshold = scorer.threshold
 
         let progress = Progress("eval", total: samples.count)
         var images: [EvaluatedImage] = [], scores: [String: Any] = [:], frameMs: [Double] = []
@@ -63,7 +66,7 @@ struct Eval: ParsableCommand {
             let frame: PreprocessedFrame, loaded: LoadedSample, detection: Detection
             do {
                 (frame, loaded) = try times.measure("preprocess") { try preprocessor(sample, unit: preprocess.unit) }
-                detection = try detector.detect(frame.input, times: &times).0
+                detection = try scorer.detect(frame, times: &times)
             } catch {
                 throw EvalError("test/\(sample.key): \(error)")
             }
@@ -100,9 +103,7 @@ struct Eval: ParsableCommand {
         let totalMs = frameMs.reduce(0, +)
         var metrics = report.overall.jsonObject
         metrics["class"] = className
-        metrics["tier"] = settings.tier.rawValue
-        metrics["batchnorm"] = settings.batchnorm.rawValue
-        metrics["model"] = bundle.standardizedFileURL.path
+        metrics.merge(scorer.description) { $1 }
         metrics["data"] = URL(fileURLWithPath: data).standardizedFileURL.path
         metrics["threshold"] = threshold.map { jsonNumber($0) } ?? NSNull()
         metrics["pro_curve"] = proThresholds == 0 ? "exact" : "\(proThresholds) thresholds (CFM authors' sampling)"
@@ -121,10 +122,84 @@ struct Eval: ParsableCommand {
 
         func show(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
         let o = report.overall
-        print("\(className) \(settings.tier.rawValue): I-AUROC \(show(o.imageAUROC)) P-AUROC \(show(o.pixelAUROC)) "
+        print("\(className) \(scorer.name): I-AUROC \(show(o.imageAUROC)) P-AUROC \(show(o.pixelAUROC)) "
               + zip(PROCurve.limits, o.auPRO).map { "AUPRO@\(DetectionMetrics.percent($0)) \(show($1))" }.joined(separator: " ")
               + String(format: " — %d samples (%d good), %.2f frames/s → %@", o.samples, o.nominal,
                        totalMs > 0 ? 1000 * Double(frameMs.count) / totalMs : 0, outDir.path))
+    }
+}
+
+extension Eval {
+    /// The crossmodal detector of `--model`, with the tier and BatchNorm mode its manifest names.
+    private func loadModel(className: String) throws -> EvalScorer {
+        let bundle = URL(fileURLWithPath: model!)
+        guard FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path) else {
+            throw EvalError("\(model!): no \(BundleFile.manifest) — not a model bundle written by cfm train")
+        }
+        let settings = try bundleSettings(bundle)
+        let detector = try AnomalyDetector.load(extractors: URL(fileURLWithPath: extractors!), model: bundle,
+                                                tier: settings.tier, batchNorm: settings.batchnorm)
+        if let trained = detector.manifest?.className, trained != className {
+            FileHandle.standardError.write(Data("warning: the bundle was trained on class '\(trained)', evaluating on '\(className)'\n".utf8))
+        }
+        return .crossmodal(detector, bundle: bundle, batchnorm: settings.batchnorm)
+    }
+
+    /// The baseline's statistics over the first `--shots` nominal training samples.
+    private func fitBaseline(_ preprocessor: Preprocessor) throws -> EvalScorer {
+        var samples = try datasetSamples(data, .train, nominalOnly: true)
+        if let shots {
+            guard shots <= samples.count else { throw EvalError("--shots \(shots), but \(data) has \(samples.count) training samples") }
+            samples = Array(samples.prefix(shots))
+        }
+        let progress = Progress("baseline", total: samples.count)
+        let frames = try samples.lazy.enumerated().map { i, sample in
+            defer { progress.update(i + 1, sample.key) }
+            do { return try preprocessor(sample, unit: preprocess.unit).0 } catch { throw EvalError("train/\(sample.key): \(error)") }
+        }
+        return .baseline(try NominalBaseline.fit(frames), samples: samples.count)
+    }
+}
+
+/// What scores the test frames: a trained model bundle, or the non-learned baseline.
+private enum EvalScorer {
+    case crossmodal(AnomalyDetector, bundle: URL, batchnorm: BatchNormMode)
+    case baseline(NominalBaseline, samples: Int)
+
+    func detect(_ frame: PreprocessedFrame, times: inout StageTimes) throws -> Detection {
+        switch self {
+        case let .crossmodal(detector, _, _): try detector.detect(frame.input, times: &times).0
+        case let .baseline(baseline, _): try times.measure("baseline") { try baseline.detect(frame) }
+        }
+    }
+
+    /// The calibrated threshold, if any (the baseline has none).
+    var threshold: Float? {
+        if case let .crossmodal(detector, _, _) = self { detector.manifest?.calibration?.threshold } else { nil }
+    }
+
+    /// For the progress and summary lines: the tier, or "baseline".
+    var name: String {
+        switch self {
+        case let .crossmodal(detector, _, _): detector.tier.rawValue
+        case .baseline: "baseline"
+        }
+    }
+
+    /// metrics.json entries saying what scored.
+    var description: [String: Any] {
+        switch self {
+        case let .crossmodal(detector, bundle, batchnorm):
+            return ["scorer": "crossmodal", "tier": detector.tier.rawValue, "batchnorm": batchnorm.rawValue,
+                    "model": bundle.standardizedFileURL.path]
+        case let .baseline(baseline, samples):
+            func floats(_ v: SIMD3<Float>) -> [Any] { [jsonNumber(v.x), jsonNumber(v.y), jsonNumber(v.z)] }
+            return ["scorer": "baseline", "tier": NSNull(), "batchnorm": NSNull(), "model": NSNull(),
+                    "baseline": ["map": "colour z-distance + |height above plane − mean| / std, smoothed as the method's",
+                                 "training_samples": samples, "pixels": baseline.pixels,
+                                 "colour_mean": floats(baseline.colourMean), "colour_std": floats(baseline.colourStd),
+                                 "height_mean_m": jsonNumber(baseline.heightMean), "height_std_m": jsonNumber(baseline.heightStd)]]
+        }
     }
 }
 
