@@ -18,17 +18,24 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         public var samples: Int, shots: Int?, epochs: Int, batchSize: Int, learningRate: Float
         public var pixelsPerSample: Int, seed: UInt64
         public var finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float
+        /// Wall time of the whole run.
         public var seconds: Double
+        /// Of which: preparing the features (`extractedSamples` extracted, the rest read from the
+        /// cache) and the epochs themselves. Absent in bundles of earlier versions.
+        public var extractionSeconds: Double?, extractedSamples: Int?, trainingSeconds: Double?
 
         public init(samples: Int, shots: Int?, epochs: Int, batchSize: Int, learningRate: Float, pixelsPerSample: Int,
-                    seed: UInt64, finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float, seconds: Double) {
+                    seed: UInt64, finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float, seconds: Double,
+                    extractionSeconds: Double? = nil, extractedSamples: Int? = nil, trainingSeconds: Double? = nil) {
             (self.samples, self.shots, self.epochs, self.batchSize, self.learningRate) = (samples, shots, epochs, batchSize, learningRate)
             (self.pixelsPerSample, self.seed, self.finalLoss) = (pixelsPerSample, seed, finalLoss)
             (self.finalCosine3D, self.finalCosine2D, self.seconds) = (finalCosine3D, finalCosine2D, seconds)
+            (self.extractionSeconds, self.extractedSamples, self.trainingSeconds) = (extractionSeconds, extractedSamples, trainingSeconds)
         }
 
         enum CodingKeys: String, CodingKey {
             case samples, shots, epochs, seed, seconds
+            case extractionSeconds = "extraction_seconds", extractedSamples = "extracted_samples", trainingSeconds = "training_seconds"
             case batchSize = "batch_size", learningRate = "learning_rate", pixelsPerSample = "pixels_per_sample"
             case finalLoss = "final_loss", finalCosine3D = "final_cosine_3d", finalCosine2D = "final_cosine_2d"
         }

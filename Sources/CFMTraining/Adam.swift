@@ -24,12 +24,18 @@ public struct Adam: Sendable {
         let (b1, b2, a1, a2, e) = (Float(beta1), Float(beta2), Float(1 - beta1), Float(1 - beta2), Float(eps))
         for t in 0..<parameters.count {
             precondition(parameters[t].count == m[t].count && gradients[t].count == m[t].count, "tensor \(t) changed size")
-            for i in 0..<m[t].count {
-                let g = gradients[t][i]
-                m[t][i] = m[t][i] * b1 + a1 * g
-                v[t][i] = v[t][i] * b2 + a2 * (g * g)
-                let denominator = v[t][i].squareRoot() / c2 + e
-                parameters[t][i] -= stepSize * m[t][i] / denominator
+            gradients[t].withUnsafeBufferPointer { g in
+                m[t].withUnsafeMutableBufferPointer { m in
+                    v[t].withUnsafeMutableBufferPointer { v in
+                        parameters[t].withUnsafeMutableBufferPointer { p in
+                            for i in 0..<m.count {
+                                m[i] = m[i] * b1 + a1 * g[i]
+                                v[i] = v[i] * b2 + a2 * (g[i] * g[i])
+                                p[i] -= stepSize * m[i] / (v[i].squareRoot() / c2 + e)
+                            }
+                        }
+                    }
+                }
             }
         }
     }

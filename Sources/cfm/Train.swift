@@ -43,10 +43,12 @@ struct Train: ParsableCommand {
                                  context: "\(checksums.map(\.checksum))|\(extractor.tier)|\(extractor.batchnorm)|\(preprocess.noBackgroundRemoval)|\(preprocess.unit)")
         let preprocessor = preprocess.preprocessor
         let extraction = Progress("features", total: samples.count)
-        var training: [TrainingSample] = []
+        var training: [TrainingSample] = [], extracted = 0
+        let extractionStarted = Date()
         for (i, sample) in samples.enumerated() {
             let files = [sample.rgb, sample.xyz]
             let cached = try cache.load(files) ?? {
+                extracted += 1
                 let (frame, _) = try preprocessor(sample, unit: preprocess.unit)
                 var times = StageTimes()
                 let features = CachedFeatures(try detector.extract(frame.input, times: &times))
@@ -56,6 +58,8 @@ struct Train: ParsableCommand {
             training.append(cached.sample(size: detector.inputSize, grid: detector.vit.config.grid))
             extraction.update(i + 1, sample.key)
         }
+
+        let extractionSeconds = Date().timeIntervalSince(extractionStarted), trainingStarted = Date()
 
         let rgbDim = detector.vit.config.dim, xyzDim = detector.pointMAE.featureDim
         var trainer = MapperTrainer(rgbToXYZ: .initial(inFeatures: rgbDim, outFeatures: xyzDim, seed: seed),
@@ -75,7 +79,8 @@ struct Train: ParsableCommand {
             training: .init(samples: samples.count, shots: shots, epochs: epochs, batchSize: batchSize, learningRate: learningRate,
                             pixelsPerSample: pixelsPerSample, seed: seed, finalLoss: last.loss,
                             finalCosine3D: last.cosine3D, finalCosine2D: last.cosine2D,
-                            seconds: Date().timeIntervalSince(started)),
+                            seconds: Date().timeIntervalSince(started), extractionSeconds: extractionSeconds,
+                            extractedSamples: extracted, trainingSeconds: Date().timeIntervalSince(trainingStarted)),
             createdAt: ISO8601DateFormatter().string(from: Date()), toolVersion: CFM.version)
         try ModelBundle.write(manifest, rgbToXYZ: trainer.rgbToXYZ, xyzToRGB: trainer.xyzToRGB, to: URL(fileURLWithPath: out))
         print("wrote \(out) (\(samples.count) samples, \(epochs) epochs, final loss \(String(format: "%.4f", last.loss)))")

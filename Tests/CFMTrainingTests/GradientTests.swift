@@ -50,11 +50,9 @@ import Testing
     @Test func backpropagationMatchesFiniteDifferences() {
         let samples = [Self.sample(seed: 1), Self.sample(seed: 2)]
         let (a, b) = Self.mappers(seed: 3)
-        var gradients = [[Float](repeating: 0, count: a.flatParameters.count), [Float](repeating: 0, count: b.flatParameters.count)]
-        for s in samples {
-            _ = MapperTrainer.backpropagate(sample: s, rgb: s.rgb, xyz: s.xyz, rgbToXYZ: a, xyzToRGB: b, batchPixels: 14,
-                                            gradients: &gradients)
-        }
+        let step = StepGradients(rgbToXYZ: a, xyzToRGB: b, batch: samples)
+        for s in samples { _ = step.backpropagate(sample: s, rgb: s.rgb, xyz: s.xyz, batchPixels: 14) }
+        let gradients = step.reduced()
         var worst: Float = 0
         for (m, flat) in [a.flatParameters, b.flatParameters].enumerated() {
             for i in 0..<flat.count {

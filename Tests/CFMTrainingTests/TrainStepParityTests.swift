@@ -55,12 +55,9 @@ import Testing
         let fx = try Fixtures.open("train_step_tiny.safetensors")
         for (weights, grad) in [("before", "grad"), ("after", "grad2")] {
             let (a, b) = try Self.mappers(fx, weights)
-            var gradients = [[Float](repeating: 0, count: a.flatParameters.count),
-                             [Float](repeating: 0, count: b.flatParameters.count)]
-            for s in try Self.batch(fx) {
-                _ = MapperTrainer.backpropagate(sample: s, rgb: s.rgb, xyz: s.xyz, rgbToXYZ: a, xyzToRGB: b,
-                                                batchPixels: 27, gradients: &gradients)
-            }
+            let batch = try Self.batch(fx), step = StepGradients(rgbToXYZ: a, xyzToRGB: b, batch: batch)
+            for s in batch { _ = step.backpropagate(sample: s, rgb: s.rgb, xyz: s.xyz, batchPixels: 27) }
+            let gradients = step.reduced()
             for m in 0..<2 {
                 let unflattened = FeatureMapper(inFeatures: Self.specs[m].inFeatures, outFeatures: Self.specs[m].outFeatures,
                                                 flat: gradients[m])
