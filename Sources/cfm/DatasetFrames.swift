@@ -9,7 +9,7 @@ func datasetSamples(_ classDirectory: String, _ split: DatasetSplit, nominalOnly
     let dataset = try MVTec3DClass(directory: URL(fileURLWithPath: classDirectory))
     let samples = nominalOnly ? try dataset.samples(split, defect: MVTec3DClass.nominal) : try dataset.samples(split)
     guard !samples.isEmpty else {
-        throw ValidationError("\(classDirectory): no \(nominalOnly ? "nominal " : "")samples in the \(split.rawValue) split")
+        throw CommandFailure("\(classDirectory): no \(nominalOnly ? "nominal " : "")samples in the \(split.rawValue) split")
     }
     return samples
 }

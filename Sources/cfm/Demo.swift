@@ -75,7 +75,7 @@ struct Demo: ParsableCommand {
         }
         let ready = notifications.receive(timeout: 300) { $0.contains { $0.split(separator: "\n").contains("READY=1") } }
         guard daemon.isRunning, ready.contains(where: { $0.contains("READY=1") }) else {
-            throw ValidationError("cfm serve did not become ready (see its messages above)")
+            throw CommandFailure("cfm serve did not become ready (see its messages above)")
         }
         print("   cfm serve is ready (READY=1 over NOTIFY_SOCKET)")
         // PUSH → PULL: frames wait for the connection and back-pressure holds them; no frame is lost.

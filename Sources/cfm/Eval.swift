@@ -50,8 +50,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        let samples: [DatasetSample]
-        do { samples = try datasetSamples(data, .test) } catch let error as ValidationError { throw EvalError(error.message) }
+        let samples = try datasetSamples(data, .test)
         let className = URL(fileURLWithPath: data).standardizedFileURL.lastPathComponent
         let preprocessor = preprocess.preprocessor, size = preprocessor.options.size
         let scorer = try baseline ? fitBaseline(preprocessor) : loadModel(className: className)
@@ -68,7 +67,7 @@ struct Eval: ParsableCommand {
                 (frame, loaded) = try times.measure("preprocess") { try preprocessor(sample, unit: preprocess.unit) }
                 detection = try scorer.detect(frame, times: &times)
             } catch {
-                throw EvalError("test/\(sample.key): \(error)")
+                throw CommandFailure("test/\(sample.key): \(error)")
             }
             frameMs.append(times.total)
             let mask = loaded.mask.resizedMask(to: size)
@@ -134,7 +133,7 @@ extension Eval {
     private func loadModel(className: String) throws -> EvalScorer {
         let bundle = URL(fileURLWithPath: model!)
         guard FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path) else {
-            throw EvalError("\(model!): no \(BundleFile.manifest) — not a model bundle written by cfm train")
+            throw CommandFailure("\(model!): no \(BundleFile.manifest) — not a model bundle written by cfm train")
         }
         let settings = try bundleSettings(bundle)
         let detector = try AnomalyDetector.load(extractors: URL(fileURLWithPath: extractors!), model: bundle,
@@ -149,13 +148,13 @@ extension Eval {
     private func fitBaseline(_ preprocessor: Preprocessor) throws -> EvalScorer {
         var samples = try datasetSamples(data, .train, nominalOnly: true)
         if let shots {
-            guard shots <= samples.count else { throw EvalError("--shots \(shots), but \(data) has \(samples.count) training samples") }
+            guard shots <= samples.count else { throw CommandFailure("--shots \(shots), but \(data) has \(samples.count) training samples") }
             samples = Array(samples.prefix(shots))
         }
         let progress = Progress("baseline", total: samples.count)
         let frames = try samples.lazy.enumerated().map { i, sample in
             defer { progress.update(i + 1, sample.key) }
-            do { return try preprocessor(sample, unit: preprocess.unit).0 } catch { throw EvalError("train/\(sample.key): \(error)") }
+            do { return try preprocessor(sample, unit: preprocess.unit).0 } catch { throw CommandFailure("train/\(sample.key): \(error)") }
         }
         return .baseline(try NominalBaseline.fit(frames), samples: samples.count)
     }
@@ -201,12 +200,6 @@ private enum EvalScorer {
                                  "height_mean_m": jsonNumber(baseline.heightMean), "height_std_m": jsonNumber(baseline.heightStd)]]
         }
     }
-}
-
-/// A one-line reason for stopping (no usage text: the arguments were fine).
-struct EvalError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Pretty, key-sorted JSON with unescaped slashes (the keys are `<defect>/<id>` paths).

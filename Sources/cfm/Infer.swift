@@ -18,8 +18,6 @@ struct Infer: ParsableCommand {
     @Flag(help: "Also write features.safetensors with every intermediate tensor.") var dump = false
 
     func run() throws {
-        let outDir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
         let detector = try extractor.detector(model: model)
         var times = StageTimes()
         let frame = try times.measure("preprocess") {
@@ -29,6 +27,8 @@ struct Infer: ParsableCommand {
         let (detection, features) = try detector.detect(frame.input, times: &times)
         let threshold = detector.manifest?.calibration?.threshold
         let verdict = threshold.map { detection.score > $0 ? "reject" : "pass" } ?? "uncalibrated"
+        let outDir = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
 
         try TIFFFile.write(detection.anomalyMap.reshaped([detector.inputSize, detector.inputSize, 1]),
                            to: outDir.appendingPathComponent("anomaly_map.tiff"))

@@ -44,7 +44,7 @@ struct Replay: ParsableCommand {
         }
         let missing = report["missing"] as? Int ?? 0, mismatched = (report["malformed_mismatches"] as? [String])?.count ?? 0
         if missing > 0 || mismatched > 0 {
-            throw ValidationError("\(missing) frames without a result, \(mismatched) malformed frames answered with the wrong code")
+            throw CommandFailure("\(missing) frames without a result, \(mismatched) malformed frames answered with the wrong code")
         }
     }
 

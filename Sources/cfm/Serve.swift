@@ -20,13 +20,13 @@ struct Serve: ParsableCommand {
         if checkConfig {
             let bundle = URL(fileURLWithPath: settings.model.bundle), extractors = URL(fileURLWithPath: settings.model.extractors)
             for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
-                throw ValidationError("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
+                throw CommandFailure("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
             }
             // A bundle with a manifest is checked (tier, checksums); bare mapper files need decision.threshold.
             let manifest = FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path)
                 ? try ModelBundle.manifest(at: bundle, tier: settings.model.tier, extractors: extractors) : nil
             for file in [BundleFile.rgbToXYZ, BundleFile.xyzToRGB] where !FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path) {
-                throw ValidationError("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
+                throw CommandFailure("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
             }
             let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
             print("\(config ?? "<defaults>"): OK (tier \(settings.model.tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"

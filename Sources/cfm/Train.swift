@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
         let started = Date()
         var samples = try datasetSamples(data, .train, nominalOnly: true)
         if let shots {
-            guard shots <= samples.count else { throw ValidationError("--shots \(shots), but \(data) has \(samples.count) training samples") }
+            guard shots <= samples.count else { throw CommandFailure("--shots \(shots), but \(data) has \(samples.count) training samples") }
             samples = Array(samples.prefix(shots))
         }
         let detector = try extractor.detector(model: nil)

@@ -24,3 +24,10 @@ struct Version: ParsableCommand {
 }
 
 CFM.main()
+
+/// A one-line reason for stopping that is not about the arguments' syntax (so no usage text):
+/// missing data, a refused file, a failed run.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
