@@ -14,7 +14,9 @@ struct Demo: ParsableCommand {
     @Option(help: "Working directory for the demo's files.") var work: String = "cfm-demo"
     @Option(help: "Pruning tier.") var tier: Tier = .small
     @Option(help: "Synthetic part class: cookie, box or gland.") var partClass: SyntheticClass = .cookie
-    @Option(help: "Training epochs.") var epochs = 15
+    @Option(help: "Training epochs (3 Adam steps each: 10 parts in batches of 4).") var epochs = 60
+    @Option(help: "Unmasked pixels per part and step: more steps on fewer pixels train better in the same time.")
+    var pixelsPerSample = 512
 
     func run() throws {
         let dir = URL(fileURLWithPath: work)
@@ -31,7 +33,8 @@ struct Demo: ParsableCommand {
         try InitWeights.parse(["--seed", "0", "--out", extractors.path]).run()
         step("3. train the crossmodal mappers on 10 nominal parts (tier \(tier.rawValue))")
         try Train.parse(["--data", classDir, "--extractors", extractors.path, "--tier", tier.rawValue, "--out", model.path,
-                         "--epochs", "\(epochs)", "--cache", dir.appendingPathComponent("cache").path]).run()
+                         "--epochs", "\(epochs)", "--pixels-per-sample", "\(pixelsPerSample)",
+                         "--cache", dir.appendingPathComponent("cache").path]).run()
         step("4. calibrate the pass/reject threshold on 10 nominal validation parts")
         try Calibrate.parse(["--data", classDir, "--model", model.path, "--extractors", extractors.path,
                              "--false-reject-rate", "0.1"]).run()
