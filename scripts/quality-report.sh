@@ -57,7 +57,12 @@ for tier in $TIERS; do
     for class in $CLASSES; do train_and_eval "$tier-$class" "$tier" "$class" "$SHOTS"; done
 done
 if [ "$FEWSHOT" -gt 0 ]; then
-    for class in $CLASSES; do train_and_eval "fewshot$FEWSHOT-$class" small "$class" "$FEWSHOT"; done
+    for class in $CLASSES; do
+        train_and_eval "fewshot$FEWSHOT-$class" small "$class" "$FEWSHOT"
+        [ -f "$WORK/results/baseline-fewshot$FEWSHOT-$class/metrics.json" ] ||
+            "$CFM" eval --data "$WORK/data/$class" --baseline --shots "$FEWSHOT" --out "$WORK/results/baseline-fewshot$FEWSHOT-$class" \
+                2> "$WORK/logs/baseline-fewshot$FEWSHOT-$class.log"
+    done
 fi
 
 python3 tools/quality_report.py "$WORK" > "$OUT.tmp" && mv "$OUT.tmp" "$OUT"
