@@ -14,6 +14,16 @@ func datasetSamples(_ classDirectory: String, _ split: DatasetSplit, nominalOnly
     return samples
 }
 
+/// The first `shots` (default: all) nominal training samples of a class directory.
+func trainingSamples(_ classDirectory: String, shots: Int?) throws -> [DatasetSample] {
+    let samples = try datasetSamples(classDirectory, .train, nominalOnly: true)
+    guard let shots else { return samples }
+    guard shots <= samples.count else {
+        throw CommandFailure("--shots \(shots), but \(classDirectory) has \(samples.count) training samples")
+    }
+    return Array(samples.prefix(shots))
+}
+
 /// The extractor files' checksums, as recorded in manifests and cache keys.
 func extractorChecksums(_ directory: URL) throws -> [ModelManifest.FileSum] {
     try [ExtractorFile.vit, ExtractorFile.pointMAE].map { .init(file: $0, checksum: try Checksum.of(directory.appendingPathComponent($0))) }

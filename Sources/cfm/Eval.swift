@@ -131,12 +131,13 @@ struct Eval: ParsableCommand {
 extension Eval {
     /// The crossmodal detector of `--model`, with the tier and BatchNorm mode its manifest names.
     private func loadModel(className: String) throws -> EvalScorer {
-        let bundle = URL(fileURLWithPath: model!)
+        guard let model, let extractors else { throw CommandFailure("give --extractors and --model (or --baseline)") }
+        let bundle = URL(fileURLWithPath: model)
         guard FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path) else {
-            throw CommandFailure("\(model!): no \(BundleFile.manifest) — not a model bundle written by cfm train")
+            throw CommandFailure("\(model): no \(BundleFile.manifest) — not a model bundle written by cfm train")
         }
         let settings = try bundleSettings(bundle)
-        let detector = try AnomalyDetector.load(extractors: URL(fileURLWithPath: extractors!), model: bundle,
+        let detector = try AnomalyDetector.load(extractors: URL(fileURLWithPath: extractors), model: bundle,
                                                 tier: settings.tier, batchNorm: settings.batchnorm)
         if let trained = detector.manifest?.className, trained != className {
             FileHandle.standardError.write(Data("warning: the bundle was trained on class '\(trained)', evaluating on '\(className)'\n".utf8))
@@ -146,13 +147,9 @@ extension Eval {
 
     /// The baseline's statistics over the first `--shots` nominal training samples.
     private func fitBaseline(_ preprocessor: Preprocessor) throws -> EvalScorer {
-        var samples = try datasetSamples(data, .train, nominalOnly: true)
-        if let shots {
-            guard shots <= samples.count else { throw CommandFailure("--shots \(shots), but \(data) has \(samples.count) training samples") }
-            samples = Array(samples.prefix(shots))
-        }
+        let samples = try trainingSamples(data, shots: shots)
         let progress = Progress("baseline", total: samples.count)
-        let frames = try samples.lazy.enumerated().map { i, sample in
+        let frames = try samples.enumerated().map { i, sample in
             defer { progress.update(i + 1, sample.key) }
             do { return try preprocessor(sample, unit: preprocess.unit).0 } catch { throw CommandFailure("train/\(sample.key): \(error)") }
         }

@@ -32,11 +32,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        var samples = try datasetSamples(data, .train, nominalOnly: true)
-        if let shots {
-            guard shots <= samples.count else { throw CommandFailure("--shots \(shots), but \(data) has \(samples.count) training samples") }
-            samples = Array(samples.prefix(shots))
-        }
+        let samples = try trainingSamples(data, shots: shots)
         let detector = try extractor.detector(model: nil)
         let checksums = try extractorChecksums(extractor.extractorsURL)
         let cache = FeatureCache(directory: URL(fileURLWithPath: cache),
