@@ -63,8 +63,11 @@ struct BatchNorm: Sendable {
 ///   the 3-d inputs, since the first convolution is linear;
 /// - the [g, h] concat splits the 2·c2→c3 convolution into a per-group GEMM on g and a
 ///   per-point GEMM on h;
+/// - the second BN's frame statistics follow from the first and second moments of h (a
+///   SYRK over the c2-wide h instead of a pass over the c3-wide activations), the per-group
+///   term's spread and their cross term, since that convolution is linear too;
 /// - groups are processed in chunks that never materialise the c3-wide activations of the
-///   whole frame: one pass gathers the second BN's statistics, a second pass applies it;
+///   whole frame;
 /// - BatchNorm (frame or running statistics) is folded into the preceding convolution.
 public struct MiniPointNet: Sendable {
     public let hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int
@@ -99,8 +102,9 @@ public struct MiniPointNet: Sendable {
         let h2: ScratchBuffer<Float>, global: ScratchBuffer<Float>, globalTerm: ScratchBuffer<Float>
         /// Per worker: c1-, c3- and out-wide activations of one chunk.
         let h1Chunks: ScratchBuffer<Float>, h3Chunks: ScratchBuffer<Float>, h4Chunks: ScratchBuffer<Float>
-        /// Per worker: Σx and Σx² of each c3 channel (second BN's frame statistics).
-        let sums: ScratchBuffer<Double>, squares: ScratchBuffer<Double>
+        /// Second BN's frame statistics: each group's mean h [groups, c2], and per worker the
+        /// sum of (h − μ)(h − μ)ᵀ over its chunks [c2, c2] (upper triangle).
+        let groupMeans: ScratchBuffer<Float>, scatter: ScratchBuffer<Float>
     }
 
     public func makeWorkspace(groups: Int, members: Int) -> Workspace {
@@ -113,8 +117,8 @@ public struct MiniPointNet: Sendable {
             h1Chunks: ScratchBuffer(count: cpuCount * rows * hidden1),
             h3Chunks: ScratchBuffer(count: cpuCount * rows * hidden3),
             h4Chunks: ScratchBuffer(count: cpuCount * rows * outChannels),
-            sums: ScratchBuffer(count: cpuCount * hidden3),
-            squares: ScratchBuffer(count: cpuCount * hidden3))
+            groupMeans: ScratchBuffer(count: groups * hidden2),
+            scatter: ScratchBuffer(count: cpuCount * hidden2 * hidden2))
     }
 
     /// One token [groups, outChannels] per group of `neighborhoods` [groups, members, 3]
@@ -180,33 +184,78 @@ public struct MiniPointNet: Sendable {
              b: weight, ldb: hidden2, transposeB: true, beta: 1, c: h3, ldc: hidden3)
     }
 
-    /// Frame statistics of the second BatchNorm: a pass over all chunks accumulating Σx
-    /// and Σx² per channel in Float64.
+    /// Frame statistics of the second BatchNorm, exactly, without its c3-wide inputs: per point
+    /// x = W_p·h + T[group] (T = the per-group term), so with μ the mean of h, Σ its covariance,
+    /// h̄ and T̄ per-group and overall means (all groups have the same size):
+    /// mean = W_p·μ + T̄, variance_c = w_cᵀ Σ w_c + Var_g(T_c) + 2 w_c · Cov_g(h̄, T_c).
+    /// Σ comes from a SYRK over the centred h of each chunk; the rest is per group. Float64
+    /// wherever values are combined across the frame.
     private func secondStatistics(_ ws: Workspace) -> ChannelAffine {
-        let (g, k) = (ws.groups, ws.members)
-        ws.sums.zero()
-        ws.squares.zero()
-        forEachChunk(groups: g) { worker, range in
-            let rows = range.count * k
-            let h3 = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
-            pointConvolution(range, weight: conv3Point, workspace: ws, into: h3)
-            let sums = ws.sums[worker * hidden3], squares = ws.squares[worker * hidden3]
-            for r in 0..<rows {
-                let row = h3 + r * hidden3
-                for c in 0..<hidden3 {
-                    let v = Double(row[c])
-                    sums[c] += v
-                    squares[c] += v * v
-                }
+        let (g, k, c2, c3) = (ws.groups, ws.members, hidden2, hidden3)
+        // Per-group means of h, then their mean μ.
+        forEachChunk(groups: g) { _, range in
+            for group in range {
+                let mean = ws.groupMeans[group * c2], h = ws.h2[group * k * c2]
+                mean.update(repeating: 0, count: c2)
+                for m in 0..<k { for j in 0..<c2 { mean[j] += h[m * c2 + j] } }
+                for j in 0..<c2 { mean[j] /= Float(k) }
             }
         }
+        var mu = [Double](repeating: 0, count: c2)
+        for group in 0..<g { for j in 0..<c2 { mu[j] += Double(ws.groupMeans.base[group * c2 + j]) } }
+        mu = mu.map { $0 / Double(g) }
+        let muFloat = mu.map(Float.init)
+
+        // Σ (h − μ)(h − μ)ᵀ over all points, per worker, into the upper triangle.
+        ws.scatter.zero()
+        forEachChunk(groups: g) { worker, range in
+            let rows = range.count * k, centred = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
+            let h = ws.h2[range.lowerBound * k * c2]
+            for r in 0..<rows { for j in 0..<c2 { centred[r * c2 + j] = h[r * c2 + j] - muFloat[j] } }
+            symmetricRankUpdate(n: c2, k: rows, a: centred, c: ws.scatter[worker * c2 * c2])
+        }
+        var covariance = [Float](repeating: 0, count: c2 * c2)
         let n = Double(g * k)
-        var mean = [Double](repeating: 0, count: hidden3), variance = mean
-        for c in 0..<hidden3 {
-            var s = 0.0, q = 0.0
-            for w in 0..<cpuCount { s += ws.sums.base[w * hidden3 + c]; q += ws.squares.base[w * hidden3 + c] }
-            mean[c] = s / n
-            variance[c] = max(0, q / n - mean[c] * mean[c])
+        for a in 0..<c2 {
+            for b in a..<c2 {
+                let sum = (0..<cpuCount).reduce(0.0) { $0 + Double(ws.scatter.base[$1 * c2 * c2 + a * c2 + b]) }
+                covariance[a * c2 + b] = Float(sum / n)
+                covariance[b * c2 + a] = covariance[a * c2 + b]
+            }
+        }
+
+        // Centred per-group means and terms, for the cross covariance C = (1/G) Σ_g (h̄ − μ)(T − T̄)ᵀ [c2, c3].
+        var termMean = [Double](repeating: 0, count: c3)
+        for group in 0..<g { for c in 0..<c3 { termMean[c] += Double(ws.globalTerm.base[group * c3 + c]) } }
+        termMean = termMean.map { $0 / Double(g) }
+        var centredMeans = [Float](repeating: 0, count: g * c2), centredTerms = [Float](repeating: 0, count: g * c3)
+        var termVariance = [Double](repeating: 0, count: c3)
+        for group in 0..<g {
+            for j in 0..<c2 { centredMeans[group * c2 + j] = Float(Double(ws.groupMeans.base[group * c2 + j]) - mu[j]) }
+            for c in 0..<c3 {
+                let d = Double(ws.globalTerm.base[group * c3 + c]) - termMean[c]
+                centredTerms[group * c3 + c] = Float(d)
+                termVariance[c] += d * d / Double(g)
+            }
+        }
+        var cross = [Float](repeating: 0, count: c2 * c3)
+        gemm(m: c2, n: c3, k: g, alpha: 1 / Float(g), a: centredMeans, lda: c2, transposeA: true,
+             b: centredTerms, ldb: c3, c: &cross, ldc: c3)
+        // W_p·Σ [c3, c2], then per channel w_c·(Σ w_c) and w_c·C[:, c].
+        var weightedCovariance = [Float](repeating: 0, count: c3 * c2)
+        gemm(m: c3, n: c2, k: c2, a: conv3Point, lda: c2, b: covariance, ldb: c2, c: &weightedCovariance, ldc: c2)
+
+        var mean = [Double](repeating: 0, count: c3), variance = mean
+        for c in 0..<c3 {
+            var m = termMean[c], quadratic = 0.0, crossTerm = 0.0
+            for j in 0..<c2 {
+                let w = Double(conv3Point[c * c2 + j])
+                m += w * mu[j]
+                quadratic += w * Double(weightedCovariance[c * c2 + j])
+                crossTerm += w * Double(cross[j * c3 + c])
+            }
+            mean[c] = m
+            variance[c] = max(0, quadratic + termVariance[c] + 2 * crossTerm)
         }
         return bn2.affine(mean: mean, variance: variance)
     }
@@ -221,12 +270,13 @@ public struct MiniPointNet: Sendable {
         }
     }
 
-    /// FLOPs of `encode` for `groups` × `members` points (both passes in frame mode).
+    /// FLOPs of `encode` for `groups` × `members` points (with the frame statistics in frame mode).
     public func flops(groups: Int, members: Int) -> Double {
         let n = Double(groups * members)
-        let point = 2 * n * Double(hidden2 * hidden3)
-        return 2 * n * Double(3 * hidden1 + hidden1 * hidden2 + hidden3 * outChannels)
-            + 2 * Double(groups * hidden2 * hidden3) + point * (mode == .frame ? 2 : 1)
+        let frameStatistics = n * Double(hidden2 * (hidden2 + 1))  // the SYRK
+            + 2 * Double(groups * hidden2 * hidden3) + 2 * Double(hidden3 * hidden2 * hidden2)
+        return 2 * n * Double(3 * hidden1 + hidden1 * hidden2 + hidden2 * hidden3 + hidden3 * outChannels)
+            + 2 * Double(groups * hidden2 * hidden3) + (mode == .frame ? frameStatistics : 0)
     }
 }
 

@@ -27,6 +27,13 @@ public func gemm(
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// `C += Aᵀ·A` for a row-major `A` [k, n] (`cblas_ssyrk`): a sum of outer products of A's
+/// rows at half a GEMM's cost. Only C's upper triangle (row ≤ column) is updated.
+public func symmetricRankUpdate(n: Int, k: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    BLAS.singleThreaded
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), 1, a, Int32(n), 1, c, Int32(n))
+}
+
 /// PyTorch's `Linear`: `y[rows×out] = x[rows×in] · Wᵀ + bias`, with `W` stored [out, in].
 ///
 /// With `accumulate`, the product (and bias) is added to what `y` holds — a residual
