@@ -38,8 +38,7 @@ public struct TrainingMetrics: Sendable, Equatable {
 /// one Adam over both mappers, optional unbiased pixel subsampling.
 ///
 /// The mappers' first layers run on the sources (784 tokens, 1024 centres) in both
-/// directions of the pass; pixels are processed in chunks across cores, each worker with
-/// its own gradient buffers.
+/// directions of the pass; pixels are processed in chunks across cores (`StepGradients`).
 public struct MapperTrainer: Sendable {
     public private(set) var rgbToXYZ: FeatureMapper, xyzToRGB: FeatureMapper
     private var parameters: [[Float]]
@@ -74,8 +73,7 @@ public struct MapperTrainer: Sendable {
             cos3 += r.cos3
             cos2 += r.cos2
         }
-        let sums = gradients.reduced()
-        adam.update(&parameters, gradients: sums)
+        adam.update(&parameters, gradients: gradients.reduced())
         rgbToXYZ = FeatureMapper(inFeatures: a.inFeatures, outFeatures: a.outFeatures, flat: parameters[0])
         xyzToRGB = FeatureMapper(inFeatures: b.inFeatures, outFeatures: b.outFeatures, flat: parameters[1])
         let c3 = Float(cos3 / Double(max(1, total))), c2 = Float(cos2 / Double(max(1, total)))
