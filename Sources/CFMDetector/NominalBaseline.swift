@@ -22,9 +22,6 @@ public struct NominalBaseline: Sendable, Equatable {
     /// perfectly uniform nominal part does not divide by zero.
     public static let minimumColourStd: Float = 1e-3, minimumHeightStd: Float = 1e-4
 
-    /// Side of the square maps (the model input's).
-    public static func size(of frame: PreprocessedFrame) -> Int { frame.rgb.width }
-
     /// Statistics over every foreground pixel of nominal `frames` (preprocessed with background
     /// removal, so each has its support plane).
     public static func fit(_ frames: some Sequence<PreprocessedFrame>) throws -> NominalBaseline {
@@ -47,7 +44,7 @@ public struct NominalBaseline: Sendable, Equatable {
 
     /// ψ2D, ψ3D, the smoothed map ψ2D + ψ3D and its image score for one frame.
     public func detect(_ frame: PreprocessedFrame) throws -> Detection {
-        let size = Self.size(of: frame)
+        let size = frame.rgb.width  // the model input's side
         var psi2d = Tensor(shape: [size, size]), psi3d = Tensor(shape: [size, size])
         var valid = 0
         try Self.forEachForegroundPixel(frame) { pixel, value in
