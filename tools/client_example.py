@@ -9,7 +9,7 @@ Sends RGB + XYZ frames to `cfm serve` and prints one verdict per frame.
     # a real frame: 8-bit RGB PNG (needs Pillow) + XYZ as a .npy float array [H, W, 3] in metres
     /usr/bin/python3 tools/client_example.py --rgb part.png --xyz part.npy
 
-Protocol v1 (DESIGN.md section 4):
+Protocol v1 (docs/protocol.md has every field, error code and rule):
   frame  = [topic, header JSON, RGB bytes H*W*3, XYZ float32 little-endian H*W*3]
   header = {"v":1, "frame_id", "timestamp_ns", "width", "height", "rgb":"rgb8", "xyz":"xyz_f32le", "unit":"m"|"mm"}
   result = [b"<prefix>.pass|reject|error|dropped", result JSON (, float32 224x224 anomaly map)]

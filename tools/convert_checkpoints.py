@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Convert official PyTorch checkpoints to the safetensors files cfm loads.
 
-Kinds (see DESIGN.md sections 3.3, 3.4 and 3.6 for the key names and shapes):
+Kinds (docs/architecture.md lists the key names and shapes of each):
 
   vit       DINO ViT-B/8: the DINO authors' dino_vitbase8_pretrain.pth (or a
             full DINO checkpoint, whose `teacher` is used) or a timm state dict
@@ -80,7 +80,7 @@ def transformer_block_shapes(prefix, dim, qkv_bias):
 
 
 def vit_shapes():
-    """DESIGN.md 3.3: DINO ViT-B/8, 12 blocks."""
+    """DINO ViT-B/8 (timm vit_base_patch8_224.dino key names), 12 blocks."""
     shapes = {
         "cls_token": (1, 1, VIT_DIM), "pos_embed": (1, VIT_TOKENS, VIT_DIM),
         "patch_embed.proj.weight": (VIT_DIM, 3, 8, 8), "patch_embed.proj.bias": (VIT_DIM,),
@@ -102,7 +102,7 @@ def conv_bn_shapes(prefix, c_in, c_mid, c_out):
 
 
 def pointmae_shapes():
-    """DESIGN.md 3.4: Point-MAE encoder, mini-PointNet + 12 blocks of dim 384."""
+    """Point-MAE encoder (authors' names minus `module.MAE_encoder.`): mini-PointNet + 12 blocks of 384."""
     shapes = {
         **conv_bn_shapes("encoder.first_conv.", 3, 128, 256),
         **conv_bn_shapes("encoder.second_conv.", 512, 512, PM_DIM),
@@ -116,7 +116,7 @@ def pointmae_shapes():
 
 
 def mapper_shapes(state):
-    """DESIGN.md 3.6: MLP(in, out) with hidden (in+out)//2; dims read from `output`/`input`."""
+    """CFM mapper MLP(in, out) with hidden (in+out)//2; dims read from `output`/`input`."""
     for key in ("input.weight", "output.weight"):
         if key not in state or state[key].dim() != 2:
             raise ConversionError(f"missing or non-matrix key {key}")

@@ -77,7 +77,7 @@ def main():
         "{train} nominal training samples). Extractors: `cfm init-weights --seed 0` — **seeded random weights** "
         "of the real architecture, not the pretrained DINO / Point-MAE ones (those cannot be downloaded here). "
         "Mappers: `cfm train --shots {shots} --epochs {epochs} --pixels-per-sample {pixels}`. "
-        "Metrics: `cfm eval` (exact AUPRO curve, DESIGN.md §3.9). Baseline: `cfm eval --baseline` — per foreground "
+        "Metrics: `cfm eval` (exact AUPRO curve, docs/evaluation.md). Baseline: `cfm eval --baseline` — per foreground "
         "pixel, the colour's z-distance from the nominal mean colour plus |height above the fitted support plane − "
         "nominal mean| / nominal std, fitted on the same training samples, then the method's own smoothing and "
         "image score; nothing learned.".format(seed=settings["seed"], test=settings["test_per_type"],
@@ -191,7 +191,8 @@ def main():
             "instead of 1152); with pretrained weights the deeper blocks are what make the features semantic, "
             "and the paper uses all 12.")
     say("- **Training budget.** Each run takes epochs × ⌈shots / 4⌉ Adam steps on `pixels` random unmasked "
-        "pixels per sample and step (unbiased subsampling, DESIGN.md §3.8); the few-shot runs get fewer steps. "
+        "pixels per sample and step (unbiased subsampling: each step draws its pixels afresh without "
+        "replacement); the few-shot runs get fewer steps. "
         "The budget was chosen after one check on the cookie at the small tier (2026-11-24): 75 steps on 2048 "
         "pixels gave I-AUROC 0.60 and AUPRO@30% 0.40, 500 steps on 512 pixels 0.73 and 0.84 — "
         "the number of steps matters more than the pixels per step. Undertrained mappers leave the part's "

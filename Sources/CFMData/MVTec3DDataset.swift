@@ -5,7 +5,8 @@ public enum DatasetSplit: String, CaseIterable, Sendable {
     case train, validation, test
 }
 
-/// A dataset root in the MVTec 3D-AD layout (DESIGN.md §6): one folder per object class.
+/// A dataset root in the MVTec 3D-AD layout (`CLASS/{train,validation}/good/{rgb,xyz}`,
+/// `CLASS/test/<defect or good>/{rgb,xyz,gt}`): one folder per object class.
 /// Anything else in the root (licence files, `.DS_Store`, …) is ignored.
 public struct MVTec3DDataset: Sendable {
     public let directory: URL

@@ -17,7 +17,8 @@ public struct RGBImage: Sendable, Equatable {
         self.bytes = bytes
     }
 
-    /// The image padded to a square by centred edge replication (DESIGN.md §3.1).
+    /// The image padded to a square by centred edge replication: side = max(height, width),
+    /// (side − width)/2 columns on the left and (side − height)/2 rows on top, the rest opposite.
     public func paddedToSquare() -> RGBImage {
         let side = max(height, width)
         return RGBImage(height: side, width: side,

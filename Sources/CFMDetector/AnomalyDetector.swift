@@ -3,7 +3,7 @@ import CFMModels
 import CFMTensor
 import Foundation
 
-/// What the extractors take: one preprocessed frame (DESIGN.md §3.1).
+/// What the extractors take: one preprocessed frame, square at the model input size.
 public struct ModelInput: Sendable {
     /// Normalised RGB [3, S, S].
     public var rgb: Tensor

@@ -1,7 +1,7 @@
 import CFMTensor
 
 /// Turning the disagreement of observed and mapped features into a map and a score
-/// (DESIGN.md §3.7).
+/// (docs/architecture.md, "Anomaly map and score").
 public enum AnomalyScoring {
     /// ‖normalize(a) − normalize(b)‖₂ of two `count`-vectors, normalize(x) = x / max(‖x‖, 1e−12).
     public static func normalizedDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {

@@ -2,11 +2,12 @@ import CFMModels
 import CFMTensor
 
 /// The two crossmodal mappers and the per-pixel comparison of observed and mapped
-/// features (DESIGN.md §3.6–3.7): ψ2D and ψ3D at every unmasked pixel.
+/// features: ψ2D and ψ3D at every unmasked pixel.
 ///
 /// Pixels are processed in chunks across cores, so no full-frame per-pixel feature map is
 /// ever materialised. The mappers' first layers run on the extractor outputs (784 tokens,
-/// 1024 centres) and are interpolated with the features (exact: DESIGN.md §7).
+/// 1024 centres) and are interpolated with the features (exact: that layer is linear and so
+/// commutes with the linear interpolation and pooling).
 public struct CrossmodalScorer: Sendable {
     /// 2D → 3D (768 → D3D) and 3D → 2D (D3D → 768).
     public let rgbToXYZ: FeatureMapper, xyzToRGB: FeatureMapper

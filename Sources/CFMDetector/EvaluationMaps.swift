@@ -1,7 +1,7 @@
 import CFMTensor
 
 extension AnomalyScoring {
-    /// The per-pixel map AUPRO thresholds (DESIGN.md §3.7): the smoothed map divided by the
+    /// The per-pixel map AUPRO thresholds (docs/evaluation.md): the smoothed map divided by the
     /// mean of its non-zero values, so every image's map is on the scale of its own typical
     /// disagreement. An all-zero map stays zero.
     public static func regionMap(_ map: Tensor) -> [Float] {
@@ -12,7 +12,7 @@ extension AnomalyScoring {
         return map.scalars.map { $0 / mean }
     }
 
-    /// The per-pixel map P-AUROC ranks (DESIGN.md §3.7): the smoothed map divided by the
+    /// The per-pixel map P-AUROC ranks (docs/evaluation.md): the smoothed map divided by the
     /// square root of the mean of all its values. An all-zero map stays zero.
     public static func pixelMap(_ map: Tensor) -> [Float] {
         let sum = map.scalars.reduce(0.0) { $0 + Double($1) }

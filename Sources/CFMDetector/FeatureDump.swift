@@ -2,7 +2,7 @@ import CFMModels
 import CFMTensor
 
 extension AnomalyDetector {
-    /// The tensors of `cfm infer --dump` / `cfm extract` (DESIGN.md §5) for one frame:
+    /// The tensors of `cfm infer --dump` / `cfm extract` for one frame:
     /// `rgb_input`, `xyz_input`, `rgb_features` [768,28,28], `rgb_map` [768,224,224],
     /// `centers` [G,3], `center_indices` [G], `groups` [G,k], `xyz_features` [D3D,G],
     /// `xyz_map` [D3D,224,224], `foreground` [224,224], and with a detection `psi2d`,

@@ -8,7 +8,7 @@ import CFMTensor
 /// ψ2D = √(mean over R, G, B of ((c − μc) / σc)²) with c in [0, 1]; ψ3D = |h − μh| / σh with h
 /// the signed distance (m) of the pixel's point to the plane background removal fitted; the map
 /// is ψ2D + ψ3D (a sum: either modality alone can reveal a defect), 0 where there is no point.
-/// Smoothing and image score are the method's (DESIGN.md §3.7), so the two differ only in what
+/// Smoothing and image score are the method's (`AnomalyScoring`), so the two differ only in what
 /// they compare.
 public struct NominalBaseline: Sendable, Equatable {
     /// Mean and standard deviation of the nominal foreground pixels' R, G, B in [0, 1].

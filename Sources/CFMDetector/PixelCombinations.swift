@@ -1,14 +1,14 @@
 import CFMTensor
 
 /// Sparse per-pixel linear combinations of extractor outputs: how the features of the
-/// Point-MAE centres and of the ViT patch grid become per-pixel features (DESIGN.md §3.5,
-/// §3.3), for only the pixels that are not masked.
+/// Point-MAE centres and of the ViT patch grid become per-pixel features, for only the pixels
+/// that are not masked (docs/architecture.md, "Aligning features to pixels").
 ///
 /// Pixel `pixels[i]` (row-major index in the size×size map) is `Σ weights[t] · source[sources[t]]`
 /// over its terms `t ∈ offsets[i]..<offsets[i+1]`. Because every step from extractor output
 /// to pixel (3-NN blending, scatter, 3×3 pooling, adaptive pooling, bilinear upsampling) is
 /// linear, their composition is one such combination per pixel — and a linear layer applied
-/// to the sources commutes with it (DESIGN.md §7).
+/// to the sources commutes with it (which is why the mappers' first layer runs on the sources).
 public struct PixelCombinations: Sendable {
     /// Side of the square pixel map.
     public let size: Int
@@ -79,7 +79,7 @@ public struct PixelCombinations: Sendable {
 }
 
 extension PixelCombinations {
-    /// The 3D path of DESIGN.md §3.5: each foreground point blends its 3 nearest centres
+    /// The 3D path: each foreground point blends its 3 nearest centres
     /// (`neighbors`, `weights`: [points, 3]); the blends are scattered to their pixels, 3×3
     /// average pooled without padding, then adaptive average pooled back to size×size.
     /// Pixels whose pooling window holds no foreground point are masked (their feature is 0).

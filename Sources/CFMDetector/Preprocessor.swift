@@ -10,7 +10,7 @@ public enum LengthUnit: String, Sendable, Codable, CaseIterable {
     public var metres: Float { self == .m ? 1 : 0.001 }
 }
 
-/// Every parameter of preprocessing (DESIGN.md §3.1–3.2); the YAML config fills it.
+/// Every parameter of preprocessing; the YAML config's `preprocessing` section fills it.
 public struct PreprocessOptions: Sendable, Equatable {
     /// Remove the support plane and stray clusters before resizing.
     public var removeBackground = true
@@ -35,9 +35,10 @@ public struct PreprocessedFrame: Sendable {
     public var foregroundPoints: Int
 }
 
-/// Sensor frame → model input (DESIGN.md §3.1–3.2): units to metres, background removal at
-/// the sensor's resolution, centred square padding (edge replication for RGB, zeros for
-/// XYZ), Pillow-bicubic RGB and PyTorch-nearest XYZ resizing, ImageNet normalisation.
+/// Sensor frame → model input (docs/architecture.md, "Inputs and preprocessing"): units to
+/// metres, background removal at the sensor's resolution, centred square padding (edge
+/// replication for RGB, zeros for XYZ), Pillow-bicubic RGB and PyTorch-nearest XYZ resizing,
+/// ImageNet normalisation.
 public struct Preprocessor: Sendable {
     public var options: PreprocessOptions
 

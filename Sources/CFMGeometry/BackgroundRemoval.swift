@@ -1,6 +1,6 @@
 import CFMTensor
 
-/// Parameters of background removal (DESIGN §3.2); the defaults are the reference's.
+/// Parameters of background removal; the defaults are those of the authors' preprocessing.
 public struct BackgroundRemovalOptions: Sendable, Equatable {
     /// Width in pixels of the image border ring whose foreground points the plane is fitted to.
     public var borderWidth = 10
@@ -53,7 +53,7 @@ public struct BackgroundRemovalReport: Sendable, Equatable {
 }
 
 extension OrganizedCloud {
-    /// Removes the support plane and stray clusters in place (DESIGN §3.2): RANSAC plane fit
+    /// Removes the support plane and stray clusters in place: RANSAC plane fit
     /// on the foreground points of the border ring, clear every foreground point with
     /// |n·p + d| < `planeDistance`, then keep only the largest connected cluster. Without a
     /// plane (too few border points) nothing is removed and the report says so.

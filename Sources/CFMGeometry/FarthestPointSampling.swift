@@ -8,7 +8,7 @@ public struct FarthestPointSample: Sendable, Equatable {
     public let centres: Tensor
 }
 
-/// Farthest point sampling as the reference CUDA kernel does it (DESIGN §3.4).
+/// Farthest point sampling as the pointnet2 CUDA kernel that Point-MAE uses does it.
 ///
 /// Starts from point 0; every further step takes the point with the largest squared
 /// distance (Float32, `dx·dx + dy·dy + dz·dz`) to the points chosen so far, each distance

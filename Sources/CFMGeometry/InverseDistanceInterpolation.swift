@@ -1,7 +1,7 @@
 import CFMTensor
 
 /// Inverse-distance blending of per-centre values onto points, as PointNet++ feature
-/// propagation does it (DESIGN §3.5): each point takes its 3 nearest centres (exact, ties
+/// propagation does it: each point takes its 3 nearest centres (exact, ties
 /// to the lower centre index) with weights w_i = 1 / (d_i² + 1e-8), d_i² the squared
 /// distance in m², normalised to sum 1.
 public struct InverseDistanceInterpolation: Sendable, Equatable {

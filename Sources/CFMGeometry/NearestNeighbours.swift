@@ -1,7 +1,7 @@
 import CFMTensor
 
 /// The exact k nearest points of every query point (Euclidean), e.g. the 128-point groups
-/// around the 1024 FPS centres of Point-MAE (DESIGN §3.4).
+/// around the 1024 FPS centres of Point-MAE.
 ///
 /// Each row lists its k points by ascending squared distance, ties broken by the lower point
 /// index. Distances are ranked exactly (Float64 (p − q)² of the Float32 inputs; see

@@ -4,7 +4,7 @@ import CFMTensor
 /// metres in the camera frame, (0, 0, 0) where the sensor measured nothing.
 ///
 /// A pixel holds a **foreground point** iff all three of its coordinates are non-zero
-/// (DESIGN §3.1); a pixel with only some zero coordinates is background too.
+/// (the authors' rule); a pixel with only some zero coordinates is background too.
 public struct OrganizedCloud: Sendable, Equatable {
     public let height: Int
     public let width: Int

@@ -1,6 +1,6 @@
 import CFMTensor
 
-/// A crossmodal feature mapper (DESIGN.md §3.6): the per-pixel MLP
+/// A crossmodal feature mapper: the per-pixel MLP
 /// `Linear(in→h) → GELU → Linear(h→h) → GELU → Linear(h→out)` with h = (in + out) / 2,
 /// keys `input.* projection.* output.*`. 2D→3D maps 768 → D3D, 3D→2D maps D3D → 768.
 public struct FeatureMapper: Sendable {
@@ -76,7 +76,7 @@ public struct FeatureMapper: Sendable {
     ///
     /// The first layer is linear, so it commutes with the (linear) interpolation and
     /// pooling that build per-pixel features: callers may apply it on the 28×28 grid or on
-    /// the 1024 centres and interpolate the hidden vectors instead (DESIGN.md §7).
+    /// the 1024 centres and interpolate the hidden vectors instead (same output, far fewer FLOPs).
     public func finish(rows: Int, firstLayer h1: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
                        scratch h2: UnsafeMutablePointer<Float>) {
         geluInPlace(h1, count: rows * hidden)

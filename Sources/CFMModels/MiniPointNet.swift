@@ -54,7 +54,7 @@ struct BatchNorm: Sendable {
     }
 }
 
-/// Point-MAE's group encoder (mini-PointNet), DESIGN.md §3.4: per point
+/// Point-MAE's group encoder (mini-PointNet): per point
 /// Conv1d(3→c1) → BN → ReLU → Conv1d(c1→c2); g = max over the group; per point
 /// [g, h] → Conv1d(2·c2→c3) → BN → ReLU → Conv1d(c3→out); max over the group.
 ///

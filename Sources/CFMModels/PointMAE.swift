@@ -1,6 +1,6 @@
 import CFMTensor
 
-/// The 3D extractor: Point-MAE's encoder (DESIGN.md §3.4) on point groups — mini-PointNet
+/// The 3D extractor: Point-MAE's encoder on point groups — mini-PointNet
 /// tokens, a positional MLP of the group centres added before every block, the first
 /// `blocks` transformer blocks, and the final LayerNorm applied to the tier's feature
 /// blocks, concatenated.

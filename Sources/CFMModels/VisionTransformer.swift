@@ -1,7 +1,7 @@
 import CFMTensor
 
 /// The 2D extractor: DINO ViT (timm `vit_base_patch8_224.dino` at full size), pruned to its
-/// first `blocks` blocks, followed by the final LayerNorm (DESIGN.md §3.3).
+/// first `blocks` blocks, followed by the final LayerNorm.
 ///
 /// Input: a normalised image [channels, imageSize, imageSize]. Output: patch features
 /// [dim, grid, grid] (grid = imageSize / patchSize; cls token dropped), optionally

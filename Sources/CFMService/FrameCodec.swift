@@ -117,7 +117,7 @@ public func monotonicNs() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// Wire protocol v1 (DESIGN.md §4): frames in, results out.
+/// Wire protocol v1 (docs/protocol.md): frames in, results out.
 public enum FrameCodec {
     public static let version = 1
     /// Longer header parts are refused unread.
@@ -238,8 +238,8 @@ public enum FrameCodec {
     /// Topic of a result: `<prefix>.<verdict>`.
     public static func topic(_ verdict: Verdict, prefix: String) -> String { "\(prefix).\(verdict.rawValue)" }
 
-    /// Encodes a result: topic, JSON with every field of §4, and the map when `includeMap`
-    /// and the result has one.
+    /// Encodes a result: topic, JSON with every result field (docs/protocol.md), and the map
+    /// when `includeMap` and the result has one.
     public static func encode(_ r: FrameResult, topicPrefix: String = "result", includeMap: Bool = false) -> [[UInt8]] {
         func number(_ f: Float?) -> Any { f.map { $0.isFinite ? Double($0) as Any : NSNull() } ?? NSNull() }
         func rounded(_ ms: Double) -> Double { (ms * 1000).rounded() / 1000 }

@@ -5,7 +5,7 @@ import Foundation
 import Logging
 import Yams
 
-/// The daemon's configuration: one YAML file whose key names DESIGN.md §5 fixes. Every
+/// The daemon's configuration: one YAML file whose key names scripts rely on. Every
 /// option has a default (an empty file is a valid config); unknown keys and out-of-range
 /// values are refused with the file, the line and a one-line reason. `config/cfm.yaml`
 /// documents every key.

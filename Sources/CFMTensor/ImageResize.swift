@@ -1,6 +1,6 @@
-// Model-input geometry of images (DESIGN.md §3.1): centred square padding, PIL's antialiased
-// bicubic resize of 8-bit pixels and PyTorch's `nearest` resize of float maps. All work on
-// interleaved row-major pixels [height, width, channels].
+// Model-input geometry of images (docs/architecture.md, "Inputs and preprocessing"): centred
+// square padding, PIL's antialiased bicubic resize of 8-bit pixels and PyTorch's `nearest`
+// resize of float maps. All work on interleaved row-major pixels [height, width, channels].
 
 /// How `padToSquare` fills the added border.
 public enum SquarePadding<Element: Sendable>: Sendable {

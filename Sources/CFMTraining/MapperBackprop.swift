@@ -17,7 +17,7 @@ extension FeatureMapper {
     ///
     /// `h1` [rows, hidden] holds the first layer's output (bias included) and is overwritten
     /// with the gradient w.r.t. it, which the caller propagates to the first layer's inputs
-    /// and weight (DESIGN.md §7: the first layer runs on the sources). Adds the bias
+    /// and weight (the first layer runs on the sources, not on pixels). Adds the bias
     /// gradient of the first layer and all gradients of the later layers to `grads`, a flat
     /// buffer in `flatParameters` layout.
     public func trainStep(rows n: Int, h1: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>,
@@ -62,7 +62,7 @@ func columnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: Unsaf
     }
 }
 
-/// The training loss of DESIGN.md §3.8 for one modality: 1 − mean cos(ŷ, e), with
+/// The training loss for one modality: 1 − mean cos(ŷ, e), with
 /// cos = ŷ·e / max(‖ŷ‖‖e‖, 1e−6), averaged over `count` pixels in all.
 public enum CosineLoss {
     public static let eps: Float = 1e-6

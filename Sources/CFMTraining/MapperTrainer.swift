@@ -33,7 +33,7 @@ public struct TrainingMetrics: Sendable, Equatable {
     }
 }
 
-/// Trains both crossmodal mappers jointly on nominal samples (DESIGN.md §3.8): the loss
+/// Trains both crossmodal mappers jointly on nominal samples: the loss
 /// (1 − mean cos(Ê3D, E3D)) + (1 − mean cos(Ê2D, E2D)) over the batch's unmasked pixels,
 /// one Adam over both mappers, optional unbiased pixel subsampling.
 ///

@@ -103,7 +103,7 @@ struct BenchReport {
         return Dictionary(uniqueKeysWithValues: stageFlops.map { ($0.key, $0.value / 1e6 / ms[$0.key]!) })
     }
 
-    /// The JSON object of DESIGN.md §5 (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`).
+    /// The JSON object scripts read (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`).
     func json() throws -> String {
         let object: [String: Any] = [
             "tier": tier.rawValue, "frames": frames, "threads": cpuCount,

@@ -21,7 +21,7 @@ struct Eval: ParsableCommand {
             Ground-truth masks are brought onto the 224×224 map grid the way the point cloud is: \
             centred zero padding to a square, then PyTorch-nearest resizing. P-AUROC ranks each \
             map divided by √(its mean), AUPRO thresholds each map divided by the mean of its non-zero \
-            values (DESIGN.md §3.7). AUPRO uses the exact curve (every distinct score) unless \
+            values (docs/evaluation.md). AUPRO uses the exact curve (every distinct score) unless \
             --pro-thresholds N asks for the CFM authors' N sampled thresholds (99 in their tables).
             """)
 

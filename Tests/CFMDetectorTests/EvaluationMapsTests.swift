@@ -2,7 +2,7 @@ import CFMDetector
 import CFMTensor
 import Testing
 
-/// The per-image map normalisations the pixel metrics use (DESIGN.md §3.7).
+/// The per-image map normalisations the pixel metrics use (docs/evaluation.md).
 @Suite struct EvaluationMapsTests {
     @Test func regionMapDividesByTheMeanOfNonZeroValues() {
         let map = Tensor(shape: [2, 3], scalars: [0, 2, 4, 0, 6, 0])  // non-zero mean 4

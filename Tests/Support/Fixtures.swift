@@ -15,7 +15,7 @@ public enum Fixtures {
     }
 }
 
-/// Max |actual − expected| relative to max |expected|: the parity measure of DESIGN.md §3.
+/// Max |actual − expected| relative to max |expected|: the project's parity measure.
 public func relativeError(_ actual: Tensor, _ expected: Tensor) -> Float {
     actual.maxAbsDifference(expected) / max(expected.maxAbs, .leastNormalMagnitude)
 }

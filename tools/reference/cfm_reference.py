@@ -1,11 +1,11 @@
-"""Independent PyTorch reference of the CFM pipeline (DESIGN.md sections 3.3-3.7).
+"""Independent PyTorch reference of the CFM pipeline after preprocessing (extractors to score).
 
 Plain functions and modules that compute what the CFM authors' code computes
 (Point-MAE's `Group` = FPS then KNN, its mini-PointNet `Encoder` and
 `TransformerEncoder` with the positional embedding added before every block,
 M3DM's `interpolating_points`, `AvgPool2d(3, 1)` + `AdaptiveAvgPool2d(224)`,
 the per-pixel mapper MLPs, the normalised-feature distances and the box blurs),
-with the deterministic choices DESIGN.md fixes:
+with these deterministic choices (cfm makes the same ones):
 
 * FPS follows the pointnet2 CUDA kernel: float32 squared distances, start at
   index 0, initial distance 1e10, points with |p|^2 <= 1e-3 never picked,
@@ -92,7 +92,7 @@ def nearest(points, queries, k):
 
 
 def knn(points, centers, k):
-    """Indices [M,k] of the k nearest points of each centre (DESIGN.md 3.4)."""
+    """Indices [M,k] of the k nearest points of each centre, ascending, ties to the lower index."""
     return nearest(points, centers, k)[0]
 
 
@@ -221,7 +221,7 @@ class MiniPointNet(nn.Module):
 
 
 class PointMAEEncoder(nn.Module):
-    """Point-MAE encoder of DESIGN.md 3.4 under the authors' key names (generic dims)."""
+    """Point-MAE encoder (mini-PointNet, positional MLP, blocks, final norm), authors' key names."""
 
     def __init__(self, c1, c2, c3, dim, heads, depth, mlp_hidden, pos_hidden, eps=1e-5):
         super().__init__()
@@ -308,7 +308,7 @@ def smooth(psi):
 
 
 def score(e2d, e2d_hat, e3d, e3d_hat):
-    """Anomaly map and image score from per-pixel maps [D,S,S] (DESIGN.md 3.7).
+    """Anomaly map and image score from per-pixel maps [D,S,S].
 
     mask = pixels whose observed 3D feature sums to exactly 0 over channels;
     psi_m = ||normalize(hat) - normalize(observed)||, 0 on masked pixels;

@@ -76,7 +76,7 @@ def randomise_norms(model):
 
     Not optional: with the default init (weight 1, bias 0) every 3D feature is a
     LayerNorm output that sums to ~0 over its channels, and the "sums to exactly 0"
-    mask of DESIGN.md 3.5 then depends on rounding noise."""
+    pixel mask then depends on rounding noise."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm1d)):

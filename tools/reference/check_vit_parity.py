@@ -14,7 +14,7 @@ for the features and the map, the PyTorch times of the features and of the
 upsampling (medians of --repeats runs on --threads threads) and the wall time
 of `cfm extract` (which includes loading the weights and writing the 150 MB
 output).  Exits 1 if any ratio exceeds the
-tolerance (default 1e-3, DESIGN.md section 3) or a `cfm` command fails.
+tolerance (default 1e-3 of each feature map's max |value|) or a `cfm` command fails.
 """
 
 import argparse

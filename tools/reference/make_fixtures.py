@@ -4,7 +4,7 @@
 Writes two files (default directory: Tests/Fixtures of the repository):
 
 * ``vit_tiny.safetensors`` -- a tiny timm VisionTransformer (the DINO ViT-B/8
-  architecture of DESIGN.md section 3.3 at toy size) with randomised weights,
+  architecture at toy size) with randomised weights,
   an input image and the trace of every stage of the forward pass.
 * ``kernels.safetensors`` -- input/output pairs for the individual kernels
   (GELU, LayerNorm, softmax, attention, patchify, resizing, pooling, ...).
@@ -65,7 +65,7 @@ def build_tiny_vit():
 
 
 def check_tiny_vit_structure(model):
-    """Assert that timm built the architecture of DESIGN.md section 3.3."""
+    """Assert that timm built the DINO ViT architecture: no pre-norm, final LayerNorm, no head."""
     assert isinstance(model.norm_pre, nn.Identity), "unexpected pre-norm"
     assert isinstance(model.norm, nn.LayerNorm) and model.norm.eps == VIT_CONFIG["eps"]
     assert isinstance(model.fc_norm, nn.Identity) and isinstance(model.head, nn.Identity)

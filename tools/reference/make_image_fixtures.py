@@ -2,7 +2,8 @@
 """Generate the image fixtures: Pillow/PyTorch resizes and PNG/TIFF files written by others.
 
 ``Tests/Fixtures/image_resize.safetensors`` checks cfm's model-input geometry
-(DESIGN.md section 3.1) against the libraries the reference implementation uses:
+(square padding, bicubic and nearest resizing) against the libraries the reference
+implementation uses:
 
 * ``bicubic.<case>`` -- Pillow ``Image.resize((w, h), Image.BICUBIC)`` of an
   8-bit RGB test pattern, [h, w, 3].  Cases: ``up`` (90x150 -> 224x224),
@@ -62,7 +63,7 @@ def test_pattern(height, width):
 
 
 def pad_to_square_edge(image):
-    """Centred edge-replication padding to a square (DESIGN.md section 3.1)."""
+    """Centred edge-replication padding to a square: left = (side - w) // 2, top likewise."""
     height, width = image.shape[:2]
     side = max(height, width)
     top, left = (side - height) // 2, (side - width) // 2

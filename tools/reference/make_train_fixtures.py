@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Generate the golden fixture of one mapper training step (DESIGN.md 3.6, 3.8).
+"""Generate the golden fixture of one mapper training step (joint cosine loss, Adam).
 
 Writes ``train_step_tiny.safetensors`` (default directory: Tests/Fixtures of the
 repository): two tiny mappers (2D->3D 12->8, 3D->2D 8->12, hidden 10, PyTorch's
@@ -85,7 +85,7 @@ def blend(sample, name, features):
 
 
 def cosine(x, y):
-    """Row-wise x.y / max(|x| |y|, 1e-6) (DESIGN.md 3.8), written out."""
+    """Row-wise x.y / max(|x| |y|, 1e-6) (the training loss's cosine), written out."""
     return (x * y).sum(-1) / (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(COS_EPS)
 
 

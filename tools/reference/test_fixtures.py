@@ -1,5 +1,5 @@
 """Check the golden fixtures against an independent NumPy (float64) implementation
-of the formulas in DESIGN.md, and check that they are up to date.
+of the formulas (docs/architecture.md), and check that they are up to date.
 
 Run with: /usr/bin/python3 -m pytest tools/reference
 """
@@ -108,7 +108,7 @@ def box_filter(x, k, pad):
 
 
 def vit_forward(t, depth, heads, eps):
-    """DESIGN.md 3.3 forward on the fixture weights; returns the per-stage trace."""
+    """DINO ViT forward on the fixture weights; returns the per-stage trace."""
     w = t["patch_embed.proj.weight"]
     patch = w.shape[-1]
     tokens = patchify(t["input"], w, t["patch_embed.proj.bias"], patch)

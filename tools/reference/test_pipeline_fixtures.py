@@ -1,5 +1,5 @@
 """Check the 3D / scoring / pipeline fixtures against an independent NumPy (float64)
-re-derivation of DESIGN.md sections 3.4-3.7, and that they are up to date.
+re-derivation of the 3D extractor, alignment, mappers and score, and that they are up to date.
 
 Run with: /usr/bin/python3 -m pytest tools/reference
 """

@@ -1,5 +1,5 @@
 """Check train_step_tiny.safetensors against a hand-written NumPy (float64) derivation of
-DESIGN.md 3.6/3.8 -- blend, mappers, joint cosine loss, back-propagation, Adam -- and that
+the mapper training step -- blend, mappers, joint cosine loss, back-propagation, Adam -- and that
 it is up to date.
 
 Run with: /usr/bin/python3 -m pytest tools/reference

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Throughput of the authors' PyTorch CPU training step of the crossmodal mappers.
 
-For each requested tier, at the real mapper sizes (DESIGN.md 3.6: tiny 768 <-> 384 with
+For each requested tier, at the real mapper sizes (tiny 768 <-> 384 with
 hidden 576, the other tiers 768 <-> 1152 with hidden 960), times one training step as the
 authors' training loop runs it: both mappers on every pixel of dense per-pixel float32
 feature tensors, the masked cosine loss (mask = 3D feature sums to 0;

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The MVTec 3D-AD metrics of one set of test images (DESIGN.md §3.9). A metric that the set
+/// The MVTec 3D-AD metrics of one set of test images (docs/evaluation.md). A metric that the set
 /// cannot define (one class only, no ground-truth region) is nil.
 public struct DetectionMetrics: Sendable, Equatable {
     /// Images, anomaly-free images, and anomalous ones.

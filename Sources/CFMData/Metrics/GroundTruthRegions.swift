@@ -56,9 +56,10 @@ public struct GroundTruthRegions: Sendable, Equatable {
 
 extension GrayImage {
     /// The mask brought onto the model's `size` × `size` grid exactly as the point cloud is
-    /// (DESIGN.md §3.1), so each map pixel is judged by the ground truth of the sensor pixel
-    /// its 3D point came from: centred zero padding to a square (padding is anomaly-free),
-    /// then PyTorch-`nearest` resizing (source index ⌊dst · in / out⌋). Values stay 0 / 255.
+    /// (docs/architecture.md, "Inputs and preprocessing"), so each map pixel is judged by the
+    /// ground truth of the sensor pixel its 3D point came from: centred zero padding to a
+    /// square (padding is anomaly-free), then PyTorch-`nearest` resizing (source index
+    /// ⌊dst · in / out⌋). Values stay 0 / 255.
     ///
     /// (The CFM and M3DM reference code resizes masks with PIL's NEAREST, which samples
     /// ⌊(dst + ½) · in / out⌋ — up to one sensor pixel away; MVTec 3D-AD images are square, so

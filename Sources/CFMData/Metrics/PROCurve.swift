@@ -13,7 +13,7 @@ public enum MetricError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The per-region-overlap curve of the MVTec protocol (DESIGN.md §3.9).
+/// The per-region-overlap curve of the MVTec 3D-AD protocol (docs/evaluation.md).
 ///
 /// A pixel is called anomalous when its score is at least the threshold. For each threshold:
 /// PRO = the mean, over the 8-connected ground-truth regions of all images, of the fraction of
