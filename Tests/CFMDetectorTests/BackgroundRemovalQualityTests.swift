@@ -4,7 +4,7 @@ import CFMTensor
 import Foundation
 import Testing
 
-/// Background removal on `cfm synth` frames against their ground truth (issue 4): the fitted
+/// Background removal on `cfm synth` frames against their ground truth: the fitted
 /// plane's normal within 0.5° of the true table normal, ≥ 99.5 % of table points removed and
 /// ≥ 99 % of object points kept, for every class, nominal and defective parts.
 @Suite struct BackgroundRemovalQualityTests {
