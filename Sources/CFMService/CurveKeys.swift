@@ -95,7 +95,8 @@ public struct CurveKeyPair: Sendable, Equatable {
 ///         secret-key = "<40 Z85 characters>"       ← only in NAME.key_secret
 ///
 /// `NAME.key` holds the public key (shareable, mode 0644); `NAME.key_secret` both (mode 0600).
-/// A file whose only non-comment line is a bare 40-character Z85 key is read as a public key too.
+/// (Z85 keys may contain '#' and '=', so a key is only ever read from a `public-key =` or
+/// `secret-key =` line, never from a bare line.)
 public enum CurveKeyFile {
     public static let publicExtension = "key"
     public static let secretExtension = "key_secret"
@@ -108,7 +109,7 @@ public enum CurveKeyFile {
 
     /// Parses a key file's text (`file` names it in errors).
     public static func parse(_ text: String, file: String) throws -> Contents {
-        var publicText: String?, secretText: String?, bare: [String] = []
+        var publicText: String?, secretText: String?
         for raw in text.split(whereSeparator: \.isNewline) {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
@@ -117,9 +118,7 @@ public enum CurveKeyFile {
             }
             if line.hasPrefix("public-key") { publicText = value() }
             else if line.hasPrefix("secret-key") { secretText = value() }
-            else if line.utf8.count == CurveKey.z85Count && !line.contains("=") { bare.append(line) }
         }
-        if publicText == nil && secretText == nil && bare.count == 1 { publicText = bare[0] }
         do {
             let secret = try secretText.map { try CurveKey(z85: $0) }
             if let secret {
@@ -194,16 +193,18 @@ public enum CurveKeyFile {
         for url in [publicURL, secretURL] where FileManager.default.fileExists(atPath: url.path) {
             throw CurveKeyError("\(url.path) exists: not overwriting a key (remove it first)")
         }
-        let stamp = ISO8601DateFormatter().string(from: now)
-        let banner = "#   ****  Generated on \(stamp) by cfm keygen  ****\n"
-        let metadata = "metadata\n    name = \"\(name)\"\ncurve\n    public-key = \"\(pair.publicKey.z85)\"\n"
-        try create(secretURL, mode: 0o600, text: banner
-            + "#   ZeroMQ CURVE **Secret** Certificate\n#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.\n\n"
-            + metadata + "    secret-key = \"\(pair.secretKey.z85)\"\n")
-        try create(publicURL, mode: 0o644, text: banner
-            + "#   ZeroMQ CURVE Public Certificate\n#   Copy it to the peers that must accept this key (cfm: security.authorized_keys).\n\n"
-            + metadata)
+        try create(secretURL, mode: 0o600, text: text(pair, name: name, secret: true, now: now))
+        try create(publicURL, mode: 0o644, text: text(pair, name: name, secret: false, now: now))
         return (publicURL, secretURL)
+    }
+
+    /// The text of `NAME.key_secret` (`secret`) or of `NAME.key`.
+    public static func text(_ pair: CurveKeyPair, name: String, secret: Bool, now: Date = Date()) -> String {
+        let banner = "#   ****  Generated on \(ISO8601DateFormatter().string(from: now)) by cfm keygen  ****\n" + (secret
+            ? "#   ZeroMQ CURVE **Secret** Certificate\n#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.\n\n"
+            : "#   ZeroMQ CURVE Public Certificate\n#   Copy it to the peers that must accept this key (cfm: security.authorized_keys).\n\n")
+        return banner + "metadata\n    name = \"\(name)\"\ncurve\n    public-key = \"\(pair.publicKey.z85)\"\n"
+            + (secret ? "    secret-key = \"\(pair.secretKey.z85)\"\n" : "")
     }
 
     /// Creates `url` exclusively with exactly `mode` (whatever the umask) and writes `text`.

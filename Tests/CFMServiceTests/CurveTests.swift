@@ -141,8 +141,17 @@ final class CurveTests: XCTestCase {
         let fromPython = try CurveKeyFile.parse(try String(contentsOfFile: dir.path("k/py.key_secret"), encoding: .utf8), file: "py.key_secret")
         XCTAssertEqual(try CurveKeyPair(secretKey: XCTUnwrap(fromPython.secretKey)).publicKey, fromPython.publicKey)
 
-        // A bare Z85 line is a public key; a public key that does not match the secret is refused.
-        XCTAssertEqual(try CurveKeyFile.parse("# cam 2\n\(pair.publicKey.z85)\n", file: "x").publicKey, pair.publicKey)
+        // Z85 keys contain '#' and '=' (in 200 pairs, surely): files still read back exactly.
+        var awkward = 0
+        for _ in 0..<200 {
+            let p = try CurveKeyPair.generate()
+            awkward += p.publicKey.z85.hasPrefix("#") || p.secretKey.z85.hasPrefix("#") || p.secretKey.z85.contains("=") ? 1 : 0
+            XCTAssertEqual(try CurveKeyFile.parse(CurveKeyFile.text(p, name: "n", secret: true), file: "s"), .init(publicKey: p.publicKey, secretKey: p.secretKey))
+            XCTAssertEqual(try CurveKeyFile.parse(CurveKeyFile.text(p, name: "n", secret: false), file: "p"), .init(publicKey: p.publicKey, secretKey: nil))
+        }
+        XCTAssertGreaterThan(awkward, 0)
+
+        // A public key that does not match the secret is refused.
         let other = try CurveKeyPair.generate()
         XCTAssertThrowsError(try CurveKeyFile.parse("curve\n public-key = \"\(other.publicKey.z85)\"\n secret-key = \"\(pair.secretKey.z85)\"\n", file: "x")) {
             XCTAssertEqual("\($0)", "x: public-key does not belong to secret-key")
@@ -189,6 +198,24 @@ final class CurveTests: XCTestCase {
         usleep(20_000)
         chmod(keys.authorized.path, 0o755)
         XCTAssertEqual(try ask(request, credentials: keys.stranger.publicKey.bytes)[2], "400", "revoked once the directory is trusted again")
+    }
+
+    /// One WARNING per refused peer (address + key) a minute, at most `logLinesPerMinute` lines.
+    func testRefusalsAreLoggedOncePerPeerAndLimited() throws {
+        let dir = TempDir()
+        let keys = try makeKeys(dir)
+        let lines = LogLines()
+        let handler = try ZAPHandler(context: ZMQContext(), authorizedKeys: keys.authorized,
+                                     logger: Logger(label: "test") { _ in CapturingLogHandler(lines) }, logLinesPerMinute: 3)
+        defer { handler.stop() }
+        func request(_ key: CurveKey, from address: String) -> [[UInt8]] {
+            ["1.0", "1", "cfm.input", address, "", "CURVE"].map { Array($0.utf8) } + [key.bytes]
+        }
+        for _ in 0..<50 { _ = handler.reply(to: request(keys.stranger.publicKey, from: "10.0.0.9")) }
+        XCTAssertEqual(lines.warnings, ["refused CURVE client \(keys.stranger.publicKey.z85) from 10.0.0.9 on cfm.input: key not in \(keys.authorized.path)"])
+        for i in 0..<10 { _ = handler.reply(to: request(try CurveKeyPair.generate().publicKey, from: "10.0.0.\(i)")) }
+        XCTAssertEqual(lines.warnings.count, 3, "\(lines.warnings)")
+        XCTAssertEqual(handler.counts, .init(accepted: 0, refused: 60))
     }
 
     /// `cfm serve` with CURVE on against real pyzmq peers over TCP loopback.
@@ -265,5 +292,27 @@ final class CurveTests: XCTestCase {
 
     private func mode(_ url: URL) throws -> Int {
         (try FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions] as? Int) ?? -1
+    }
+}
+
+/// Log lines captured by `CapturingLogHandler`.
+final class LogLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [(Logger.Level, String)] = []
+    func add(_ level: Logger.Level, _ message: String) { lock.lock(); lines.append((level, message)); lock.unlock() }
+    var warnings: [String] { lock.lock(); defer { lock.unlock() }; return lines.filter { $0.0 == .warning }.map(\.1) }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let lines: LogLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    init(_ lines: LogLines) { self.lines = lines }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        lines.add(level, message.description)
     }
 }
