@@ -32,7 +32,8 @@ public struct CurveKey: Sendable, Hashable, CustomStringConvertible {
         }
         var out = [UInt8](repeating: 0, count: Self.byteCount)
         let decoded = (chars.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { zmq_z85_decode(&out, $0.baseAddress) }
-        guard decoded != nil else { throw CurveKeyError("'\(text)' is not Z85 text") }
+        // Not echoed: it may be a secret.
+        guard decoded != nil else { throw CurveKeyError("a CURVE key is not valid Z85 text") }
         bytes = out
     }
 

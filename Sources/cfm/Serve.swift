@@ -22,13 +22,13 @@ struct Serve: ParsableCommand {
             for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
                 throw CommandFailure("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
             }
+            try settings.requireTrustedModelFiles()
             // A bundle with a manifest is checked (tier, checksums); bare mapper files need decision.threshold.
             let manifest = FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path)
                 ? try ModelBundle.manifest(at: bundle, tier: settings.model.tier, extractors: extractors) : nil
             for file in [BundleFile.rgbToXYZ, BundleFile.xyzToRGB] where !FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path) {
                 throw CommandFailure("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
             }
-            try settings.requireTrustedModelFiles()
             let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
             let curve = try settings.security.curve ? SocketSecurity.loadKeys(settings.security) : nil
             print("\(config ?? "<defaults>"): OK (tier \(settings.model.tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
