@@ -39,6 +39,8 @@ public final class EdgeService: @unchecked Sendable {
     public private(set) var inputEndpoint: String?
     public private(set) var outputEndpoint: String?
     private var pipeline: FramePipeline?
+    /// The sockets' security (CURVE keys, the ZAP handler and its refusal count), once running.
+    public private(set) var security: SocketSecurity?
 
     public init(config: ServiceConfig, configURL: URL? = nil, logger: Logger, notifier: SystemdNotifier = SystemdNotifier(),
                 factory: @escaping ProcessorFactory = DetectorProcessing.makeProcessors) {
@@ -75,9 +77,14 @@ public final class EdgeService: @unchecked Sendable {
             throw ServiceSetupError("cannot load the model: \(error)")
         }
         let context = try ZMQContext()
+        let security = try SocketSecurity(config, context: context, logger: logger) // CURVE: keys + ZAP handler
+        defer { security.stop() }
+        self.security = security
         let input = try ZMQSocket(context, config.input.pattern == .sub ? .sub : .pull)
         let output = try ZMQSocket(context, .pub)
         do {
+            try security.secure(input, as: .input, endpoint: config.input.endpoint)
+            try security.secure(output, as: .output, endpoint: config.output.endpoint)
             try input.receiveHighWaterMark(config.input.receiveHwm)
             try input.linger(milliseconds: 0)
             if config.input.pattern == .sub { try input.subscribe(config.input.topic) }
@@ -230,6 +237,7 @@ public final class EdgeService: @unchecked Sendable {
             if fresh.input != config.input { restartOnly.append("input"); fresh.input = config.input }
             if fresh.output != config.output { restartOnly.append("output"); fresh.output = config.output }
             if fresh.pipeline != config.pipeline { restartOnly.append("pipeline"); fresh.pipeline = config.pipeline }
+            if fresh.security != config.security { restartOnly.append("security"); fresh.security = config.security }
             let processors = try factory(fresh)
             pipeline.replaceProcessors(processors)
             stateLock.lock()

@@ -106,6 +106,17 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public init() {}
     }
 
+    /// Transport security of the input and output sockets (docs/security.md).
+    public struct Security: Codable, Sendable, Equatable {
+        /// ZeroMQ CURVE (encryption + client keys) on input and output; false = plain ZeroMQ.
+        public var curve = false
+        /// The server's secret key file (`cfm keygen` → NAME.key_secret, mode 0600).
+        public var secretKey = ""
+        /// Directory of the client public key files (*.key) that may connect.
+        public var authorizedKeys = ""
+        public init() {}
+    }
+
     public var model = Model()
     public var input = Input()
     public var output = Output()
@@ -114,6 +125,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var decision = Decision()
     public var logging = Logging()
     public var watchdog = Watchdog()
+    public var security = Security()
 
     public init() {}
 
@@ -167,6 +179,7 @@ extension ServiceConfig {
         "decision": ["threshold"],
         "logging": ["level", "journald", "summary_interval_s", "errors_per_minute", "log_rejects"],
         "watchdog": ["enabled", "stall_timeout_s", "status_interval_s"],
+        "security": ["curve", "secret_key", "authorized_keys"],
     ]
 
     /// Reads and validates `url`.
@@ -175,6 +188,7 @@ extension ServiceConfig {
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw ConfigError(file: url.path, line: nil, reason: "cannot read: \(error.localizedDescription)")
         }
+        try FilePermissions.requireTrusted(url, role: .config)
         return try parse(text, file: url.path)
     }
 
@@ -334,7 +348,7 @@ private extension KeyedDecodingContainer {
 }
 
 extension ServiceConfig {
-    enum CodingKeys: String, CodingKey { case model, input, output, pipeline, preprocessing, decision, logging, watchdog }
+    enum CodingKeys: String, CodingKey { case model, input, output, pipeline, preprocessing, decision, logging, watchdog, security }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -346,6 +360,7 @@ extension ServiceConfig {
         decision = try c.value(.decision, Decision())
         logging = try c.value(.logging, Logging())
         watchdog = try c.value(.watchdog, Watchdog())
+        security = try c.value(.security, Security())
     }
 }
 
@@ -461,5 +476,18 @@ extension ServiceConfig.Watchdog {
         enabled = try c.value(.enabled, d.enabled)
         stallTimeoutS = try c.double(.stallTimeoutS, d.stallTimeoutS, 0.1...3600)
         statusIntervalS = try c.double(.statusIntervalS, d.statusIntervalS, 0.1...3600)
+    }
+}
+
+extension ServiceConfig.Security {
+    enum CodingKeys: String, CodingKey { case curve, secretKey = "secret_key", authorizedKeys = "authorized_keys" }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        curve = try c.value(.curve, d.curve)
+        secretKey = try c.text(.secretKey, d.secretKey, nonEmpty: false)
+        authorizedKeys = try c.text(.authorizedKeys, d.authorizedKeys, nonEmpty: false)
+        for (key, value) in [(CodingKeys.secretKey, secretKey), (.authorizedKeys, authorizedKeys)] where curve && value.isEmpty {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be set when security.curve is true")
+        }
     }
 }

@@ -52,6 +52,8 @@ public final class ZMQContext: @unchecked Sendable {
 public final class ZMQSocket: @unchecked Sendable {
     public enum Kind: Sendable {
         case pub, sub, push, pull
+        /// Request/reply (the ZAP handler serves REP).
+        case req, rep
 
         var raw: Int32 {
             switch self {
@@ -59,6 +61,8 @@ public final class ZMQSocket: @unchecked Sendable {
             case .sub: ZMQ_SUB
             case .push: ZMQ_PUSH
             case .pull: ZMQ_PULL
+            case .req: ZMQ_REQ
+            case .rep: ZMQ_REP
             }
         }
     }

@@ -12,7 +12,7 @@ struct Serve: ParsableCommand {
         discussion: "SIGHUP re-reads the config and the model (a bad one is refused and the old one keeps serving); SIGTERM drains and exits 0.")
 
     @Option(help: "YAML config file (every key is optional; see config/cfm.yaml).") var config: String?
-    @Flag(help: "Validate the config (keys, ranges, model bundle, threshold) and exit.") var checkConfig = false
+    @Flag(help: "Validate the config (keys, ranges, file permissions, model bundle, threshold, CURVE keys) and exit.") var checkConfig = false
 
     func run() throws {
         let url = config.map { URL(fileURLWithPath: $0) }
@@ -22,6 +22,7 @@ struct Serve: ParsableCommand {
             for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
                 throw CommandFailure("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
             }
+            try settings.requireTrustedModelFiles()
             // A bundle with a manifest is checked (tier, checksums); bare mapper files need decision.threshold.
             let manifest = FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path)
                 ? try ModelBundle.manifest(at: bundle, tier: settings.model.tier, extractors: extractors) : nil
@@ -29,8 +30,10 @@ struct Serve: ParsableCommand {
                 throw CommandFailure("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
             }
             let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
+            let curve = try settings.security.curve ? SocketSecurity.loadKeys(settings.security) : nil
             print("\(config ?? "<defaults>"): OK (tier \(settings.model.tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
-                  + (settings.decision.threshold == nil ? " from calibration" : " from the config") + ")")
+                  + (settings.decision.threshold == nil ? " from calibration" : " from the config")
+                  + (curve.map { ", CURVE server key \($0.server.publicKey.z85), \($0.authorized.count) client keys" } ?? ", plain ZeroMQ") + ")")
             return
         }
         let destination = LogDestination.resolve(settings.logging.journald)
@@ -42,7 +45,7 @@ struct Serve: ParsableCommand {
         }
         var logger = Logger(label: "cfm")
         logger.logLevel = level
-        let service = EdgeService(config: settings, configURL: url, logger: logger)
+        let service = EdgeService(config: settings, configURL: url, logger: logger, factory: DetectorProcessing.makeTrustedProcessors)
         service.installSignalHandlers()
         do { try service.run() } catch {
             logger.critical("cannot start: \(error)")

@@ -11,7 +11,7 @@ struct CFM: ParsableCommand {
         abstract: "Multimodal (RGB + 3D) industrial anomaly detection by crossmodal feature mapping.",
         version: version,
         subcommands: [Demo.self, Serve.self, Replay.self, Synth.self, InitWeights.self, Train.self, Calibrate.self,
-                      Eval.self, Infer.self, Extract.self, Bench.self, Version.self])
+                      Eval.self, Infer.self, Extract.self, Bench.self, Keygen.self, Version.self])
 }
 
 /// `cfm version`: the tool version and the numerics backend.
