@@ -53,7 +53,7 @@ extension FrameCodec {
     /// (holes and coordinate range while converting). `parts` holds at most the first
     /// `partCount` parts of a message of `receivedParts` parts.
     static func decode(parts: [UnsafeRawBufferPointer], receivedParts: Int, limits: Limits) throws(FrameError) -> Frame {
-        guard receivedParts == partCount else {
+        guard receivedParts == partCount, parts.count == partCount else {
             let id = parts.count >= 2 && parts[1].count <= maxHeaderBytes ? peekFrameId(parts[1]) : nil
             throw FrameError(.badParts, "expected \(partCount) parts (topic, header, rgb, xyz), got \(receivedParts)", frameId: id)
         }

@@ -5,6 +5,8 @@ import CFMService
 import CFMTensor
 import Foundation
 
+extension RGBFormat: ExpressibleByArgument {}
+
 /// `cfm replay`: a sensor simulator. Streams a dataset split as protocol-v1 frames,
 /// listens to the results and prints a summary.
 struct Replay: ParsableCommand {
@@ -23,6 +25,7 @@ struct Replay: ParsableCommand {
     @Option(help: "Frames to send (0 = each sample once); samples repeat when larger.") var frames = 0
     @Option(help: "Make every N-th frame malformed, cycling through every kind (0 = never).") var malformedEvery = 0
     @Option(help: "Unit to send XYZ in: m or mm (values are converted).") var unit: LengthUnit = .m
+    @Option(help: "Colour layout to send: rgb8, bgr8, rgba8, bgra8 or mono8 (the luma).") var rgbFormat: RGBFormat = .rgb8
     @Option(help: "Frame topic.") var topic = "frame"
     @Option(help: "Result topic prefix.") var resultPrefix = "result"
     @Option(help: "Seconds to wait for the connections before sending.") var warmup: Double = 1
@@ -91,11 +94,11 @@ struct Replay: ParsableCommand {
             var f = try frame(i)
             let sample = samples[i % samples.count]
             f.frameId = "\(runId)-\(i)-\(sample.defect)/\(sample.id)"
-            var parts = FrameCodec.encode(f, topic: topic)
+            var parts = FrameCodec.encode(f, topic: topic, rgb: rgbFormat)
             if malformedEvery > 0, (i + 1) % malformedEvery == 0 {
                 let (kind, code) = Self.malformedKinds[((i + 1) / malformedEvery - 1) % Self.malformedKinds.count]
                 f.frameId = "\(runId)-\(i)-malformed-\(kind)"
-                parts = Self.malformed(kind, frame: f, topic: topic)
+                parts = Self.malformed(kind, frame: f, topic: topic, rgb: rgbFormat)
                 expected[f.frameId] = code
             }
             collector.sent(f.frameId, at: monotonicNs())
@@ -122,8 +125,8 @@ struct Replay: ParsableCommand {
     }
 
     /// A malformed message of `kind` built from a valid frame.
-    static func malformed(_ kind: String, frame: Frame, topic: String) -> [[UInt8]] {
-        var parts = FrameCodec.encode(frame, topic: topic)
+    static func malformed(_ kind: String, frame: Frame, topic: String, rgb: RGBFormat) -> [[UInt8]] {
+        var parts = FrameCodec.encode(frame, topic: topic, rgb: rgb)
         func header(_ edit: (inout [String: Any]) -> Void) -> [UInt8] {
             var h = (try? JSONSerialization.jsonObject(with: Data(parts[1])) as? [String: Any]) ?? [:]
             edit(&h)
