@@ -31,7 +31,8 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public var mode: Mode = .connect
         /// SUB subscription prefix (ignored for pull).
         public var topic = "frame"
-        /// Larger frames are refused with `too_large` before their pixels are read.
+        /// Larger frames are refused with `too_large` before their pixels are read; together they
+        /// size the input socket's ZMQ_MAXMSGSIZE (`FrameCodec.Limits.maxPartBytes`).
         public var maxWidth = 4096
         public var maxHeight = 4096
         /// Largest |X|, |Y| or |Z| accepted, in metres after unit conversion; farther finite
