@@ -195,6 +195,50 @@ final class FrameDecoderTests: XCTestCase {
         XCTAssertEqual(decodeError(short)?.code, .badSize)
     }
 
+    /// Seeded mutations of valid frames in every layout (bytes flipped, parts cut or grown,
+    /// header fields replaced): the decoder returns a frame or a `FrameError` whose echoed id
+    /// is at most 256 printable bytes, and a decoded frame has only finite, in-range points.
+    func testMutatedFramesDecodeOrFailCleanly() {
+        var random = SeededRandom(seed: 7)
+        let (depth, k) = depthFrame()
+        let seeds = [FrameCodec.encode(makeFrame(id: "m", width: 8, height: 6)),
+                     FrameCodec.encode(depth, rgb: .bgra8, xyz: .depthU16, intrinsics: k),
+                     FrameCodec.encode(depth, rgb: .mono8, xyz: .depthF32, intrinsics: k)]
+        let replacements = [#""v":1"#, #""frame_id":"a\nb""#, #""width":-1"#, #""xyz":"depth_u16le""#, #""intrinsics":null"#,
+                            #""depth_scale":1e308"#, #""unit":"mm""#, #""height":1e99"#, #""rgb":"mono8""#]
+        var outcomes: [String: Int] = [:]
+        for i in 0..<3000 {
+            var parts = seeds[i % seeds.count]
+            switch random.next() % 4 {
+            case 0:
+                let p = Int(random.next() % 4)
+                if !parts[p].isEmpty { parts[p][Int(random.next() % UInt64(parts[p].count))] = UInt8(truncatingIfNeeded: random.next()) }
+            case 1:
+                let p = Int(random.next() % 4)
+                parts[p] = Array(parts[p].prefix(Int(random.next() % UInt64(parts[p].count + 1))))
+            case 2:
+                var text = String(decoding: parts[1], as: UTF8.self)
+                let field = replacements[Int(random.next() % UInt64(replacements.count))]
+                text = text.replacingOccurrences(of: "{", with: "{" + field + ",", options: [], range: text.range(of: "{"))
+                parts[1] = Array(text.utf8)
+            default:
+                parts.append([UInt8](repeating: 1, count: Int(random.next() % 3)))
+            }
+            do {
+                let frame = try FrameCodec.decode(parts)
+                XCTAssertTrue(frame.cloud.scalars.allSatisfy { $0.isFinite && abs(Double($0) * Double(frame.unit.metres)) <= 100 })
+                outcomes["ok", default: 0] += 1
+            } catch {
+                outcomes[error.code.rawValue, default: 0] += 1
+                if let id = error.frameId {
+                    XCTAssertLessThanOrEqual(id.utf8.count, WireText.maxFrameIdBytes)
+                    XCTAssertTrue(WireText.isPrintable(id), id)
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(outcomes.count, 5, "\(outcomes)")
+    }
+
     func testMaximumPartSizeFollowsTheLimits() {
         XCTAssertEqual(FrameCodec.Limits(maxWidth: 4096, maxHeight: 4096).maxPartBytes, 4096 * 4096 * 12 + 4096)
         XCTAssertEqual(FrameCodec.Limits(maxWidth: 16, maxHeight: 16).maxPartBytes, FrameCodec.maxHeaderBytes + 4096)
