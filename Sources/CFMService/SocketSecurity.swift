@@ -50,8 +50,8 @@ public final class SocketSecurity: @unchecked Sendable {
         }
         try socket.setOption(ZMQ_ZAP_DOMAIN, Array("cfm.\(role.rawValue)".utf8))
         // Fail closed should the handler ever be missing (a draft option: absent from some builds).
-        try? socket.setOption(Self.zapEnforceDomain, 1)
-        try socket.setOption(ZMQ_CURVE_SERVER, 1)
+        try? socket.setOption(Self.zapEnforceDomain, Int32(1))
+        try socket.setOption(ZMQ_CURVE_SERVER, Int32(1))
         try socket.setOption(ZMQ_CURVE_SECRETKEY, serverKeys.secretKey.bytes)
     }
 
