@@ -91,6 +91,7 @@ public struct FrameResult: Sendable {
     public var receivedNs: Int64
     public var publishedNs: Int64
     public var map: [Float]?
+    public var sequence: UInt64?
 
     public init(frameId: String?, verdict: Verdict, score: Float? = nil, threshold: Float? = nil, tier: String? = nil,
                 model: String? = nil, latencyMs: Double = 0, stagesMs: [(name: String, ms: Double)] = [],
@@ -259,6 +260,7 @@ public enum FrameCodec {
             "error": r.error.map { ["code": $0.code, "message": $0.message] as Any } ?? NSNull(),
             "received_ns": r.receivedNs,
             "published_ns": r.publishedNs,
+            "seq": r.sequence.map { $0 as Any } ?? NSNull(),
         ]
         var parts = [Array(topic(r.verdict, prefix: topicPrefix).utf8), json(body)]
         if includeMap, let map = r.map { parts.append(littleEndianBytes(map)) }

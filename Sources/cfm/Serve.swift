@@ -44,9 +44,11 @@ struct Serve: ParsableCommand {
         logger.logLevel = level
         let service = EdgeService(config: settings, configURL: url, logger: logger)
         service.installSignalHandlers()
-        do { try service.run() } catch {
+        let outcome: EdgeService.Outcome
+        do { outcome = try service.run() } catch {
             logger.critical("cannot start: \(error)")
             throw error
         }
+        outcome.endProcess()
     }
 }
