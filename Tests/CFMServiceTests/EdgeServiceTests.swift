@@ -236,6 +236,7 @@ final class EdgeServiceTests: XCTestCase {
         config.input.mode = .connect
         config.input.maxWidth = 4096
         config.input.maxHeight = 4096
+        config.output.heartbeatIntervalS = 0.2
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.002)] }
@@ -252,6 +253,8 @@ final class EdgeServiceTests: XCTestCase {
         client.waitUntilExit()
         XCTAssertEqual(client.terminationStatus, 0, output)
         XCTAssertTrue(output.contains(#""sent": 11, "answered": 11"#), output)
+        XCTAssertTrue(output.contains(#""missed_by_seq": 0"#), output)
+        XCTAssertTrue(output.contains("heartbeat: up "), "the client shows heartbeats: \(output)")
         for code in ["bad_parts", "bad_header", "bad_size", "too_large", "non_finite"] { XCTAssertTrue(output.contains("error   \(code):"), code) }
         service.requestStop()
         XCTAssertTrue(waitUntil(5) { thread.isFinished })

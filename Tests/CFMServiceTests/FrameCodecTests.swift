@@ -108,7 +108,7 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertEqual(String(decoding: parts[0], as: UTF8.self), "result.reject")
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(parts[1])) as? [String: Any])
         XCTAssertEqual(Set(json.keys), ["v", "frame_id", "verdict", "score", "threshold", "tier", "model", "latency_ms", "stages_ms",
-                                        "foreground_points", "error", "received_ns", "published_ns"])
+                                        "foreground_points", "error", "received_ns", "published_ns", "seq"])
         XCTAssertTrue(json["error"] is NSNull)
         XCTAssertEqual((json["stages_ms"] as? [String: Any])?["extract2d"] as? Double, 7.25)
         XCTAssertEqual(parts[2].count, 12)

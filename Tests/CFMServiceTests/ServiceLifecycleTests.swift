@@ -164,4 +164,55 @@ final class ServiceLifecycleTests: XCTestCase {
         XCTAssertEqual([s.received, s.published, s.undelivered], [10, 10, 2])
         sensor.close()
     }
+
+    /// An idle subscriber in another process (pyzmq, default RCVHWM 1000: its own queue
+    /// takes the first 1000) and 2001 large results (maps, ~200 KB each): the daemon side
+    /// holds at most `send_hwm` of them, so its memory grows by ~send_hwm × 200 KB
+    /// (default 100: ~20 MB), and the results that find every queue full are counted.
+    func testIdleSubscriberMemoryIsBoundedBySendHwm() throws {
+        let python = "/usr/bin/python3"
+        guard FileManager.default.isExecutableFile(atPath: python) else { throw XCTSkip("\(python) is missing") }
+        let dir = TempDir()
+        var config = serviceTestConfig(dir)
+        config.output.publishMaps = true
+        config.output.heartbeatIntervalS = 0
+        let map = [Float](repeating: 0.5, count: 224 * 224)
+        let service = EdgeService(config: config, logger: quietLogger()) { _ in
+            [{ _ in Inference(score: 1, threshold: 2, tier: "tiny", model: "fake", map: map) }]
+        }
+        let idle = Process()
+        idle.executableURL = URL(fileURLWithPath: python)
+        idle.arguments = ["-c", "import sys, time, zmq; s = zmq.Context().socket(zmq.SUB); s.subscribe(b''); s.connect(sys.argv[1]); "
+                                + "print('ready', flush=True); time.sleep(60)", config.output.endpoint]
+        let pipe = Pipe()
+        idle.standardOutput = pipe
+        do { try idle.run() } catch { throw XCTSkip("cannot run \(python): \(error)") }
+        defer { idle.terminate(); idle.waitUntilExit() }
+        guard String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("ready") else {
+            throw XCTSkip("pyzmq is missing (apt-get install python3-zmq)")
+        }
+        let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
+        sensor.sub.close() // only the idle subscriber
+        let (thread, _) = startService(service)
+        XCTAssertTrue(waitUntil(5) { service.stats != nil })
+        usleep(500_000) // the subscriber joins
+        let frames = 2001, before = residentMegabytes()
+        for i in 0..<frames { try sensor.send(FrameCodec.encode(makeFrame(id: "f-\(i)", width: 8, height: 6))) }
+        XCTAssertTrue(waitUntil(60) { service.stats?.published == frames })
+        let grown = residentMegabytes() - before
+        let s = try XCTUnwrap(service.stats)
+        print("idle subscriber, send_hwm \(config.output.sendHwm): RSS +\(String(format: "%.0f", grown)) MB after \(frames) results with maps, "
+              + "undelivered \(s.undelivered)")
+        XCTAssertGreaterThan(s.undelivered, frames - 1000 - config.output.sendHwm - 50, "all but what the queues hold")
+        XCTAssertLessThan(grown, 80, "the daemon holds at most send_hwm results for the idle subscriber")
+        service.requestStop()
+        XCTAssertTrue(waitUntil(5) { thread.isFinished })
+    }
+
+    /// VmRSS of this process, MB.
+    private func residentMegabytes() -> Double {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
+    }
 }
