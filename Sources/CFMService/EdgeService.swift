@@ -174,7 +174,7 @@ public final class EdgeService: @unchecked Sendable {
         let after = pipeline.snapshot
         let forced = drained ? "" : " (drain timeout: the rest published as dropped"
             + (abandoned > 0 ? ", \(abandoned) worker(s) given up in inference)" : ")")
-        logger.info("cfm stopped: drained \(after.received - before.published) frames\(forced); \(summary(after))")
+        logger.info("cfm stopped: drained \(after.published - before.published) frames\(forced); \(summary(after))")
         return Outcome(drained: drained, abandonedWorkers: abandoned, stats: after)
     }
 

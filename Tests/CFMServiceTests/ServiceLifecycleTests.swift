@@ -165,10 +165,10 @@ final class ServiceLifecycleTests: XCTestCase {
         sensor.close()
     }
 
-    /// An idle subscriber in another process (pyzmq, default RCVHWM 1000: its own queue
-    /// takes the first 1000) and 2001 large results (maps, ~200 KB each): the daemon side
-    /// holds at most `send_hwm` of them, so its memory grows by ~send_hwm × 200 KB
-    /// (default 100: ~20 MB), and the results that find every queue full are counted.
+    /// An idle subscriber in another process (pyzmq, RCVHWM 100: its own queue takes the
+    /// first 100) and 600 large results (maps, ~200 KB each): the daemon side holds at most
+    /// `send_hwm` of them, so its memory grows by ~send_hwm × 200 KB (default 100: ~20 MB),
+    /// and the results that find every queue full are counted.
     func testIdleSubscriberMemoryIsBoundedBySendHwm() throws {
         let python = "/usr/bin/python3"
         guard FileManager.default.isExecutableFile(atPath: python) else { throw XCTSkip("\(python) is missing") }
@@ -182,7 +182,8 @@ final class ServiceLifecycleTests: XCTestCase {
         }
         let idle = Process()
         idle.executableURL = URL(fileURLWithPath: python)
-        idle.arguments = ["-c", "import sys, time, zmq; s = zmq.Context().socket(zmq.SUB); s.subscribe(b''); s.connect(sys.argv[1]); "
+        idle.arguments = ["-c", "import sys, time, zmq; s = zmq.Context().socket(zmq.SUB); s.rcvhwm = 100; s.subscribe(b''); "
+                                + "s.connect(sys.argv[1]); "
                                 + "print('ready', flush=True); time.sleep(60)", config.output.endpoint]
         let pipe = Pipe()
         idle.standardOutput = pipe
@@ -196,14 +197,14 @@ final class ServiceLifecycleTests: XCTestCase {
         let (thread, _) = startService(service)
         XCTAssertTrue(waitUntil(5) { service.stats != nil })
         usleep(500_000) // the subscriber joins
-        let frames = 2001, before = residentMegabytes()
+        let frames = 600, before = residentMegabytes()
         for i in 0..<frames { try sensor.send(FrameCodec.encode(makeFrame(id: "f-\(i)", width: 8, height: 6))) }
-        XCTAssertTrue(waitUntil(60) { service.stats?.published == frames })
+        XCTAssertTrue(waitUntil(180) { service.stats?.published == frames })
         let grown = residentMegabytes() - before
         let s = try XCTUnwrap(service.stats)
         print("idle subscriber, send_hwm \(config.output.sendHwm): RSS +\(String(format: "%.0f", grown)) MB after \(frames) results with maps, "
               + "undelivered \(s.undelivered)")
-        XCTAssertGreaterThan(s.undelivered, frames - 1000 - config.output.sendHwm - 50, "all but what the queues hold")
+        XCTAssertGreaterThan(s.undelivered, frames - 100 - config.output.sendHwm - 50, "all but what the queues hold")
         XCTAssertLessThan(grown, 80, "the daemon holds at most send_hwm results for the idle subscriber")
         service.requestStop()
         XCTAssertTrue(waitUntil(5) { thread.isFinished })
