@@ -216,4 +216,18 @@ final class ServiceLifecycleTests: XCTestCase {
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
         return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
     }
+
+    func testOutputKeys() throws {
+        let c = try ServiceConfig.parse("output: {pattern: push, send_timeout_ms: 0, heartbeat_interval_s: 0}")
+        XCTAssertEqual([c.output.pattern.rawValue, "\(c.output.sendTimeoutMs)", "\(c.output.heartbeatIntervalS)"], ["push", "0", "0.0"])
+        let d = ServiceConfig().output
+        XCTAssertEqual([d.pattern.rawValue, "\(d.sendHwm)", "\(d.sendTimeoutMs)", "\(d.heartbeatIntervalS)"], ["pub", "100", "100", "2.0"])
+        for (yaml, reason) in [("output: {pattern: xpub}", "'xpub' is not one of pub, push"),
+                               ("output: {heartbeat_interval_s: 0.01}", "0.01 is below 0.1 (0 = no heartbeat)"),
+                               ("output: {send_timeout_ms: 20000}", "20000 is out of range 0…10000")] {
+            XCTAssertThrowsError(try ServiceConfig.parse(yaml, file: "cfm.yaml")) { error in
+                XCTAssertTrue("\(error)".hasPrefix("cfm.yaml:1: ") && "\(error)".contains(reason), "\(error)")
+            }
+        }
+    }
 }
