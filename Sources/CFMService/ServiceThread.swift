@@ -29,12 +29,6 @@ final class ServiceThread: @unchecked Sendable {
 
     func start() { thread.start() }
 
-    /// The body has returned.
-    var isFinished: Bool {
-        completion.condition.lock(); defer { completion.condition.unlock() }
-        return completion.finished
-    }
-
     /// Waits until the body has returned or the monotonic `deadline` (ns; nil = forever)
     /// passes. Returns whether it returned.
     @discardableResult
