@@ -52,7 +52,7 @@ final class ServiceLifecycleTests: XCTestCase {
         let finished = Calls()
         let service = EdgeService(config: config, logger: quietLogger()) { c in
             [{ frame in
-                usleep(1_500_000)
+                usleep(3_000_000)
                 finished.add(c)
                 return Inference(score: 1, threshold: 2, tier: "tiny", model: "fake")
             }]
@@ -71,7 +71,7 @@ final class ServiceLifecycleTests: XCTestCase {
         XCTAssertEqual(results.map(\.frameId), ["slow-1"])
         XCTAssertEqual(results.first?.verdict, .dropped)
         XCTAssertEqual(results.first?.error?.message, "shutdown: still in inference at the drain timeout")
-        XCTAssertTrue(waitUntil(3) { finished.count == 1 && service.stats?.inFlight == 0 }, "the worker finished")
+        XCTAssertTrue(waitUntil(5) { finished.count == 1 && service.stats?.inFlight == 0 }, "the worker finished")
         XCTAssertEqual(try sensor.results(1, timeout: 0.3).count, 0, "its late result is discarded")
         XCTAssertEqual(service.stats?.published, 1)
     }
