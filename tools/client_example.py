@@ -10,9 +10,13 @@ Sends RGB + XYZ frames to `cfm serve` and prints one verdict per frame.
     /usr/bin/python3 tools/client_example.py --rgb part.png --xyz part.npy
 
 Protocol v1 (docs/protocol.md has every field, error code and rule):
-  frame  = [topic, header JSON, RGB bytes H*W*3, XYZ float32 little-endian H*W*3]
-  header = {"v":1, "frame_id", "timestamp_ns", "width", "height", "rgb":"rgb8", "xyz":"xyz_f32le", "unit":"m"|"mm"}
-  result = [b"<prefix>.pass|reject|error|dropped", result JSON (, float32 224x224 anomaly map)]
+  frame     = [topic, header JSON, RGB bytes H*W*3, XYZ float32 little-endian H*W*3]
+  header    = {"v":1, "frame_id", "timestamp_ns", "width", "height", "rgb":"rgb8", "xyz":"xyz_f32le", "unit":"m"|"mm"}
+  result    = [b"<prefix>.pass|reject|error|dropped", result JSON (, float32 224x224 anomaly map)]
+              every result carries "seq" = 1, 2, 3, ...: a jump is a result this client did not get
+  heartbeat = [b"<prefix>.heartbeat", {"received", "published", "undelivered", "pass", "reject", "error",
+              "dropped", "queued", "in_flight", "uptime_s", "last_seq", "time_ns", "v"}] every
+              output.heartbeat_interval_s: silence means the daemon (or the network) is gone, not an idle line
 Needs pyzmq and numpy (Debian: python3-zmq python3-numpy).
 """
 import argparse
@@ -125,6 +129,7 @@ def main():
             messages.append((fid, malformed(kind, args.topic, fid, f_rgb, f_xyz), kind))
 
     answers = {}
+    stream = {"heartbeats": 0, "missed": 0, "last_seq": None}
     poller = zmq.Poller()
     poller.register(results, zmq.POLLIN)
 
@@ -136,6 +141,17 @@ def main():
                 return
             parts = results.recv_multipart()
             topic, body = parts[0].decode(), json.loads(parts[1])
+            if topic == f"{args.result_prefix}.heartbeat":
+                stream["heartbeats"] += 1
+                print(f"heartbeat: up {body['uptime_s']:.1f} s, received {body['received']}, published {body['published']}, "
+                      f"undelivered {body['undelivered']}, queued {body['queued']}, in flight {body['in_flight']}, "
+                      f"last seq {body['last_seq']}")
+                continue
+            seq, last = body.get("seq"), stream["last_seq"]
+            if last is not None and seq is not None and seq > last + 1:
+                stream["missed"] += seq - last - 1
+                print(f"gap: results {last + 1}..{seq - 1} never reached this client")
+            stream["last_seq"] = seq
             fid = body.get("frame_id")
             if fid not in sent_at:
                 continue  # someone else's frame
@@ -172,7 +188,8 @@ def main():
     counts = {}
     for body, _ in answers.values():
         counts[body["verdict"]] = counts.get(body["verdict"], 0) + 1
-    print(json.dumps({"sent": len(messages), "answered": len(answers), "verdicts": counts, "failures": failures}))
+    print(json.dumps({"sent": len(messages), "answered": len(answers), "verdicts": counts, "failures": failures,
+                      "heartbeats": stream["heartbeats"], "missed_by_seq": stream["missed"]}))
     sender.close()
     results.close()
     ctx.term()

@@ -5,10 +5,17 @@ import Logging
 
 /// `cfm serve`: sockets, the pipeline, systemd notifications, signals, reload and drain.
 ///
-/// Threads: the receive thread owns the input socket (a `zmq_poll` loop that decodes and
-/// submits frames), the pipeline's worker threads score, its publisher thread owns the
-/// output socket, and the thread calling `run()` supervises (watchdog, STATUS=, summaries,
-/// reload, stop).
+/// Four small services, each on its own thread(s), composed by `run()`:
+/// - the receiver owns the input socket (a `zmq_poll` loop that decodes and submits frames);
+/// - the pipeline's workers score (`FramePipeline`);
+/// - the publisher owns the output socket: results in order, heartbeats (`ResultPublisher`);
+/// - the supervisor, the thread calling `run()`: watchdog, STATUS=, summaries, reload, stop.
+///
+/// Start order: publisher, workers, receiver (consumers before producers). Stop order, the
+/// reverse: the receiver stops reading and is joined (its thread closes its socket), every
+/// received frame is scored or shed as `dropped` by the drain deadline, the workers are
+/// joined (one still in inference is given up: it owns what it uses), the publisher sends
+/// what is left and is joined (its thread closes its socket), then the ZeroMQ context ends.
 public final class EdgeService: @unchecked Sendable {
     /// Builds the processing functions (one per worker) for a config; the real one loads models.
     public typealias ProcessorFactory = @Sendable (ServiceConfig) throws -> [FramePipeline.Processor]
@@ -17,6 +24,8 @@ public final class EdgeService: @unchecked Sendable {
     private var _config: ServiceConfig
     private var _logger: Logger
     private var _reloads = (applied: 0, refused: 0)
+    /// Why the last reload was refused (cleared by an applied one): shown in STATUS=.
+    private var refusedReload: String?
     /// The config in force (a reload replaces it).
     public var config: ServiceConfig { stateLock.lock(); defer { stateLock.unlock() }; return _config }
     private var logger: Logger { stateLock.lock(); defer { stateLock.unlock() }; return _logger }
@@ -41,6 +50,8 @@ public final class EdgeService: @unchecked Sendable {
     private var pipeline: FramePipeline?
     /// The sockets' security (CURVE keys, the ZAP handler and its refusal count), once running.
     public private(set) var security: SocketSecurity?
+    /// Results refused by the output in a row (publisher thread only): logged when it starts and ends.
+    private var undeliveredRun = 0
 
     public init(config: ServiceConfig, configURL: URL? = nil, logger: Logger, notifier: SystemdNotifier = SystemdNotifier(),
                 factory: @escaping ProcessorFactory = DetectorProcessing.makeProcessors) {
@@ -63,25 +74,46 @@ public final class EdgeService: @unchecked Sendable {
         }
     }
 
+    /// How `run` ended.
+    public struct Outcome: Sendable {
+        /// Every received frame was scored before the drain timeout (else the rest was published as `dropped`).
+        public var drained: Bool
+        /// Workers still inside a processor, given up at the drain timeout. They keep the
+        /// pipeline and their detector alive, but the process must not run the libraries'
+        /// exit-time teardown under them (OpenBLAS frees its buffers): see `endProcess()`.
+        public var abandonedWorkers: Int
+        public var stats: PipelineStats
+
+        /// Ends a `cfm serve` process after `run` returned: normally when every thread was
+        /// joined, else `_exit` (no exit-time teardown) once the output is flushed.
+        public func endProcess() -> Never {
+            fflush(nil)
+            if abandonedWorkers > 0 { _exit(0) }
+            exit(0)
+        }
+    }
+
     /// The pipeline's counters (nil before `run` started it).
     public var stats: PipelineStats? { pipeline?.snapshot }
 
     // MARK: run
 
-    /// Serves until a stop is requested; then drains and returns. Throws only at startup
-    /// (models, threshold, sockets), with a one-line reason.
-    public func run() throws {
+    /// Serves until a stop is requested; then drains, joins every thread and returns.
+    /// Throws only at startup (models, threshold, sockets), with a one-line reason.
+    @discardableResult
+    public func run() throws -> Outcome {
         let started = monotonicNs()
         let processors: [FramePipeline.Processor]
         do { processors = try factory(config) } catch {
             throw ServiceSetupError("cannot load the model: \(error)")
         }
+        let settings = config
         let context = try ZMQContext()
         let security = try SocketSecurity(config, context: context, logger: logger) // CURVE: keys + ZAP handler
         defer { security.stop() }
         self.security = security
         let input = try ZMQSocket(context, config.input.pattern == .sub ? .sub : .pull)
-        let output = try ZMQSocket(context, .pub)
+        let output = try ZMQSocket(context, settings.output.pattern == .push ? .push : .pub)
         do {
             try security.secure(input, as: .input, endpoint: config.input.endpoint)
             try security.secure(output, as: .output, endpoint: config.output.endpoint)
@@ -90,54 +122,68 @@ public final class EdgeService: @unchecked Sendable {
             try input.linger(milliseconds: 0)
             if config.input.pattern == .sub { try input.subscribe(config.input.topic) }
             try config.input.mode == .bind ? input.bind(config.input.endpoint) : input.connect(config.input.endpoint)
-            try output.sendHighWaterMark(config.output.sendHwm)
-            try output.linger(milliseconds: config.output.lingerMs)
-            try config.output.mode == .bind ? output.bind(config.output.endpoint) : output.connect(config.output.endpoint)
+            try output.sendHighWaterMark(settings.output.sendHwm)
+            if settings.output.pattern == .pub { try output.refuseWhenAnySubscriberIsFull() }
+            try settings.output.mode == .bind ? output.bind(settings.output.endpoint) : output.connect(settings.output.endpoint)
             inputEndpoint = config.input.mode == .bind ? try input.lastEndpoint : config.input.endpoint
-            outputEndpoint = config.output.mode == .bind ? try output.lastEndpoint : config.output.endpoint
+            outputEndpoint = settings.output.mode == .bind ? try output.lastEndpoint : settings.output.endpoint
         } catch {
             throw ServiceSetupError("sockets: \(error)")
         }
 
-        let prefix = config.output.topicPrefix, maps = config.output.publishMaps
         let pipeline = FramePipeline(
-            options: .init(queueDepth: config.pipeline.queueDepth, overflow: config.pipeline.overflow, workers: config.pipeline.inFlight),
-            processors: processors,
-            publish: { [self] result in
-                do { try output.send(FrameCodec.encode(result, topicPrefix: prefix, includeMap: maps)) } catch {
-                    logger.error("cannot publish a result: \(error)", metadata: ["frame_id": "\(result.frameId ?? "")"])
-                }
-                logResult(result)
-            })
+            options: .init(queueDepth: settings.pipeline.queueDepth, overflow: settings.pipeline.overflow, workers: settings.pipeline.inFlight),
+            processors: processors)
+        let publisher = ResultPublisher(
+            pipeline: pipeline, output: output,
+            options: .init(pattern: settings.output.pattern, topicPrefix: settings.output.topicPrefix, includeMaps: settings.output.publishMaps,
+                           sendTimeoutMs: settings.output.sendTimeoutMs, heartbeatIntervalS: settings.output.heartbeatIntervalS),
+            startedMono: started, observer: { [self] result, delivered in logResult(result, delivered: delivered) })
         self.pipeline = pipeline
-        pipeline.start()
-
         let limits = FrameCodec.Limits(config.input)
-        let receiver = Thread { [self] in receiveLoop(input, pipeline: pipeline, limits: limits) }
-        receiver.name = "cfm-receive"
+        let receiver = ServiceThread(name: "cfm-receive") { [self] in receiveLoop(input, pipeline: pipeline, limits: limits) }
+        publisher.start()
+        pipeline.start()
         receiver.start()
 
-        let watchdogInterval = config.watchdog.enabled ? notifier.watchdogInterval : nil
-        let banner = "cfm serving: \(config.input.pattern.rawValue) \(config.input.mode.rawValue) \(inputEndpoint ?? "") → pub \(outputEndpoint ?? ""), tier \(config.model.tier.rawValue), queue \(config.pipeline.queueDepth) \(config.pipeline.overflow.rawValue), ready in \(String(format: "%.1f", Double(monotonicNs() - started) / 1e9)) s" + (watchdogInterval.map { String(format: ", watchdog %.1f s", $0) } ?? "")
-        logger.info("\(banner)", metadata: ["cfm_tier": "\(config.model.tier.rawValue)"])
+        let watchdogInterval = settings.watchdog.enabled ? notifier.watchdogInterval : nil
+        let banner = "cfm serving: \(settings.input.pattern.rawValue) \(settings.input.mode.rawValue) \(inputEndpoint ?? "") → "
+            + "\(settings.output.pattern.rawValue) \(outputEndpoint ?? ""), tier \(settings.model.tier.rawValue), "
+            + "queue \(settings.pipeline.queueDepth) \(settings.pipeline.overflow.rawValue), "
+            + "ready in \(String(format: "%.1f", Double(monotonicNs() - started) / 1e9)) s"
+            + (watchdogInterval.map { String(format: ", watchdog %.1f s", $0) } ?? "")
+        logger.info("\(banner)", metadata: ["cfm_tier": "\(settings.model.tier.rawValue)"])
         notifier.ready(status: statusLine(pipeline.snapshot, fps: 0))
 
-        supervise(pipeline, watchdogInterval: watchdogInterval)
+        supervise(pipeline, publisher: publisher, watchdogInterval: watchdogInterval)
+        return stop(receiver: receiver, pipeline: pipeline, publisher: publisher)
+    }
 
-        // Stop: no more input, drain what was received, flush the results.
+    /// The stop sequence, in the reverse order of the start (see the type's comment).
+    private func stop(receiver: ServiceThread, pipeline: FramePipeline, publisher: ResultPublisher) -> Outcome {
         notifier.stopping(status: "draining")
+        let settings = config
+        let deadline = monotonicNs() + UInt64(settings.pipeline.drainTimeoutS * 1e9)
         flags.lock()
         receiveStopped = true
         flags.unlock()
-        // Bounded: with overflow block and a stalled worker the receive thread cannot finish.
-        let receiverDeadline = monotonicNs() + UInt64(max(config.pipeline.drainTimeoutS, 1) * 1e9)
-        while !receiver.isFinished && monotonicNs() < receiverDeadline { usleep(1000) }
+        // The receiver returns at its next poll, unless it waits inside submit (overflow
+        // block, or the output behind): then the drain's shedding releases it.
+        receiver.join(until: deadline)
         let before = pipeline.snapshot
-        let clean = pipeline.drain(timeout: config.pipeline.drainTimeoutS)
+        var drained = pipeline.drain(until: deadline)
+        receiver.join()
+        // A frame the receiver submitted after the deadline is shed too.
+        drained = pipeline.drain(until: deadline) && drained
+        pipeline.closeIntake()
+        let abandoned = pipeline.stopWorkers(joinUntil: monotonicNs() + 200_000_000)
+        publisher.finish(flushUntil: monotonicNs() + UInt64(settings.output.lingerMs) * 1_000_000)
+        publisher.join()
         let after = pipeline.snapshot
-        logger.info("cfm stopped: drained \(after.published - before.published) frames\(clean ? "" : " (drain timeout: the rest published as dropped)"); \(summary(after))")
-        output.close() // lingers up to output.linger_ms to flush the last results
-        input.close()
+        let forced = drained ? "" : " (drain timeout: the rest published as dropped"
+            + (abandoned > 0 ? ", \(abandoned) worker(s) given up in inference)" : ")")
+        logger.info("cfm stopped: drained \(after.published - before.published) frames\(forced); \(summary(after))")
+        return Outcome(drained: drained, abandonedWorkers: abandoned, stats: after)
     }
 
     private func receiveLoop(_ socket: ZMQSocket, pipeline: FramePipeline, limits: FrameCodec.Limits) {
@@ -169,7 +215,7 @@ public final class EdgeService: @unchecked Sendable {
         }
     }
 
-    private func supervise(_ pipeline: FramePipeline, watchdogInterval: Double?) {
+    private func supervise(_ pipeline: FramePipeline, publisher: ResultPublisher, watchdogInterval: Double?) {
         var lastStatus = monotonicNs(), lastSummary = monotonicNs(), lastWatchdog = UInt64(0)
         var lastPublished = 0, fps = 0.0
         let watchdogEvery = UInt64((watchdogInterval ?? 0) / 2 * 1e9)
@@ -180,7 +226,7 @@ public final class EdgeService: @unchecked Sendable {
             // A reload requested while one runs waits for it (requests are applied in order, never lost).
             let reload = reloadRequested && !reloadInProgress
             if reload { reloadRequested = false; reloadInProgress = true }
-            let receiverAge = monotonicNs() &- receiveHeartbeat
+            let receiverAge = Double(monotonicNs() &- receiveHeartbeat) / 1e9
             flags.unlock()
             if stop {
                 while isReloading { usleep(10_000) }
@@ -199,10 +245,12 @@ public final class EdgeService: @unchecked Sendable {
             let now = monotonicNs(), settings = config
             let statusEvery = UInt64(settings.watchdog.statusIntervalS * 1e9)
             if watchdogInterval != nil, now &- lastWatchdog >= watchdogEvery {
-                // Feed the watchdog only while every stage makes progress: a stalled worker
-                // (or receive/publish thread) lets systemd restart the service.
-                if pipeline.isHealthy(stallTimeout: settings.watchdog.stallTimeoutS, now: now),
-                   Double(receiverAge) / 1e9 < max(settings.watchdog.stallTimeoutS, 2) {
+                // Feed the watchdog only while every service makes progress: a stalled worker,
+                // receiver or publisher lets systemd restart the service. A receiver waiting
+                // inside the pipeline and a publisher waiting for its PUSH consumer are not stalled.
+                let stall = settings.watchdog.stallTimeoutS
+                if pipeline.isHealthy(stallTimeout: stall, now: now), publisher.isHealthy(stallTimeout: stall, now: now),
+                   receiverAge < max(stall, 2) || pipeline.isIntakeWaiting {
                     notifier.watchdog()
                     lastWatchdog = now
                 } else if now &- lastWatchdog >= 2 * watchdogEvery {
@@ -224,7 +272,11 @@ public final class EdgeService: @unchecked Sendable {
         }
     }
 
-    /// SIGHUP: re-read the config and the model; a bad one is refused and the old one keeps serving.
+    /// SIGHUP: re-read the config and the model; a bad one is refused and the old one keeps
+    /// serving. READY=1 ends the reload either way (systemd waits for it after RELOADING=1);
+    /// a refusal is told in STATUS= ("reload refused: <reason>", until a reload applies) and
+    /// in the log. The unit's ExecReload= runs `--check-config` first, so a config that
+    /// fails that check fails `systemctl reload` before the daemon is signalled.
     private func reload(_ pipeline: FramePipeline) {
         notifier.reloading()
         defer { notifier.ready(status: statusLine(pipeline.snapshot, fps: 0)) }
@@ -245,30 +297,43 @@ public final class EdgeService: @unchecked Sendable {
             _config = fresh
             _logger.logLevel = fresh.logLevel
             _reloads.applied += 1
+            refusedReload = nil
             stateLock.unlock()
             let note = restartOnly.isEmpty ? "" : "; changes to \(restartOnly.joined(separator: ", ")) need a restart and were not applied"
             logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier.rawValue), bundle \(fresh.model.bundle)\(note)")
         } catch {
-            stateLock.lock(); _reloads.refused += 1; stateLock.unlock()
-            logger.error("reload refused, the previous config and model keep serving: \(error)")
+            let reason = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            stateLock.lock(); _reloads.refused += 1; refusedReload = reason; stateLock.unlock()
+            logger.error("reload refused, the previous config and model keep serving: \(reason)")
         }
     }
 
     // MARK: reporting
 
+    /// STATUS=: the counters, after the reason of a refused reload while the previous config serves.
     func statusLine(_ s: PipelineStats, fps: Double) -> String {
-        String(format: "frames %d, %.2f fps, pass %d, reject %d, error %d, dropped %d, p50 %.0f ms, p99 %.0f ms",
-               s.published, fps, s.passed, s.rejected, s.errors, s.dropped, s.p50Ms, s.p99Ms)
+        stateLock.lock(); let refused = refusedReload; stateLock.unlock()
+        return (refused.map { "reload refused: \($0) (the previous config keeps serving); " } ?? "")
+            + String(format: "frames %d, %.2f fps, pass %d, reject %d, error %d, dropped %d, undelivered %d, p50 %.0f ms, p99 %.0f ms",
+                     s.published, fps, s.passed, s.rejected, s.errors, s.dropped, s.undelivered, s.p50Ms, s.p99Ms)
     }
 
     func summary(_ s: PipelineStats) -> String {
-        "received \(s.received), published \(s.published), pass \(s.passed), reject \(s.rejected), error \(s.errors)"
+        "received \(s.received), published \(s.published), undelivered \(s.undelivered), pass \(s.passed), reject \(s.rejected), error \(s.errors)"
             + (s.errorCodes.isEmpty ? "" : " (" + s.errorCodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
             + ", dropped \(s.dropped), p50 \(String(format: "%.1f", s.p50Ms)) ms, p99 \(String(format: "%.1f", s.p99Ms)) ms"
     }
 
-    /// Rejects at NOTICE, errors at WARNING (at most `errors_per_minute`), the rest at DEBUG.
-    private func logResult(_ r: FrameResult) {
+    /// Rejects at NOTICE, errors at WARNING (at most `errors_per_minute`), the rest at DEBUG;
+    /// a run of results the output refused at WARNING when it starts and NOTICE when it ends.
+    /// Called on the publisher thread.
+    private func logResult(_ r: FrameResult, delivered: Bool) {
+        if !delivered && undeliveredRun == 0 {
+            logger.warning("results undelivered: the output is full (\(config.output.pattern == .pub ? "a subscriber is not reading" : "the consumer is gone")); counting them")
+        } else if delivered && undeliveredRun > 0 {
+            logger.notice("results flow again after \(undeliveredRun) undelivered")
+        }
+        undeliveredRun = delivered ? 0 : undeliveredRun + 1
         var metadata: Logger.Metadata = [
             "frame_id": "\(r.frameId ?? "")", "verdict": "\(r.verdict.rawValue)",
             "latency_ms": "\(String(format: "%.1f", r.latencyMs))",

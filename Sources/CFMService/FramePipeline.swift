@@ -2,25 +2,40 @@ import Foundation
 
 /// Counters and latency percentiles of a pipeline, as a snapshot.
 public struct PipelineStats: Sendable, Equatable {
-    public var received = 0, published = 0
+    public var received = 0
+    /// Results handed to the output, one per received frame (once idle, received = published).
+    public var published = 0
+    /// Of those, results that did not reach the consumers: a PUB subscriber's full queue
+    /// refused them (PUB sends to all subscribers or to none), or no PUSH consumer took
+    /// them before the shutdown's flush deadline.
+    public var undelivered = 0
+    /// Verdicts of every result, delivered or not.
     public var passed = 0, rejected = 0, errors = 0, dropped = 0
     /// Error results by code.
     public var errorCodes: [String: Int] = [:]
     public var queued = 0, inFlight = 0, maxQueued = 0
+    /// Sequence number of the last result handed to the output (results are numbered 1, 2, …; 0 = none yet).
+    public var lastSequence: UInt64 = 0
     /// Over the last results (receive → publish), milliseconds.
     public var p50Ms = 0.0, p99Ms = 0.0
 
     public init() {}
 }
 
-/// The bounded frame pipeline: the receive thread submits frames (or their decoding
-/// errors); a bounded queue with an overflow policy feeds `workers` inference threads,
-/// each with its own processing function (the detector is one-caller-at-a-time); one
-/// publisher thread emits exactly one result per submitted frame, in submission order.
+/// The bounded frame pipeline between the receive thread and the publisher: a bounded
+/// queue with an overflow policy feeds `workers` inference threads, each with its own
+/// processing function (the detector is one-caller-at-a-time); finished results wait in
+/// an ordered backlog until the publisher takes them, exactly one per submitted frame, in
+/// submission order.
 ///
 /// Memory is bounded: at most `queueDepth` queued frames, `workers` frames in inference
-/// and `resultBacklog` finished results waiting for an earlier one (the receive thread
-/// waits, never the workers).
+/// and `resultBacklog` (+ `queueDepth` under drop_oldest) finished results waiting for an
+/// earlier one or for the publisher (the receive thread waits, never the workers).
+///
+/// Lifecycle (the supervisor's order): `start()` the workers; the receive side submits;
+/// at stop `drain(until:)` finishes or sheds every received frame, `closeIntake()` once
+/// the receive side has returned, `stopWorkers(joinUntil:)`; the publisher takes results
+/// until `takeResults` returns nil.
 public final class FramePipeline: @unchecked Sendable {
     public typealias Processor = @Sendable (Frame) throws -> Inference
 
@@ -35,6 +50,12 @@ public final class FramePipeline: @unchecked Sendable {
         }
     }
 
+    /// A finished result in submission order, with the monotonic time its frame arrived (for the latency).
+    public struct Finished: Sendable {
+        public var result: FrameResult
+        public var receivedMono: UInt64
+    }
+
     private struct Job {
         var seq: UInt64
         var frame: Frame
@@ -42,51 +63,44 @@ public final class FramePipeline: @unchecked Sendable {
         var receivedMono: UInt64
     }
 
-    private struct Pending {
-        var result: FrameResult
-        var receivedMono: UInt64
-    }
-
     public let options: Options
-    private let publish: @Sendable (FrameResult) -> Void
     private let condition = NSCondition()
     private var processors: [Processor]
     private var queue: [Job] = []
-    private var pending: [UInt64: Pending] = [:]
+    private var pending: [UInt64: Finished] = [:]
     private var nextSeq: UInt64 = 0
-    private var nextToPublish: UInt64 = 0
-    /// Per worker: the sequence number and monotonic start of the frame it is scoring.
-    private var busy: [(seq: UInt64, since: UInt64, job: Job)?]
+    private var nextToTake: UInt64 = 0
+    /// Per worker: the frame it is scoring and the monotonic time it started.
+    private var busy: [(since: UInt64, job: Job)?]
     /// Sequence numbers whose in-flight result was given up at a forced shutdown.
     private var abandoned: Set<UInt64> = []
-    private var stopWorkers = false
-    private var stopPublisher = false
-    private var publisherHeartbeat = monotonicNs()
-    private var threads: [Thread] = []
+    /// Why unresolved frames are shed (set by `drain` at its deadline): every later submission is answered `dropped` at once.
+    private var shedReason: String?
+    private var intakeClosed = false
+    private var workersStopping = false
+    /// The receive side is waiting inside `submit` (queue or backlog full): its liveness is the pipeline's.
+    private var intakeWaiting = false
+    private var workerThreads: [ServiceThread] = []
     private var stats = PipelineStats()
     private var latencies = [Double](repeating: 0, count: 2048)
     private var latencyCount = 0
-    private var publishedAll = 0
 
     /// `processors`: one processing function per worker.
-    public init(options: Options, processors: [Processor], publish: @escaping @Sendable (FrameResult) -> Void) {
+    public init(options: Options, processors: [Processor]) {
         precondition(processors.count == options.workers && options.workers >= 1, "one processor per worker")
-        (self.options, self.processors, self.publish) = (options, processors, publish)
+        (self.options, self.processors) = (options, processors)
         busy = Array(repeating: nil, count: options.workers)
     }
 
-    /// Starts the worker and publisher threads.
+    /// Starts the worker threads.
     public func start() {
         for w in 0..<options.workers {
-            let t = Thread { [self] in workerLoop(w) }
-            t.name = "cfm-worker-\(w)"
-            t.stackSize = 16 << 20
-            threads.append(t)
+            // The worker captures the pipeline (and through it the processors): a worker given
+            // up at the drain timeout keeps everything it touches alive until it returns.
+            let t = ServiceThread(name: "cfm-worker-\(w)", stackSize: 16 << 20) { [self] in workerLoop(w) }
+            workerThreads.append(t)
+            t.start()
         }
-        let p = Thread { [self] in publisherLoop() }
-        p.name = "cfm-publisher"
-        threads.append(p)
-        threads.forEach { $0.start() }
     }
 
     /// Swaps the processing functions (reload); frames already in inference finish with the old ones.
@@ -100,22 +114,25 @@ public final class FramePipeline: @unchecked Sendable {
     /// Submits a decoded frame received at `receivedNs` (wall) / `receivedMono`.
     public func submit(_ frame: Frame, receivedNs: Int64 = wallClockNs(), receivedMono: UInt64 = monotonicNs()) {
         condition.lock(); defer { condition.unlock() }
-        let seq = nextSeq
+        let job = Job(seq: nextSeq, frame: frame, receivedNs: receivedNs, receivedMono: receivedMono)
         nextSeq += 1
         stats.received += 1
-        let job = Job(seq: seq, frame: frame, receivedNs: receivedNs, receivedMono: receivedMono)
+        if let shedReason { return insert(dropped(job, reason: shedReason)) }
         if queue.count >= options.queueDepth {
             switch options.overflow {
             case .dropNewest:
-                waitForBacklogRoom()
-                insert(dropped(job, reason: "queue full (\(options.queueDepth)), newest frame shed"), seq: seq, mono: receivedMono)
-                return
+                waitForBacklogRoom(extra: 0)
+                return insert(dropped(job, reason: "queue full (\(options.queueDepth)), newest frame shed"))
             case .dropOldest:
                 let old = queue.removeFirst()
-                waitForBacklogRoomKeepingOrder()
-                insert(dropped(old, reason: "queue full (\(options.queueDepth)), oldest frame shed"), seq: old.seq, mono: old.receivedMono)
+                // The shed frame's result keeps its place: results may exceed the backlog by the queue depth, never more.
+                waitForBacklogRoom(extra: options.queueDepth)
+                insert(dropped(old, reason: "queue full (\(options.queueDepth)), oldest frame shed"))
             case .block:
-                while queue.count >= options.queueDepth && !stopWorkers { condition.wait() }
+                intakeWaiting = true
+                while queue.count >= options.queueDepth && shedReason == nil { condition.wait() }
+                intakeWaiting = false
+                if let shedReason { return insert(dropped(job, reason: shedReason)) }
             }
         }
         queue.append(job)
@@ -129,27 +146,30 @@ public final class FramePipeline: @unchecked Sendable {
         let seq = nextSeq
         nextSeq += 1
         stats.received += 1
-        waitForBacklogRoom()
-        insert(FrameResult(frameId: error.frameId, verdict: .error, error: error, receivedNs: receivedNs), seq: seq, mono: receivedMono)
+        waitForBacklogRoom(extra: 0)
+        pending[seq] = Finished(result: FrameResult(frameId: error.frameId, verdict: .error, error: error, receivedNs: receivedNs),
+                                receivedMono: receivedMono)
+        condition.broadcast()
     }
 
-    private func dropped(_ job: Job, reason: String) -> FrameResult {
-        FrameResult(frameId: job.frame.frameId, verdict: .dropped, error: FrameError(.dropped, reason, frameId: job.frame.frameId),
-                    receivedNs: job.receivedNs)
+    private func dropped(_ job: Job, reason: String) -> (seq: UInt64, Finished) {
+        (job.seq, Finished(result: FrameResult(frameId: job.frame.frameId, verdict: .dropped,
+                                               error: FrameError(.dropped, reason, frameId: job.frame.frameId),
+                                               receivedNs: job.receivedNs),
+                           receivedMono: job.receivedMono))
+    }
+
+    /// Called with the lock held: waits while the backlog is full (the publisher is behind),
+    /// unless frames are being shed at shutdown.
+    private func waitForBacklogRoom(extra: Int) {
+        intakeWaiting = true
+        while pending.count >= options.resultBacklog + extra && shedReason == nil { condition.wait() }
+        intakeWaiting = false
     }
 
     /// Called with the lock held.
-    private func waitForBacklogRoom() {
-        while pending.count >= options.resultBacklog && !stopPublisher { condition.wait() }
-    }
-
-    /// drop_oldest already removed a job: results may exceed the backlog by the queue depth, never more.
-    private func waitForBacklogRoomKeepingOrder() {
-        while pending.count >= options.resultBacklog + options.queueDepth && !stopPublisher { condition.wait() }
-    }
-
-    private func insert(_ result: FrameResult, seq: UInt64, mono: UInt64) {
-        pending[seq] = Pending(result: result, receivedMono: mono)
+    private func insert(_ entry: (seq: UInt64, Finished)) {
+        pending[entry.seq] = entry.1
         condition.broadcast()
     }
 
@@ -158,11 +178,11 @@ public final class FramePipeline: @unchecked Sendable {
     private func workerLoop(_ index: Int) {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopWorkers { condition.wait() }
-            if queue.isEmpty && stopWorkers { condition.unlock(); return }
+            while queue.isEmpty && !workersStopping { condition.wait() }
+            if queue.isEmpty { condition.unlock(); return }
             let job = queue.removeFirst()
             let process = processors[index]
-            busy[index] = (job.seq, monotonicNs(), job)
+            busy[index] = (monotonicNs(), job)
             condition.broadcast()
             condition.unlock()
 
@@ -180,45 +200,42 @@ public final class FramePipeline: @unchecked Sendable {
 
             condition.lock()
             busy[index] = nil
-            if abandoned.remove(job.seq) == nil { insert(result, seq: job.seq, mono: job.receivedMono) }
+            if abandoned.remove(job.seq) == nil { insert((job.seq, Finished(result: result, receivedMono: job.receivedMono))) }
             condition.broadcast()
             condition.unlock()
         }
     }
 
-    // MARK: publisher
+    // MARK: output side (the publisher thread)
 
-    private func publisherLoop() {
+    /// The next finished results in submission order, removed from the backlog; waits until
+    /// the monotonic `deadline` (ns) for one (an empty array when none came). Nil once the
+    /// intake is closed and every result has been taken: the publisher is done.
+    public func takeResults(waitUntil deadline: UInt64) -> [Finished]? {
+        condition.lock(); defer { condition.unlock() }
         while true {
-            condition.lock()
-            publisherHeartbeat = monotonicNs()
-            var ready: [Pending] = []
-            while let p = pending.removeValue(forKey: nextToPublish) {
+            var ready: [Finished] = []
+            while let p = pending.removeValue(forKey: nextToTake) {
                 ready.append(p)
-                nextToPublish += 1
+                nextToTake += 1
             }
-            if ready.isEmpty {
-                if stopPublisher { condition.unlock(); return }
-                _ = condition.wait(until: Date(timeIntervalSinceNow: 0.5))
-                condition.unlock()
-                continue
+            if !ready.isEmpty {
+                condition.broadcast() // backlog room for the receive thread
+                return ready
             }
-            condition.broadcast() // backlog room for the receive thread
-            condition.unlock()
-
-            for p in ready {
-                var r = p.result
-                r.publishedNs = wallClockNs()
-                r.latencyMs = Double(monotonicNs() &- p.receivedMono) / 1e6
-                publish(r)
-                record(r)
-            }
+            if intakeClosed && nextToTake == nextSeq { return nil }
+            let now = monotonicNs()
+            if now >= deadline { return [] }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Double(deadline - now) / 1e9))
         }
     }
 
-    private func record(_ r: FrameResult) {
+    /// Counts a result the publisher is done with: `delivered` = it reached every consumer.
+    public func recordPublished(_ r: FrameResult, delivered: Bool) {
         condition.lock(); defer { condition.unlock() }
         stats.published += 1
+        if !delivered { stats.undelivered += 1 }
+        stats.lastSequence = max(stats.lastSequence, r.sequence ?? 0)
         switch r.verdict {
         case .pass: stats.passed += 1
         case .reject: stats.rejected += 1
@@ -232,7 +249,7 @@ public final class FramePipeline: @unchecked Sendable {
         condition.broadcast()
     }
 
-    // MARK: observation and shutdown
+    // MARK: observation
 
     /// Counters, queue occupancy and latency percentiles now.
     public var snapshot: PipelineStats {
@@ -250,55 +267,62 @@ public final class FramePipeline: @unchecked Sendable {
         return s
     }
 
-    /// The pipeline makes progress: no frame has been in inference longer than `stallTimeout`
-    /// seconds and the publisher thread is alive.
+    /// The workers make progress: no frame has been in inference longer than `stallTimeout` seconds.
     public func isHealthy(stallTimeout: Double, now: UInt64 = monotonicNs()) -> Bool {
         condition.lock(); defer { condition.unlock() }
         let limit = UInt64(stallTimeout * 1e9)
-        if busy.contains(where: { $0.map { now &- $0.since > limit } ?? false }) { return false }
-        return now &- publisherHeartbeat < max(limit, 2_000_000_000)
+        return !busy.contains { $0.map { now &- $0.since > limit } ?? false }
     }
 
-    /// Every submitted frame has been published.
-    public var isIdle: Bool {
-        condition.lock(); defer { condition.unlock() }
-        return queue.isEmpty && busy.allSatisfy { $0 == nil } && pending.isEmpty && nextToPublish == nextSeq
-    }
+    /// The receive side is waiting inside `submit` for room (queue under `block`, or the
+    /// result backlog behind a slow output): it is not stalled, the pipeline holds it.
+    public var isIntakeWaiting: Bool { condition.lock(); defer { condition.unlock() }; return intakeWaiting }
 
-    /// Stops after the receive side has stopped submitting: waits up to `timeout` seconds for
-    /// queued and in-flight frames to be scored and published; on timeout, sheds what is left
-    /// as `dropped` (queued) or gives up on it (in inference, also published as `dropped`).
-    /// Returns whether everything finished in time. Joins the threads that could finish.
+    /// Every submitted frame has its result (none queued or in inference); the publisher may still be sending some.
+    public var isResolved: Bool { condition.lock(); defer { condition.unlock() }; return resolved }
+
+    private var resolved: Bool { queue.isEmpty && busy.allSatisfy { $0 == nil } && !intakeWaiting }
+
+    // MARK: shutdown
+
+    /// Stop, step 1 (after the receive side was told to stop): waits until the monotonic
+    /// `deadline` (ns) for the queued and in-flight frames to be scored. At the deadline
+    /// everything unresolved becomes a `dropped` result: queued frames, a frame the receive
+    /// side is waiting to queue, frames still in inference (their workers are given up:
+    /// their late results are discarded), and every later submission. Returns whether
+    /// everything was scored in time.
     @discardableResult
-    public func drain(timeout: Double) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        condition.lock()
-        while !(queue.isEmpty && busy.allSatisfy { $0 == nil } && pending.isEmpty && nextToPublish == nextSeq) {
-            if !condition.wait(until: deadline) { break }
+    public func drain(until deadline: UInt64) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        while !resolved {
+            let now = monotonicNs()
+            if now >= deadline { break }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: min(Double(deadline - now) / 1e9, 0.05)))
         }
-        let clean = queue.isEmpty && busy.allSatisfy { $0 == nil }
-        if !clean {
-            for job in queue { insert(dropped(job, reason: "shutdown: drain timeout"), seq: job.seq, mono: job.receivedMono) }
-            queue.removeAll()
-            for case let (seq, _, job)? in busy {
-                abandoned.insert(seq)
-                insert(dropped(job, reason: "shutdown: still in inference at the drain timeout"), seq: seq, mono: job.receivedMono)
-            }
+        if resolved { return true }
+        shedReason = "shutdown: drain timeout"
+        for job in queue { insert(dropped(job, reason: "shutdown: drain timeout")) }
+        queue.removeAll()
+        for case let (_, job)? in busy {
+            abandoned.insert(job.seq)
+            insert(dropped(job, reason: "shutdown: still in inference at the drain timeout"))
         }
-        stopWorkers = true
         condition.broadcast()
-        // Let the publisher flush everything that is now contiguous, then stop it.
-        let flushDeadline = Date(timeIntervalSinceNow: 5)
-        while !pending.isEmpty && nextToPublish < nextSeq {
-            if !condition.wait(until: flushDeadline) { break }
-        }
-        stopPublisher = true
-        condition.broadcast()
-        condition.unlock()
-        // Wait (bounded) for the publisher; workers still in inference are abandoned.
-        let joinDeadline = Date(timeIntervalSinceNow: 2)
-        while threads.last.map({ !$0.isFinished }) ?? false && Date() < joinDeadline { usleep(1000) }
-        return clean
+        return false
+    }
+
+    /// Stop, step 2 (the receive side has returned): no more submissions. `takeResults`
+    /// returns nil once every result has been taken.
+    public func closeIntake() {
+        condition.lock(); intakeClosed = true; condition.broadcast(); condition.unlock()
+    }
+
+    /// Stop, step 3: idle workers return; joins them until the monotonic `deadline`.
+    /// Returns how many are still inside a processor (given up at the drain timeout): the
+    /// process must not tear down what they use while they run.
+    public func stopWorkers(joinUntil deadline: UInt64) -> Int {
+        condition.lock(); workersStopping = true; condition.broadcast(); condition.unlock()
+        return workerThreads.filter { !$0.join(until: deadline) }.count
     }
 
     private func percentile(_ sorted: [Double], _ q: Double) -> Double {

@@ -23,6 +23,10 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     }
 
     public enum Pattern: String, Codable, Sendable, CaseIterable { case sub, pull }
+    /// The result socket: `pub` = best effort to any number of subscribers, every result a
+    /// full subscriber refuses counted as undelivered; `push` = lossless to one consumer,
+    /// the daemon waits for it (back-pressure up to the input's overflow policy).
+    public enum OutputPattern: String, Codable, Sendable, CaseIterable { case pub, push }
     public enum Mode: String, Codable, Sendable, CaseIterable { case connect, bind }
 
     public struct Input: Codable, Sendable, Equatable {
@@ -45,13 +49,19 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
 
     public struct Output: Codable, Sendable, Equatable {
         public var endpoint = "tcp://127.0.0.1:5556"
+        public var pattern: OutputPattern = .pub
         public var mode: Mode = .bind
-        /// Topics are `<prefix>.pass|reject|error|dropped`.
+        /// Topics are `<prefix>.pass|reject|error|dropped|heartbeat`.
         public var topicPrefix = "result"
         /// Adds the 224×224 float32 anomaly map as part 2.
         public var publishMaps = false
-        /// ZMQ_SNDHWM of the result socket.
-        public var sendHwm = 1000
+        /// ZMQ_SNDHWM of the result socket: results queued for one subscriber that does not
+        /// read (its memory bound: ~200 KB each with maps, ~0.5 KB without).
+        public var sendHwm = 100
+        /// PUB: milliseconds a full subscriber may hold a result before it counts as undelivered.
+        public var sendTimeoutMs = 100
+        /// Seconds between heartbeats on `<prefix>.heartbeat` (0 = none).
+        public var heartbeatIntervalS = 2.0
         /// ZMQ_LINGER (ms) when the daemon stops: time to flush the last results.
         public var lingerMs = 1000
         public init() {}
@@ -176,7 +186,8 @@ extension ServiceConfig {
     static let schema: [String: [String]] = [
         "model": ["tier", "extractors", "bundle", "batchnorm"],
         "input": ["endpoint", "pattern", "mode", "topic", "max_width", "max_height", "max_coordinate_m", "receive_hwm"],
-        "output": ["endpoint", "mode", "topic_prefix", "publish_maps", "send_hwm", "linger_ms"],
+        "output": ["endpoint", "pattern", "mode", "topic_prefix", "publish_maps", "send_hwm", "send_timeout_ms", "heartbeat_interval_s",
+                   "linger_ms"],
         "pipeline": ["queue_depth", "overflow", "in_flight", "drain_timeout_s"],
         "preprocessing": ["background_removal", "border_width", "ransac_iterations", "ransac_sample_size",
                           "inlier_distance", "plane_distance", "cluster_distance", "seed"],
@@ -400,15 +411,23 @@ extension ServiceConfig.Input {
 
 extension ServiceConfig.Output {
     enum CodingKeys: String, CodingKey {
-        case endpoint, mode, topicPrefix = "topic_prefix", publishMaps = "publish_maps", sendHwm = "send_hwm", lingerMs = "linger_ms"
+        case endpoint, pattern, mode, topicPrefix = "topic_prefix", publishMaps = "publish_maps", sendHwm = "send_hwm",
+             sendTimeoutMs = "send_timeout_ms", heartbeatIntervalS = "heartbeat_interval_s", lingerMs = "linger_ms"
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
         endpoint = try c.endpoint(.endpoint, d.endpoint)
+        pattern = try c.choice(.pattern, d.pattern)
         mode = try c.choice(.mode, d.mode)
         topicPrefix = try c.text(.topicPrefix, d.topicPrefix)
         publishMaps = try c.value(.publishMaps, d.publishMaps)
         sendHwm = try c.int(.sendHwm, d.sendHwm, 1...1_000_000)
+        sendTimeoutMs = try c.int(.sendTimeoutMs, d.sendTimeoutMs, 0...10_000)
+        heartbeatIntervalS = try c.double(.heartbeatIntervalS, d.heartbeatIntervalS, 0...3600)
+        if heartbeatIntervalS > 0 && heartbeatIntervalS < 0.1 {
+            throw DecodingError.dataCorruptedError(forKey: .heartbeatIntervalS, in: c,
+                                                   debugDescription: "\(heartbeatIntervalS) is below 0.1 (0 = no heartbeat)")
+        }
         lingerMs = try c.int(.lingerMs, d.lingerMs, 0...60_000)
     }
 }

@@ -153,7 +153,8 @@ struct Replay: ParsableCommand {
         print("sent \(r["sent"] ?? 0) frames in \(String(format: "%.1f", r["send_seconds"] as? Double ?? 0)) s"
               + " (\(String(format: "%.2f", r["send_fps"] as? Double ?? 0)) frames/s)")
         print("results: " + Verdict.allCases.map { "\($0.rawValue) \(verdicts[$0.rawValue] ?? 0)" }.joined(separator: ", ")
-              + ", missing \(r["missing"] ?? 0), out of order \(r["out_of_order"] ?? 0)")
+              + ", missing \(r["missing"] ?? 0), out of order \(r["out_of_order"] ?? 0)"
+              + "; \(r["heartbeats"] ?? 0) heartbeats, the last counting \(r["daemon_undelivered"] ?? 0) undelivered")
         if let codes = r["error_codes"] as? [String: Int], !codes.isEmpty {
             print("errors: " + codes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
@@ -172,6 +173,8 @@ final class ResultCollector: @unchecked Sendable {
     private var results: [String: (FrameResult, UInt64)] = [:]
     private var order: [String] = []
     private var anonymous: [FrameResult] = []
+    private var heartbeatCount = 0
+    private var lastHeartbeat: Heartbeat?
     private var stopped = false
 
     init(socket: ZMQSocket) { self.socket = socket }
@@ -189,7 +192,12 @@ final class ResultCollector: @unchecked Sendable {
             lock.lock(); let stop = stopped; lock.unlock()
             if stop { return }
             guard (try? socket.pollIn(milliseconds: 50)) == true else { continue }
-            while let parts = try? socket.receive(wait: false), let result = try? FrameCodec.decodeResult(parts) {
+            while let parts = try? socket.receive(wait: false) {
+                if let beat = Heartbeat.decode(parts) {
+                    lock.lock(); heartbeatCount += 1; lastHeartbeat = beat; lock.unlock()
+                    continue
+                }
+                guard let result = try? FrameCodec.decodeResult(parts) else { continue }
                 let now = monotonicNs()
                 lock.lock()
                 if let id = result.frameId, sentAt[id] != nil {
@@ -243,6 +251,7 @@ final class ResultCollector: @unchecked Sendable {
             "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
             "daemon_p50_ms": pct(daemon, 0.5), "daemon_p99_ms": pct(daemon, 0.99),
             "frames": frames,
+            "heartbeats": heartbeatCount, "daemon_undelivered": lastHeartbeat?.undelivered ?? 0,
         ]
     }
 }

@@ -47,9 +47,11 @@ struct Serve: ParsableCommand {
         logger.logLevel = level
         let service = EdgeService(config: settings, configURL: url, logger: logger, factory: DetectorProcessing.makeTrustedProcessors)
         service.installSignalHandlers()
-        do { try service.run() } catch {
+        let outcome: EdgeService.Outcome
+        do { outcome = try service.run() } catch {
             logger.critical("cannot start: \(error)")
             throw error
         }
+        outcome.endProcess()
     }
 }

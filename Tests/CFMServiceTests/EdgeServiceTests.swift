@@ -24,14 +24,28 @@ final class FakeSensor {
 
     func send(_ parts: [[UInt8]]) throws { try push.send(parts) }
 
+    /// Heartbeats seen by `results` so far.
+    private(set) var heartbeats: [Heartbeat] = []
+
+    /// The next `count` results (with their `seq`) within `timeout` s; heartbeats are set apart.
     func results(_ count: Int, timeout: Double = 10) throws -> [FrameResult] {
-        var out: [FrameResult] = []
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while out.count < count && Date() < deadline {
-            if try sub.pollIn(milliseconds: 50), let parts = try sub.receive() { out.append(try FrameCodec.decodeResult(parts)) }
-        }
-        return out
+        try collectResults(from: sub, count, timeout: timeout) { heartbeats.append($0) }
     }
+}
+
+/// Reads up to `count` results from a result-stream socket within `timeout` s; heartbeats
+/// go to `heartbeat`.
+func collectResults(from socket: ZMQSocket, _ count: Int, timeout: Double, heartbeat: (Heartbeat) -> Void = { _ in }) throws -> [FrameResult] {
+    var out: [FrameResult] = []
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while out.count < count && Date() < deadline {
+        guard try socket.pollIn(milliseconds: 50), let parts = try socket.receive() else { continue }
+        if let beat = Heartbeat.decode(parts) { heartbeat(beat); continue }
+        var r = try FrameCodec.decodeResult(parts)
+        r.sequence = resultSequence(parts)
+        out.append(r)
+    }
+    return out
 }
 
 final class Calls: @unchecked Sendable {
@@ -42,19 +56,7 @@ final class Calls: @unchecked Sendable {
 }
 
 final class EdgeServiceTests: XCTestCase {
-    private func makeConfig(_ dir: TempDir) -> ServiceConfig {
-        var c = ServiceConfig()
-        c.input.endpoint = dir.endpoint("in")
-        c.input.pattern = .pull
-        c.input.mode = .bind
-        c.input.maxWidth = 64
-        c.input.maxHeight = 64
-        c.output.endpoint = dir.endpoint("out")
-        c.pipeline.queueDepth = 64
-        c.pipeline.overflow = .block
-        c.logging.journald = .off
-        return c
-    }
+    private func makeConfig(_ dir: TempDir) -> ServiceConfig { serviceTestConfig(dir) }
 
     private func yaml(_ c: ServiceConfig, extra: String = "") -> String {
         """
@@ -66,13 +68,7 @@ final class EdgeServiceTests: XCTestCase {
         """
     }
 
-    private func start(_ service: EdgeService) -> Thread {
-        let t = Thread {
-            do { try service.run() } catch { XCTFail("run: \(error)") }
-        }
-        t.start()
-        return t
-    }
+    private func start(_ service: EdgeService) -> Thread { startService(service).thread }
 
     func testServeOrderErrorsReloadAndDrain() throws {
         let dir = TempDir()
@@ -143,10 +139,16 @@ final class EdgeServiceTests: XCTestCase {
         service.requestReload()
         m = listener.receive(timeout: 5) { $0.contains { $0.hasPrefix("READY=1") } }
         XCTAssertTrue(m.contains { $0.hasPrefix("READY=1") }, "\(m)")
+        // The refusal and its reason are in STATUS= (systemctl status), and stay there while the old config serves.
+        let refusal = try XCTUnwrap(m.first { $0.hasPrefix("READY=1\nSTATUS=reload refused: \(configFile.path):") }, "\(m)")
+        XCTAssertTrue(refusal.contains("unknown key 'model.tierr'") && refusal.contains("(the previous config keeps serving); frames "), refusal)
+        service.requestReload() // the same bad file again: a second refusal, same STATUS=
+        m = listener.receive(timeout: 5) { $0.contains { $0.hasPrefix("READY=1") } }
+        XCTAssertTrue(m.contains { $0.contains("unknown key 'model.tierr'") }, "\(m)")
         try (yaml(config) + "model: {bundle: /broken}\n").write(to: configFile, atomically: true, encoding: .utf8)
         service.requestReload()
         m = listener.receive(timeout: 5) { $0.contains { $0.hasPrefix("READY=1") } }
-        XCTAssertEqual(service.reloads.refused, 2)
+        XCTAssertEqual(service.reloads.refused, 3)
         XCTAssertEqual(service.reloads.applied, 1)
         XCTAssertEqual(service.config.logging.level, "debug")
         try sensor.send(FrameCodec.encode(makeFrame(id: "after-reload-0", width: 8, height: 6)))
@@ -234,6 +236,7 @@ final class EdgeServiceTests: XCTestCase {
         config.input.mode = .connect
         config.input.maxWidth = 4096
         config.input.maxHeight = 4096
+        config.output.heartbeatIntervalS = 0.2
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.002)] }
@@ -250,6 +253,8 @@ final class EdgeServiceTests: XCTestCase {
         client.waitUntilExit()
         XCTAssertEqual(client.terminationStatus, 0, output)
         XCTAssertTrue(output.contains(#""sent": 11, "answered": 11"#), output)
+        XCTAssertTrue(output.contains(#""missed_by_seq": 0"#), output)
+        XCTAssertTrue(output.contains("heartbeat: up "), "the client shows heartbeats: \(output)")
         for code in ["bad_parts", "bad_header", "bad_size", "too_large", "out_of_range"] { XCTAssertTrue(output.contains("error   \(code):"), code) }
         service.requestStop()
         XCTAssertTrue(waitUntil(5) { thread.isFinished })

@@ -3,12 +3,60 @@ import CFMDetector
 import Foundation
 import XCTest
 
-/// Results the publisher hands out, in order.
-final class ResultSink: @unchecked Sendable {
+/// The publisher's output in memory: every message it takes, decoded (results with their
+/// `seq`, heartbeats apart). Refuses nothing: socket behaviour is tested over real ZeroMQ.
+final class MemoryOutput: ResultOutput, @unchecked Sendable {
     private let lock = NSLock()
     private var items: [FrameResult] = []
-    func add(_ r: FrameResult) { lock.lock(); items.append(r); lock.unlock() }
+    private var beats: [Heartbeat] = []
+    private(set) var closed = false
+
+    func offer(_ parts: [[UInt8]], waitMs: Int) throws -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        if let beat = Heartbeat.decode(parts) { beats.append(beat); return true }
+        var r = try FrameCodec.decodeResult(parts)
+        r.sequence = resultSequence(parts)
+        items.append(r)
+        return true
+    }
+
+    func close(lingerMs: Int) { lock.lock(); closed = true; lock.unlock() }
     var results: [FrameResult] { lock.lock(); defer { lock.unlock() }; return items }
+    var heartbeats: [Heartbeat] { lock.lock(); defer { lock.unlock() }; return beats }
+}
+
+/// A pipeline and its publisher writing into memory, stopped like the daemon stops them.
+final class PipelineHarness {
+    let pipeline: FramePipeline
+    let publisher: ResultPublisher
+    let output = MemoryOutput()
+
+    init(_ options: FramePipeline.Options, _ processors: [FramePipeline.Processor], heartbeatIntervalS: Double = 0) {
+        pipeline = FramePipeline(options: options, processors: processors)
+        publisher = ResultPublisher(pipeline: pipeline, output: output, options: .init(heartbeatIntervalS: heartbeatIntervalS))
+        publisher.start()
+        pipeline.start()
+    }
+
+    /// The daemon's stop sequence once the receive side is done: drain (or shed at the
+    /// timeout), close the intake, stop the workers, flush. Returns whether it drained.
+    @discardableResult
+    func stop(drainTimeout: Double) -> (drained: Bool, abandoned: Int) {
+        let drained = pipeline.drain(until: monotonicNs() + UInt64(drainTimeout * 1e9))
+        pipeline.closeIntake()
+        let abandoned = pipeline.stopWorkers(joinUntil: monotonicNs() + 200_000_000)
+        publisher.finish(flushUntil: monotonicNs() + 1_000_000_000)
+        XCTAssertTrue(publisher.join(until: monotonicNs() + 5_000_000_000), "the publisher returns")
+        return (drained, abandoned)
+    }
+
+    var results: [FrameResult] { output.results }
+}
+
+/// The "seq" of a result message (decodeResult leaves it out).
+func resultSequence(_ parts: [[UInt8]]) -> UInt64? {
+    guard parts.count >= 2, let json = try? JSONSerialization.jsonObject(with: Data(parts[1])) as? [String: Any] else { return nil }
+    return (json["seq"] as? NSNumber)?.uint64Value
 }
 
 /// A fake scorer: sleeps, then scores the frame by the number in its id.
@@ -32,15 +80,16 @@ final class FramePipelineTests: XCTestCase {
     }
 
     func testEveryFrameGetsOneResultInOrder() {
-        let sink = ResultSink()
-        let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), processors: [slowScorer(0)], publish: sink.add)
-        p.start()
+        let h = PipelineHarness(.init(queueDepth: 4, overflow: .block), [slowScorer(0)])
+        let p = h.pipeline
         for i in 0..<50 {
             if i % 7 == 3 { p.submitInvalid(FrameError(.badSize, "x", frameId: "f-\(i)")) } else { p.submit(frame("f-\(i)")) }
         }
-        XCTAssertTrue(p.drain(timeout: 5))
-        let r = sink.results
+        XCTAssertTrue(h.stop(drainTimeout: 5).drained)
+        let r = h.results
         XCTAssertEqual(r.map(\.frameId), (0..<50).map { "f-\($0)" })
+        XCTAssertEqual(r.map(\.sequence), (1...50).map { UInt64($0) }, "consecutive publication numbers")
+        XCTAssertTrue(h.output.closed, "the publisher closes its output when it ends")
         for (i, result) in r.enumerated() {
             if i % 7 == 3 {
                 XCTAssertEqual(result.verdict, .error)
@@ -55,21 +104,21 @@ final class FramePipelineTests: XCTestCase {
         let s = p.snapshot
         XCTAssertEqual(s.received, 50)
         XCTAssertEqual(s.published, 50)
+        XCTAssertEqual(s.undelivered, 0)
+        XCTAssertEqual(s.lastSequence, 50)
         XCTAssertEqual(s.errors, 7)
         XCTAssertEqual(s.passed + s.rejected, 43)
         XCTAssertEqual(s.errorCodes, ["bad_size": 7])
     }
 
     func testProcessorErrorsBecomeErrorResults() {
-        let sink = ResultSink()
-        let p = FramePipeline(options: .init(), processors: [slowScorer(0)], publish: sink.add)
-        p.start()
-        p.submit(frame("fail-1"))
-        p.submit(frame("ok-2"))
-        XCTAssertTrue(p.drain(timeout: 5))
-        XCTAssertEqual(sink.results.map(\.verdict), [.error, .pass])
-        XCTAssertEqual(sink.results.first?.error?.code, .tooFewPoints)
-        XCTAssertEqual(sink.results.first?.frameId, "fail-1")
+        let h = PipelineHarness(.init(), [slowScorer(0)])
+        h.pipeline.submit(frame("fail-1"))
+        h.pipeline.submit(frame("ok-2"))
+        XCTAssertTrue(h.stop(drainTimeout: 5).drained)
+        XCTAssertEqual(h.results.map(\.verdict), [.error, .pass])
+        XCTAssertEqual(h.results.first?.error?.code, .tooFewPoints)
+        XCTAssertEqual(h.results.first?.frameId, "fail-1")
     }
 
     /// Overload: 60 frames at once against a 10 ms scorer. Every frame gets exactly one
@@ -79,12 +128,11 @@ final class FramePipelineTests: XCTestCase {
     func testOverloadBlock() { overload(.block) }
 
     private func overload(_ policy: OverflowPolicy) {
-        let sink = ResultSink()
-        let p = FramePipeline(options: .init(queueDepth: 3, overflow: policy), processors: [slowScorer(0.01)], publish: sink.add)
-        p.start()
+        let h = PipelineHarness(.init(queueDepth: 3, overflow: policy), [slowScorer(0.01)])
+        let p = h.pipeline
         for i in 0..<60 { p.submit(frame("f-\(i)")) }
-        XCTAssertTrue(p.drain(timeout: 10))
-        let r = sink.results
+        XCTAssertTrue(h.stop(drainTimeout: 10).drained)
+        let r = h.results
         XCTAssertEqual(r.map(\.frameId), (0..<60).map { "f-\($0)" }, "\(policy)")
         let dropped = r.filter { $0.verdict == .dropped }
         let s = p.snapshot
@@ -105,48 +153,78 @@ final class FramePipelineTests: XCTestCase {
     }
 
     func testSeveralWorkersKeepReceiveOrder() {
-        let sink = ResultSink()
         // Alternating slow and fast workers: results finish out of order, publish in order.
-        let p = FramePipeline(options: .init(queueDepth: 8, overflow: .block, workers: 3),
-                              processors: [slowScorer(0.02), slowScorer(0.001), slowScorer(0.007)], publish: sink.add)
-        p.start()
-        for i in 0..<40 { p.submit(frame("f-\(i)")) }
-        XCTAssertTrue(p.drain(timeout: 10))
-        XCTAssertEqual(sink.results.map(\.frameId), (0..<40).map { "f-\($0)" })
+        let h = PipelineHarness(.init(queueDepth: 8, overflow: .block, workers: 3),
+                                [slowScorer(0.02), slowScorer(0.001), slowScorer(0.007)])
+        for i in 0..<40 { h.pipeline.submit(frame("f-\(i)")) }
+        XCTAssertTrue(h.stop(drainTimeout: 10).drained)
+        XCTAssertEqual(h.results.map(\.frameId), (0..<40).map { "f-\($0)" })
     }
 
     func testStallIsVisibleAndDrainTimeoutShedsTheRest() {
-        let sink = ResultSink()
-        let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), processors: [slowScorer(1.0)], publish: sink.add)
-        p.start()
+        let h = PipelineHarness(.init(queueDepth: 4, overflow: .block), [slowScorer(1.0)])
+        let p = h.pipeline
         for i in 0..<3 { p.submit(frame("f-\(i)")) }
         XCTAssertTrue(waitUntil(2) { p.snapshot.inFlight == 1 })
         usleep(300_000)
         XCTAssertFalse(p.isHealthy(stallTimeout: 0.2), "a frame stuck in inference is a stall")
         XCTAssertTrue(p.isHealthy(stallTimeout: 5))
-        XCTAssertFalse(p.drain(timeout: 0.1))
-        let r = sink.results
+        let stop = h.stop(drainTimeout: 0.1)
+        XCTAssertFalse(stop.drained)
+        XCTAssertEqual(stop.abandoned, 1, "the worker in inference is given up, not joined")
+        let r = h.results
         XCTAssertEqual(r.map(\.frameId), ["f-0", "f-1", "f-2"])
         XCTAssertEqual(r.map(\.verdict), [.dropped, .dropped, .dropped])
+        XCTAssertEqual(r.first?.error?.message, "shutdown: still in inference at the drain timeout")
         usleep(1_000_000) // the abandoned worker finishes; its late result must not be published
-        XCTAssertEqual(sink.results.count, 3)
+        XCTAssertEqual(h.results.count, 3)
+        XCTAssertEqual(p.snapshot.published, 3)
+    }
+
+    /// overflow block: a frame the receive side is waiting to queue when the drain timeout
+    /// expires is answered (dropped) and the receive side is released, never lost.
+    func testFrameWaitingToBeQueuedIsAnsweredAtTheDrainTimeout() {
+        let h = PipelineHarness(.init(queueDepth: 1, overflow: .block), [slowScorer(0.5)])
+        let p = h.pipeline
+        let frames = (0..<3).map { frame("f-\($0)") }
+        let receiver = Thread { for f in frames { p.submit(f) } }
+        receiver.start()
+        XCTAssertTrue(waitUntil(2) { p.isIntakeWaiting && p.snapshot.received == 3 }, "f-2 waits for queue room")
+        let stop = h.stop(drainTimeout: 0.05)
+        XCTAssertFalse(stop.drained)
+        XCTAssertTrue(waitUntil(2) { receiver.isFinished }, "the waiting submit returned")
+        XCTAssertEqual(h.results.map(\.frameId), ["f-0", "f-1", "f-2"])
+        XCTAssertEqual(h.results.map(\.verdict), [.dropped, .dropped, .dropped])
     }
 
     func testIdlePipelineIsHealthy() {
-        let p = FramePipeline(options: .init(), processors: [slowScorer(0)], publish: { _ in })
-        p.start()
-        XCTAssertTrue(p.isHealthy(stallTimeout: 0.1))
-        XCTAssertTrue(p.isIdle)
-        XCTAssertTrue(p.drain(timeout: 1))
+        let h = PipelineHarness(.init(), [slowScorer(0)])
+        XCTAssertTrue(h.pipeline.isHealthy(stallTimeout: 0.1))
+        XCTAssertTrue(h.publisher.isHealthy(stallTimeout: 0.1))
+        XCTAssertTrue(h.pipeline.isResolved)
+        XCTAssertTrue(h.stop(drainTimeout: 1).drained)
+    }
+
+    /// Heartbeats carry the counters and the last sequence number, from the publisher thread.
+    func testHeartbeatsCarryTheCounters() throws {
+        let h = PipelineHarness(.init(queueDepth: 8, overflow: .block), [slowScorer(0)], heartbeatIntervalS: 0.1)
+        for i in 0..<5 { h.pipeline.submit(frame("f-\(i)")) }
+        h.pipeline.submitInvalid(FrameError(.badSize, "x", frameId: "f-5"))
+        XCTAssertTrue(waitUntil(3) { h.output.heartbeats.contains { $0.lastSeq == 6 } })
+        let beat = try XCTUnwrap(h.output.heartbeats.last)
+        XCTAssertEqual([beat.received, beat.published, beat.undelivered, beat.pass + beat.reject, beat.error, beat.dropped], [6, 6, 0, 5, 1, 0])
+        XCTAssertGreaterThan(beat.uptimeS, 0)
+        let json = try XCTUnwrap(String(data: try JSONEncoder().encode(beat), encoding: .utf8))
+        for key in ["\"in_flight\"", "\"uptime_s\"", "\"last_seq\"", "\"undelivered\"", "\"queued\""] { XCTAssertTrue(json.contains(key), key) }
+        XCTAssertEqual(try beat.encode(topicPrefix: "result").first.map { String(decoding: $0, as: UTF8.self) }, "result.heartbeat")
+        h.stop(drainTimeout: 1)
     }
 
     func testLatencyPercentiles() {
-        let sink = ResultSink()
-        let p = FramePipeline(options: .init(queueDepth: 100, overflow: .block), processors: [slowScorer(0.002)], publish: sink.add)
-        p.start()
-        for i in 0..<20 { p.submit(frame("f-\(i)")) }
-        XCTAssertTrue(p.drain(timeout: 5))
-        let s = p.snapshot
+        let h = PipelineHarness(.init(queueDepth: 100, overflow: .block), [slowScorer(0.002)])
+        for i in 0..<20 { h.pipeline.submit(frame("f-\(i)")) }
+        XCTAssertTrue(h.stop(drainTimeout: 5).drained)
+        let s = h.pipeline.snapshot
         XCTAssertGreaterThan(s.p50Ms, 1)
         XCTAssertGreaterThanOrEqual(s.p99Ms, s.p50Ms)
     }

@@ -75,10 +75,16 @@ final class SystemdTests: XCTestCase {
                         "StateDirectory=", "ConfigurationDirectory=cfm", "NoNewPrivileges=yes", "ProtectSystem=strict",
                         "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
                         "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes", "LockPersonality=yes",
-                        "RestrictRealtime=yes", "CapabilityBoundingSet=\n"] {
+                        "RestrictRealtime=yes", "CapabilityBoundingSet=\n", "MemoryMax=", "TasksMax="] {
                 XCTAssertTrue(text.contains(key), "\(unit) lacks \(key)")
             }
             if unit.contains("@") { XCTAssertTrue(text.contains("--config /etc/cfm/%i.yaml")) }
+            // A bad config fails `systemctl reload` before the daemon is signalled.
+            let config = unit.contains("@") ? "/etc/cfm/%i.yaml" : "/etc/cfm/cfm.yaml"
+            let check = text.range(of: "ExecReload=/usr/local/bin/cfm serve --config \(config) --check-config\n")
+            let signal = text.range(of: "ExecReload=/bin/kill -HUP $MAINPID")
+            XCTAssertNotNil(check, "\(unit) validates the config in ExecReload=")
+            XCTAssertLessThan(check?.lowerBound ?? text.endIndex, signal?.lowerBound ?? text.startIndex, "\(unit): check before the signal")
             try text.replacingOccurrences(of: "/usr/local/bin/cfm", with: "/bin/true")
                 .write(toFile: dir.path(name), atomically: true, encoding: .utf8)
         }

@@ -57,6 +57,39 @@ final class ScopedNotifyListener {
     func receive(timeout: Double, until: (([String]) -> Bool)? = nil) -> [String] { listener.receive(timeout: timeout, until: until) }
 }
 
+/// A daemon config on ipc:// endpoints in `dir`: PULL input (bound), PUB output, block overflow.
+func serviceTestConfig(_ dir: TempDir) -> ServiceConfig {
+    var c = ServiceConfig()
+    c.input.endpoint = dir.endpoint("in")
+    c.input.pattern = .pull
+    c.input.mode = .bind
+    c.input.maxWidth = 64
+    c.input.maxHeight = 64
+    c.output.endpoint = dir.endpoint("out")
+    c.pipeline.queueDepth = 64
+    c.pipeline.overflow = .block
+    c.logging.journald = .off
+    return c
+}
+
+/// What `EdgeService.run` returned on its thread.
+final class RunOutcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _value: EdgeService.Outcome?
+    var value: EdgeService.Outcome? { lock.lock(); defer { lock.unlock() }; return _value }
+    func set(_ v: EdgeService.Outcome) { lock.lock(); _value = v; lock.unlock() }
+}
+
+/// Runs `service` on its own thread (as `cfm serve` runs it on the main thread).
+func startService(_ service: EdgeService) -> (thread: Thread, outcome: RunOutcome) {
+    let outcome = RunOutcome()
+    let t = Thread {
+        do { outcome.set(try service.run()) } catch { XCTFail("run: \(error)") }
+    }
+    t.start()
+    return (t, outcome)
+}
+
 func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
     let deadline = Date(timeIntervalSinceNow: timeout)
     while Date() < deadline {
