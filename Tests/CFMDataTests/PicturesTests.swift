@@ -36,12 +36,12 @@ import Testing
     @Test func panelOfALandscapeFrameShowsTheHotSquareBoxed() throws {
         let (rgb, map) = frame(height: 600, width: 800)
         let panel = OverlayPanel.render(rgb: rgb, heights: nil, map: map, score: 4, threshold: 3, title: "line1-7")
-        let f = 3, margin = 3 * f                                             // font scale for 800-pixel tiles
-        #expect(panel.width == 3 * 800 + 4 * margin)
+        let f = 3, margin = 3 * f, gap = 6 * f                                // font scale for 800-pixel tiles
+        #expect(panel.width == 3 * 800 + 2 * margin + 2 * gap)
         let header = BitmapFont.glyphHeight * 2 * f + 4 * f + 2 * margin
         let region = try #require(DefectRegions(map: map, score: 4, threshold: 3,
                                                 grid: SensorMapGrid(sensorHeight: 600, sensorWidth: 800)).regions.first)
-        let heatLeft = margin + 2 * (800 + margin)
+        let heatLeft = margin + 2 * (800 + gap)
         let centre = panel[heatLeft + (region.xMin + region.xMax) / 2, header + (region.yMin + region.yMax) / 2]
         #expect(centre.r > 200 && centre.b < 60, "\(centre)")              // hot inside (4 / 3: orange)
         let far = panel[heatLeft + 50, header + 300]
@@ -53,16 +53,19 @@ import Testing
         #expect(pass[margin + 1, margin + 1] == RGBColour(30, 150, 60))
     }
 
-    @Test func largeFramesAreShownShrunkAndHeightsColoured() {
+    @Test func largeFramesAreShownShrunkAndHeightsColoured() throws {
         let (rgb, map) = frame(height: 2048, width: 2448)
         var metres = [Float](repeating: .nan, count: 2048 * 2448)
         for p in 0..<(1024 * 2448) { metres[p] = 0.01 }                      // top half 10 mm above the plane
         let panel = OverlayPanel.render(rgb: rgb, heights: HeightField(height: 2048, width: 2448, metres: metres),
                                         map: map, score: 4, threshold: 2)
-        let f = 3, margin = 3 * f
-        #expect(panel.width == 3 * 816 + 4 * margin)                        // 2448 / 3
+        if let kept = ProcessInfo.processInfo.environment["CFM_PICTURE_DIR"] {   // for a person to look at
+            try PNGFile.write(panel, to: URL(fileURLWithPath: kept).appendingPathComponent("large-2448x2048.png"))
+        }
+        let f = 3, margin = 3 * f, gap = 6 * f
+        #expect(panel.width == 3 * 816 + 2 * margin + 2 * gap)              // 2448 / 3
         let header = BitmapFont.glyphHeight * 2 * f + 4 * f + 2 * margin
-        let heightLeft = margin + 816 + margin
+        let heightLeft = margin + 816 + gap
         #expect(panel[heightLeft + 400, header + 100] == RGBColour(OverlayPanel.heightColour(1)))   // 10 mm = top of a 10 mm scale
         #expect(panel[heightLeft + 400, header + 600] == OverlayPanel.missing)
         #expect(OverlayPanel.niceCeiling(10) == 10 && OverlayPanel.niceCeiling(10.2) == 20 && OverlayPanel.niceCeiling(0.21) == 0.25)
@@ -107,7 +110,7 @@ import Testing
         let image = plot.render(width: 300, height: 200)
         #expect(image.width == 300 && image.height == 200)
         let text = CurvePlot.verticalText("AB", scale: 1, colour: .black, background: .white)
-        #expect(text.width == 7 && text.height == 11)
+        #expect(text.width == 8 && text.height == 11)
         #expect(CurvePlot.tickLabel(0.1, step: 0.1) == "0.1" && CurvePlot.tickLabel(0.05, step: 0.05) == "0.05")
     }
 

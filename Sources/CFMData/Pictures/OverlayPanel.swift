@@ -38,10 +38,10 @@ public enum OverlayPanel {
         let rgbTile = rgb.downscaled(by: shrink)
         let (th, tw) = (rgbTile.height, rgbTile.width)
         let f = max(2, (tw + 150) / 300)                      // font scale
-        let margin = 3 * f, line = BitmapFont.cellHeight * f
+        let margin = 3 * f, gap = 6 * f, line = BitmapFont.cellHeight * f
         let headerHeight = BitmapFont.glyphHeight * 2 * f + 4 * f + 2 * margin
         let footerHeight = margin + line + 14 * f + margin    // label, bar, tick labels
-        var panel = RGBImage(height: headerHeight + th + footerHeight, width: 3 * tw + 4 * margin, colour: background)
+        var panel = RGBImage(height: headerHeight + th + footerHeight, width: 3 * tw + 2 * margin + 2 * gap, colour: background)
 
         // Header: verdict badge, numbers, title.
         let verdict: (text: String, colour: RGBColour) = threshold.map {
@@ -65,7 +65,7 @@ public enum OverlayPanel {
 
         // Tiles.
         let tileTop = headerHeight
-        let left = (0..<3).map { margin + $0 * (tw + margin) }
+        let left = (0..<3).map { margin + $0 * (tw + gap) }
         panel.paste(rgbTile, x: left[0], y: tileTop)
         let heightScale = heights.map { niceCeiling(1000 * highPercentile($0.metres)) }
         if let heights, let heightScale {
@@ -102,8 +102,7 @@ public enum OverlayPanel {
             legend(on: &panel, x: left[1], y: barTop, width: tw, scale: f, colour: { heightColour($0) },
                    ticks: [(0, "0"), (0.5, format(heightScale / 2)), (1, format(heightScale))])
         }
-        panel.draw("anomaly, score units" + (truth == nil ? "" : "; green: ground truth"), x: left[2], y: labelTop,
-                   scale: f, .white)
+        panel.draw(truth == nil ? "anomaly, score units" : "anomaly; green = truth", x: left[2], y: labelTop, scale: f, .white)
         let legendBase = SIMD3<Float>(repeating: 95)
         legend(on: &panel, x: left[2], y: barTop, width: tw, scale: f,
                colour: { heatColour(base: legendBase, ratio: 2 * $0) },
@@ -121,7 +120,7 @@ public enum OverlayPanel {
     /// yellow → near white at 2 and beyond).
     static func heatColour(base: SIMD3<Float>, ratio: Float) -> SIMD3<Float> {
         guard ratio > 1 else {
-            let cool = SIMD3<Float>(70, 110, 175), alpha = 0.55 * max(0, ratio)
+            let cool = SIMD3<Float>(70, 110, 175), alpha = 0.45 * max(0, ratio)
             return base + (cool - base) * alpha
         }
         let hot = ramp([SIMD3(185, 20, 20), SIMD3(255, 105, 0), SIMD3(255, 205, 0), SIMD3(255, 255, 205)],
@@ -165,7 +164,7 @@ public enum OverlayPanel {
                 let value = top * (1 - fy) + bottom * fy
                 let colour = image[x, y].vector
                 let grey = (colour * SIMD3(0.299, 0.587, 0.114)).sum()
-                let dimmed = 0.3 * colour + SIMD3(repeating: 0.2 * grey)
+                let dimmed = 0.4 * colour + SIMD3(repeating: 0.2 * grey)
                 out[x, y] = RGBColour(heatColour(base: dimmed, ratio: anchor > 0 ? value / anchor : 0))
             }
         }
