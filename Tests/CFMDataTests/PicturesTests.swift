@@ -56,7 +56,7 @@ import Testing
     @Test func largeFramesAreShownShrunkAndHeightsColoured() throws {
         let (rgb, map) = frame(height: 2048, width: 2448)
         var metres = [Float](repeating: .nan, count: 2048 * 2448)
-        for p in 0..<(1024 * 2448) { metres[p] = 0.01 }                      // top half 10 mm above the plane
+        for p in 0..<(1024 * 2448) { metres[p] = 0.015625 }                  // top half 15.625 mm above the plane
         let panel = OverlayPanel.render(rgb: rgb, heights: HeightField(height: 2048, width: 2448, metres: metres),
                                         map: map, score: 4, threshold: 2)
         if let kept = ProcessInfo.processInfo.environment["CFM_PICTURE_DIR"] {   // for a person to look at
@@ -66,9 +66,18 @@ import Testing
         #expect(panel.width == 3 * 816 + 2 * margin + 2 * gap)              // 2448 / 3
         let header = BitmapFont.glyphHeight * 2 * f + 4 * f + 2 * margin
         let heightLeft = margin + 816 + gap
-        #expect(panel[heightLeft + 400, header + 100] == RGBColour(OverlayPanel.heightColour(1)))   // 10 mm = top of a 10 mm scale
+        // A flat part: a range of 1 mm at least, in 0.25 mm steps: [15.5, 15.75], the part halfway.
+        #expect(OverlayPanel.HeightScale(HeightField(height: 2048, width: 2448, metres: metres)) == .init(bottom: 15.5, top: 15.75))
+        #expect(panel[heightLeft + 400, header + 100] == RGBColour(OverlayPanel.heightColour(0.5)))
         #expect(panel[heightLeft + 400, header + 600] == OverlayPanel.missing)
         #expect(OverlayPanel.niceCeiling(10) == 10 && OverlayPanel.niceCeiling(10.2) == 20 && OverlayPanel.niceCeiling(0.21) == 0.25)
+    }
+
+    @Test func heightScaleSpansThePartsReliefInRoundSteps() {
+        // Table at 0, a part from 27.3 to 31.6 mm: steps of niceCeiling(4.3 / 4) = 2 mm → [26, 32].
+        let metres = [Float](repeating: 0, count: 50) + (0..<200).map { 0.0273 + 0.0043 * Float($0) / 199 }
+        #expect(OverlayPanel.HeightScale(HeightField(height: 1, width: 250, metres: metres)) == .init(bottom: 26, top: 32))
+        #expect(OverlayPanel.HeightScale(HeightField(height: 1, width: 2, metres: [0, .nan])) == .init(bottom: 0, top: 1))
     }
 
     @Test func heightsAreMeasuredAlongThePlaneNormal() {

@@ -43,7 +43,7 @@ public struct CurvePlot: Sendable {
         let ink = RGBColour(30, 30, 30), grid = RGBColour(225, 225, 225)
         // Plot area [left, right) × [top, bottom).
         let left = 2 * line + 6 * BitmapFont.cellWidth * f, right = width - 3 * BitmapFont.cellWidth * f
-        let top = 2 * line + f, bottom = height - 3 * line
+        let top = 3 * line, bottom = height - 3 * line
         func px(_ x: Double) -> Int { left + Int(((x - xRange.lowerBound) / (xRange.upperBound - xRange.lowerBound) * Double(right - 1 - left)).rounded()) }
         func py(_ y: Double) -> Int { bottom - 1 - Int(((y - yRange.lowerBound) / (yRange.upperBound - yRange.lowerBound) * Double(bottom - 1 - top)).rounded()) }
 
@@ -72,7 +72,7 @@ public struct CurvePlot: Sendable {
         }
         for marker in markers {
             dashed(&image, from: (px(marker.x), top), to: (px(marker.x), bottom - 1), colour: RGBColour(150, 150, 150))
-            image.draw(marker.label, x: px(marker.x) - BitmapFont.width(of: marker.label, scale: f) / 2, y: top - line,
+            image.draw(marker.label, x: px(marker.x) - BitmapFont.width(of: marker.label, scale: f) / 2, y: top - line + f,
                        scale: f, RGBColour(110, 110, 110))
         }
         for s in series {

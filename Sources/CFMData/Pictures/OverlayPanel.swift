@@ -67,9 +67,9 @@ public enum OverlayPanel {
         let tileTop = headerHeight
         let left = (0..<3).map { margin + $0 * (tw + gap) }
         panel.paste(rgbTile, x: left[0], y: tileTop)
-        let heightScale = heights.map { niceCeiling(1000 * highPercentile($0.metres)) }
+        let heightScale = heights.map { HeightScale($0) }
         if let heights, let heightScale {
-            panel.paste(heightTile(heights, shrink: shrink, tileHeight: th, tileWidth: tw, topMillimetres: heightScale),
+            panel.paste(heightTile(heights, shrink: shrink, tileHeight: th, tileWidth: tw, scale: heightScale),
                         x: left[1], y: tileTop)
         } else {
             let text = "no support plane"
@@ -100,7 +100,8 @@ public enum OverlayPanel {
         if let heightScale {
             panel.draw("height above the plane, mm", x: left[1], y: labelTop, scale: f, .white)
             legend(on: &panel, x: left[1], y: barTop, width: tw, scale: f, colour: { heightColour($0) },
-                   ticks: [(0, "0"), (0.5, format(heightScale / 2)), (1, format(heightScale))])
+                   ticks: [(0, format(heightScale.bottom)), (0.5, format((heightScale.bottom + heightScale.top) / 2)),
+                           (1, format(heightScale.top))])
         }
         panel.draw(truth == nil ? "anomaly, score units" : "anomaly; green = truth", x: left[2], y: labelTop, scale: f, .white)
         let legendBase = SIMD3<Float>(repeating: 95)
@@ -172,9 +173,10 @@ public enum OverlayPanel {
     }
 
     /// The height tile: block means of the measured heights (NaN-free), coloured by
-    /// `heightColour` from 0 to `topMillimetres`; blocks with no measurement are dark grey.
+    /// `heightColour` over `scale`, heights below it (the table) in a darker shade of the ramp's
+    /// start; blocks with no measurement are dark grey.
     private static func heightTile(_ field: HeightField, shrink: Int, tileHeight: Int, tileWidth: Int,
-                                   topMillimetres: Float) -> RGBImage {
+                                   scale: HeightScale) -> RGBImage {
         var out = RGBImage(height: tileHeight, width: tileWidth, colour: missing)
         for ty in 0..<tileHeight {
             for tx in 0..<tileWidth {
@@ -185,7 +187,10 @@ public enum OverlayPanel {
                         count += 1
                     }
                 }
-                if count > 0 { out[tx, ty] = RGBColour(heightColour(1000 * sum / Float(count) / topMillimetres)) }
+                guard count > 0 else { continue }
+                let millimetres = 1000 * sum / Float(count)
+                out[tx, ty] = RGBColour(millimetres < scale.bottom ? 0.5 * heightColour(0)
+                                        : heightColour((millimetres - scale.bottom) / (scale.top - scale.bottom)))
             }
         }
         return out
@@ -229,12 +234,23 @@ public enum OverlayPanel {
         }
     }
 
-    /// The 99.5th percentile of the positive values (a top of the height scale that a few stray
-    /// points do not set); 1 mm when there are none.
-    private static func highPercentile(_ values: [Float]) -> Float {
-        let positive = values.filter { $0 > 0 }.sorted()
-        guard !positive.isEmpty else { return 0.001 }
-        return positive[Int(0.995 * Float(positive.count - 1))]
+    /// The height tile's colour scale in millimetres: from the part's 0.5th to its 99.5th
+    /// height percentile (heights above 1 mm; a few stray points do not set it), widened to whole
+    /// steps of a round size (1, 2, 2.5, 5 × 10ⁿ, a quarter of the range — at least 1 mm — or more), so the relief of
+    /// the part — dents, bumps — uses the whole ramp rather than the table-to-part jump.
+    struct HeightScale: Equatable {
+        var bottom: Float, top: Float
+
+        init(bottom: Float, top: Float) { (self.bottom, self.top) = (bottom, top) }
+
+        init(_ field: HeightField) {
+            let part = field.metres.filter { $0 > 0.001 }.map { 1000 * $0 }.sorted()
+            guard !part.isEmpty else { self.init(bottom: 0, top: 1); return }
+            let low = part[Int(0.005 * Float(part.count - 1))], high = part[Int(0.995 * Float(part.count - 1))]
+            let step = niceCeiling(max(high - low, 1) / 4)
+            let bottom = (low / step).rounded(.down) * step
+            self.init(bottom: bottom, top: max(bottom + step, (high / step).rounded(.up) * step))
+        }
     }
 
     /// The smallest of 1, 2, 2.5, 5 × 10ⁿ at least `value` (> 0).

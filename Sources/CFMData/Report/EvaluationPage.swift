@@ -56,10 +56,9 @@ public struct EvaluationPage: Sendable {
         let rates = self.rates
         let roc = ROCCurve(scores: scores, labels: labels)
         if let roc {
-            var plot = CurvePlot(title: "ROC of the image scores", xLabel: "false-positive rate (good parts rejected)",
-                                 yLabel: "true-positive rate (defects rejected)", xRange: 0...1, yRange: 0...1,
-                                 xTicks: stride(from: 0, through: 1, by: 0.2).map { $0 },
-                                 yTicks: stride(from: 0, through: 1, by: 0.2).map { $0 },
+            var plot = CurvePlot(title: "ROC of the image scores", xLabel: "good parts rejected (FPR)",
+                                 yLabel: "defective parts rejected (TPR)", xRange: 0...1, yRange: 0...1,
+                                 xTicks: (0...5).map { Double($0) / 5 }, yTicks: (0...5).map { Double($0) / 5 },
                                  series: [.init(name: overall.imageAUROC.map { String(format: "I-AUROC %.3f", $0) } ?? "",
                                                 x: roc.fpr, y: roc.tpr, colour: RGBColour(30, 90, 200))])
             plot.diagonal = true
@@ -70,10 +69,9 @@ public struct EvaluationPage: Sendable {
             try PNGFile.write(plot.render(), to: directory.appendingPathComponent(Self.rocFile))
         }
         if let pro {
-            var plot = CurvePlot(title: "PRO: per-region overlap", xLabel: "false-positive rate (good pixels)",
-                                 yLabel: "per-region overlap", xRange: 0...0.3, yRange: 0...1,
-                                 xTicks: stride(from: 0, through: 0.3, by: 0.05).map { $0 },
-                                 yTicks: stride(from: 0, through: 1, by: 0.2).map { $0 },
+            var plot = CurvePlot(title: "PRO up to 30 % false-positive pixels", xLabel: "good pixels called anomalous (FPR)",
+                                 yLabel: "per-region overlap (PRO)", xRange: 0...0.3, yRange: 0...1,
+                                 xTicks: (0...6).map { Double($0) / 20 }, yTicks: (0...5).map { Double($0) / 5 },
                                  series: [.init(name: overall.auPRO.first.flatMap { $0 }.map { String(format: "AUPRO@30%% %.3f", $0) } ?? "",
                                                 x: pro.fpr, y: pro.pro, colour: RGBColour(20, 150, 90))])
             plot.markers = [(0.01, "1%"), (0.05, "5%"), (0.1, "10%")]
@@ -97,7 +95,7 @@ public struct EvaluationPage: Sendable {
             .rates { display: flex; gap: 32px; align-items: flex-start; flex-wrap: wrap; }
             .big { font-size: 26px; font-weight: 600; } .ok { color: #1e8c3c; } .bad { color: #c82323; }
             .curves img { width: 480px; margin-right: 16px; border: 1px solid #ddd; }
-            .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 12px; }
+            .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(600px, 1fr)); gap: 12px; }
             .card { background: #fff; border: 1px solid #ccc; border-left: 6px solid #999; padding: 6px; }
             .card img { width: 100%; display: block; } .card div { margin-top: 4px; }
             .card.pass { border-left-color: #1e8c3c; } .card.reject { border-left-color: #c82323; }
@@ -148,7 +146,7 @@ public struct EvaluationPage: Sendable {
         for defect in order {
             let group = groups[defect]!.sorted { $0.score > $1.score }
             let rejected = threshold.map { t in group.filter { $0.score > t }.count }
-            page += "<h2>\(escape(defect)): \(group.count) samples" + (rejected.map { ", \($0) rejected" } ?? "") + "</h2>\n<div class=\"grid\">\n"
+            page += "<h2>\(escape(defect)): \(group.count) sample\(group.count == 1 ? "" : "s")" + (rejected.map { ", \($0) rejected" } ?? "") + "</h2>\n<div class=\"grid\">\n"
             for sample in group {
                 let reject = threshold.map { sample.score > $0 }
                 let mistake = reject.map { $0 != sample.anomalous } ?? false
