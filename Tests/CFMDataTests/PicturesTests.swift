@@ -51,6 +51,11 @@ import Testing
         #expect(panel[margin + 400, header + 300] == RGBColour(128, 128, 128))  // the RGB tile untouched
         let pass = OverlayPanel.render(rgb: rgb, heights: nil, map: map, score: 4, threshold: 4)
         #expect(pass[margin + 1, margin + 1] == RGBColour(30, 150, 60))
+        // Uncalibrated: grey badge, colours anchored at half the score (the square hot), no box.
+        let uncalibrated = OverlayPanel.render(rgb: rgb, heights: nil, map: map, score: 4, threshold: nil)
+        #expect(uncalibrated[margin + 1, margin + 1] == RGBColour(110, 110, 110))
+        #expect(uncalibrated[heatLeft + (region.xMin + region.xMax) / 2, header + (region.yMin + region.yMax) / 2].r > 200)
+        #expect(uncalibrated[heatLeft + region.xMin - 1, header + region.yMin + 2] != .white)
     }
 
     @Test func largeFramesAreShownShrunkAndHeightsColoured() throws {
