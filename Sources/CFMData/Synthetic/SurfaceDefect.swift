@@ -2,14 +2,14 @@ import CFMTensor
 import Foundation
 
 /// Where a defect lies on a part, in the part's frame (metres).
-enum DefectRegion: Sendable {
+enum DefectFootprint: Sendable {
     /// A disc whose radius wobbles with the angle (stains, dents, bumps).
     case blob(center: SIMD2<Float>, radius: Float, wobble: [SIMD2<Float>])
     /// A thick line segment (scratches, grooves, printed marks).
     case stroke(from: SIMD2<Float>, to: SIMD2<Float>, halfWidth: Float)
 
     /// A disc of `radius` with a random irregular outline.
-    static func randomBlob(center: SIMD2<Float>, radius: Float, using random: inout SeededRandom) -> DefectRegion {
+    static func randomBlob(center: SIMD2<Float>, radius: Float, using random: inout SeededRandom) -> DefectFootprint {
         .blob(center: center, radius: radius, wobble: (0..<3).map { _ in SIMD2(random.uniform(0, 0.12), random.angle()) })
     }
 
@@ -41,7 +41,7 @@ enum DefectRegion: Sendable {
 /// One defect: a region of the part whose height and/or colour departs from the nominal part.
 /// Regions with neither (crossmodal defects, which change the part itself) only mark the ground truth.
 struct SurfaceDefect: Sendable {
-    var region: DefectRegion
+    var region: DefectFootprint
     /// Height change at the core (metres): negative for dents and grooves, positive for bumps.
     var relief: Float = 0
     /// Colour painted over the region, and how opaque it is.
@@ -96,7 +96,7 @@ extension SurfaceDefect {
     }
 
     /// A stroke of random direction and length 15–30 mm centred on `site`.
-    private static func randomStroke(at site: SIMD2<Float>, halfWidth: Float, using random: inout SeededRandom) -> DefectRegion {
+    private static func randomStroke(at site: SIMD2<Float>, halfWidth: Float, using random: inout SeededRandom) -> DefectFootprint {
         let half = rotated(SIMD2(random.uniform(0.0075, 0.015), 0), by: random.angle())
         return .stroke(from: site - half, to: site + half, halfWidth: halfWidth)
     }

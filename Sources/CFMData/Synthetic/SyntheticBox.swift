@@ -82,7 +82,7 @@ struct SyntheticBox: SyntheticPart {
     func specular(at p: SIMD2<Float>) -> Float { 0.03 }
 
     /// The red logo printed onto a button (a curved area).
-    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectRegion {
+    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectFootprint {
         let i = random.integer(0...(buttons.count - 1))
         logoOnButton = i
         return .blob(center: buttons[i], radius: 0.9 * buttonRadius, wobble: [])

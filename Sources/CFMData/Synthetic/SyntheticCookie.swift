@@ -87,7 +87,7 @@ struct SyntheticCookie: SyntheticPart {
     func specular(at p: SIMD2<Float>) -> Float { 0 }
 
     /// A chip that is raised but not dark, or dark but flat.
-    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectRegion {
+    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectFootprint {
         let i = random.integer(0...(chips.count - 1))
         if random.uniform() < 0.5 { chips[i].isDark = false } else { chips[i].relief = 0 }
         return .blob(center: chips[i].center, radius: chips[i].radius, wobble: [])

@@ -14,8 +14,8 @@ struct SyntheticGland: SyntheticPart {
     let holeRadius: Float = 0.0035, holeDepth: Float = 0.004
     let grain: ValueNoise
     /// White marks on the hex face, and any misprinted onto the dome (crossmodal defect).
-    let faceMarks: [DefectRegion]
-    var domeMarks: [DefectRegion] = []
+    let faceMarks: [DefectFootprint]
+    var domeMarks: [DefectFootprint] = []
 
     var collarRadius: Float { 0.6 * hexRadius }
     var domeRadius: Float { 0.5 * hexRadius }
@@ -27,7 +27,7 @@ struct SyntheticGland: SyntheticPart {
         domeHeight = random.uniform(0.014, 0.018)
         grain = ValueNoise(seed: random.next())
         // A tick at the middle of every face (the flat sides face ±v) and a legend beside one of them.
-        var marks = (0..<6).map { k -> DefectRegion in
+        var marks = (0..<6).map { k -> DefectFootprint in
             let direction = rotated(SIMD2(0, 1), by: Float(k) * .pi / 3)
             return .stroke(from: direction * 0.67 * hexRadius, to: direction * 0.79 * hexRadius, halfWidth: 0.0008)
         }
@@ -78,10 +78,10 @@ struct SyntheticGland: SyntheticPart {
     func specular(at p: SIMD2<Float>) -> Float { length(p) < collarRadius ? 0.35 : 0.05 }
 
     /// A white tick printed onto the dome (a curved area).
-    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectRegion {
+    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectFootprint {
         let center = rotated(SIMD2(domeRadius * (0.3 + 0.45 * random.uniform().squareRoot()), 0), by: random.angle())
         let along = rotated(SIMD2(0.005, 0), by: random.angle())
-        let mark = DefectRegion.stroke(from: center - along, to: center + along, halfWidth: 0.0008)
+        let mark = DefectFootprint.stroke(from: center - along, to: center + along, halfWidth: 0.0008)
         domeMarks.append(mark)
         return mark
     }

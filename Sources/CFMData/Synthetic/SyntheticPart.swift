@@ -22,7 +22,7 @@ protocol SyntheticPart: Sendable {
     static var yawRange: ClosedRange<Float> { get }
     /// Breaks the part's pairing of geometry and texture in one place, so that each modality alone
     /// still looks nominal; returns where.
-    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectRegion
+    mutating func addCrossmodalDefect(using random: inout SeededRandom) -> DefectFootprint
 }
 
 /// A part with surface defects applied: what the renderer sees.
