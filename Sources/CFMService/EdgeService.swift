@@ -316,12 +316,19 @@ public final class EdgeService: @unchecked Sendable {
         return (refused.map { "reload refused: \($0) (the previous config keeps serving); " } ?? "")
             + String(format: "frames %d, %.2f fps, pass %d, reject %d, error %d, dropped %d, undelivered %d, p50 %.0f ms, p99 %.0f ms",
                      s.published, fps, s.passed, s.rejected, s.errors, s.dropped, s.undelivered, s.p50Ms, s.p99Ms)
+            + refusedPeers
+    }
+
+    /// CURVE handshakes the ZAP handler refused (unknown or malformed client keys), when CURVE is on.
+    private var refusedPeers: String {
+        guard let security, security.handler != nil else { return "" }
+        return ", refused peers \(security.refusedHandshakes)"
     }
 
     func summary(_ s: PipelineStats) -> String {
         "received \(s.received), published \(s.published), undelivered \(s.undelivered), pass \(s.passed), reject \(s.rejected), error \(s.errors)"
             + (s.errorCodes.isEmpty ? "" : " (" + s.errorCodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
-            + ", dropped \(s.dropped), p50 \(String(format: "%.1f", s.p50Ms)) ms, p99 \(String(format: "%.1f", s.p99Ms)) ms"
+            + ", dropped \(s.dropped), p50 \(String(format: "%.1f", s.p50Ms)) ms, p99 \(String(format: "%.1f", s.p99Ms)) ms" + refusedPeers
     }
 
     /// Rejects at NOTICE, errors at WARNING (at most `errors_per_minute`), the rest at DEBUG;
