@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries (Debian packages; see README). Each is a module map + shim header.
@@ -36,10 +38,12 @@ let package = Package(
         // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
         .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
         // The edge daemon's parts: YAML config, wire protocol v1, ZeroMQ sockets, the bounded
-        // pipeline, sd_notify and the journald log handler.
+        // pipeline, sd_notify, the journald log handler and the Prometheus exposition.
         .target(name: "CFMService", dependencies: [
             "CFMDetector", "CFMData", "CFMModels", "CFMTensor", "CZeroMQ", "CSystemd", "Yams",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The command line.
         .executableTarget(

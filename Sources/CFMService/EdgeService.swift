@@ -50,6 +50,8 @@ public final class EdgeService: @unchecked Sendable {
     private var pipeline: FramePipeline?
     /// The sockets' security (CURVE keys, the ZAP handler and its refusal count), once running.
     public private(set) var security: SocketSecurity?
+    /// The Prometheus scrape endpoint's bound address (`metrics.listen`), once running.
+    public private(set) var metricsAddress: ListenAddress?
     /// Results refused by the output in a row (publisher thread only): logged when it starts and ends.
     private var undeliveredRun = 0
 
@@ -131,6 +133,7 @@ public final class EdgeService: @unchecked Sendable {
             throw ServiceSetupError("sockets: \(error)")
         }
 
+        let metrics = settings.metrics.listen == nil ? nil : ServiceMetrics()
         let pipeline = FramePipeline(
             options: .init(queueDepth: settings.pipeline.queueDepth, overflow: settings.pipeline.overflow, workers: settings.pipeline.inFlight),
             processors: processors)
@@ -138,13 +141,18 @@ public final class EdgeService: @unchecked Sendable {
             pipeline: pipeline, output: output,
             options: .init(pattern: settings.output.pattern, topicPrefix: settings.output.topicPrefix, includeMaps: settings.output.publishMaps,
                            sendTimeoutMs: settings.output.sendTimeoutMs, heartbeatIntervalS: settings.output.heartbeatIntervalS),
-            startedMono: started, observer: { [self] result, delivered in logResult(result, delivered: delivered) })
+            startedMono: started, observer: { [self] result, delivered in
+                metrics?.observe(result, delivered: delivered)
+                logResult(result, delivered: delivered)
+            })
         self.pipeline = pipeline
+        let metricsServer = try metrics.map { try serveMetrics($0, pipeline: pipeline, security: security) }
         let limits = FrameCodec.Limits(config.input)
         let receiver = ServiceThread(name: "cfm-receive") { [self] in receiveLoop(input, pipeline: pipeline, limits: limits) }
         publisher.start()
         pipeline.start()
         receiver.start()
+        metricsServer?.start()
 
         let watchdogInterval = settings.watchdog.enabled ? notifier.watchdogInterval : nil
         let banner = "cfm serving: \(settings.input.pattern.rawValue) \(settings.input.mode.rawValue) \(inputEndpoint ?? "") → "
@@ -152,15 +160,30 @@ public final class EdgeService: @unchecked Sendable {
             + "queue \(settings.pipeline.queueDepth) \(settings.pipeline.overflow.rawValue), "
             + "ready in \(String(format: "%.1f", Double(monotonicNs() - started) / 1e9)) s"
             + (watchdogInterval.map { String(format: ", watchdog %.1f s", $0) } ?? "")
-        logger.info("\(banner)", metadata: ["cfm_tier": "\(settings.model.tier.rawValue)"])
+        logger.info("\(banner)", metadata: LifecycleEvent.ready.metadata.merging(["cfm_tier": "\(settings.model.tier.rawValue)"]) { $1 })
         notifier.ready(status: statusLine(pipeline.snapshot, fps: 0))
 
         supervise(pipeline, publisher: publisher, watchdogInterval: watchdogInterval)
-        return stop(receiver: receiver, pipeline: pipeline, publisher: publisher)
+        return stop(receiver: receiver, pipeline: pipeline, publisher: publisher, metricsServer: metricsServer)
     }
 
-    /// The stop sequence, in the reverse order of the start (see the type's comment).
-    private func stop(receiver: ServiceThread, pipeline: FramePipeline, publisher: ResultPublisher) -> Outcome {
+    /// The scrape endpoint that `metrics.listen` names, bound (not yet started): a taken port fails the start.
+    private func serveMetrics(_ metrics: ServiceMetrics, pipeline: FramePipeline, security: SocketSecurity) throws -> MetricsServer {
+        do {
+            let server = try MetricsServer(address: try ListenAddress(config.metrics.listen ?? "")) { [self] in
+                metrics.exposition(.init(stats: pipeline.snapshot, reloads: reloads,
+                                         refusedPeers: security.handler != nil ? security.refusedHandshakes : nil, config: config))
+            }
+            metricsAddress = server.address
+            return server
+        } catch {
+            throw ServiceSetupError("metrics: \(error)")
+        }
+    }
+
+    /// The stop sequence, in the reverse order of the start (see the type's comment); the
+    /// scrape endpoint last, so the drain can be watched.
+    private func stop(receiver: ServiceThread, pipeline: FramePipeline, publisher: ResultPublisher, metricsServer: MetricsServer?) -> Outcome {
         notifier.stopping(status: "draining")
         let settings = config
         let deadline = monotonicNs() + UInt64(settings.pipeline.drainTimeoutS * 1e9)
@@ -179,10 +202,12 @@ public final class EdgeService: @unchecked Sendable {
         let abandoned = pipeline.stopWorkers(joinUntil: monotonicNs() + 200_000_000)
         publisher.finish(flushUntil: monotonicNs() + UInt64(settings.output.lingerMs) * 1_000_000)
         publisher.join()
+        metricsServer?.stop()
         let after = pipeline.snapshot
         let forced = drained ? "" : " (drain timeout: the rest published as dropped"
             + (abandoned > 0 ? ", \(abandoned) worker(s) given up in inference)" : ")")
-        logger.info("cfm stopped: drained \(after.published - before.published) frames\(forced); \(summary(after))")
+        logger.info("cfm stopped: drained \(after.published - before.published) frames\(forced); \(summary(after))",
+                    metadata: LifecycleEvent.stopped.metadata)
         return Outcome(drained: drained, abandonedWorkers: abandoned, stats: after)
     }
 
@@ -300,11 +325,12 @@ public final class EdgeService: @unchecked Sendable {
             refusedReload = nil
             stateLock.unlock()
             let note = restartOnly.isEmpty ? "" : "; changes to \(restartOnly.joined(separator: ", ")) need a restart and were not applied"
-            logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier.rawValue), bundle \(fresh.model.bundle)\(note)")
+            logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier.rawValue), bundle \(fresh.model.bundle)\(note)",
+                          metadata: LifecycleEvent.reloadApplied.metadata)
         } catch {
             let reason = "\(error)".replacingOccurrences(of: "\n", with: " ")
             stateLock.lock(); _reloads.refused += 1; refusedReload = reason; stateLock.unlock()
-            logger.error("reload refused, the previous config and model keep serving: \(reason)")
+            logger.error("reload refused, the previous config and model keep serving: \(reason)", metadata: LifecycleEvent.reloadRefused.metadata)
         }
     }
 
@@ -331,7 +357,7 @@ public final class EdgeService: @unchecked Sendable {
             + ", dropped \(s.dropped), p50 \(String(format: "%.1f", s.p50Ms)) ms, p99 \(String(format: "%.1f", s.p99Ms)) ms" + refusedPeers
     }
 
-    /// Rejects at NOTICE, errors at WARNING (at most `errors_per_minute`), the rest at DEBUG;
+    /// Rejects at NOTICE, passes at INFO when `logging.log_passes`, errors at WARNING (at most `errors_per_minute`), the rest at DEBUG;
     /// a run of results the output refused at WARNING when it starts and NOTICE when it ends.
     /// Called on the publisher thread.
     private func logResult(_ r: FrameResult, delivered: Bool) {
@@ -351,6 +377,9 @@ public final class EdgeService: @unchecked Sendable {
         case .reject where config.logging.logRejects:
             logger.notice("reject \(r.frameId ?? "") score \(String(format: "%.4f", r.score ?? 0)) > \(String(format: "%.4f", r.threshold ?? 0))",
                           metadata: metadata)
+        case .pass where config.logging.logPasses:
+            logger.info("pass \(r.frameId ?? "") score \(String(format: "%.4f", r.score ?? 0)) <= \(String(format: "%.4f", r.threshold ?? 0))",
+                        metadata: metadata)
         case .error, .dropped:
             metadata["error_code"] = "\(r.error?.code.rawValue ?? "")"
             logLock.lock()

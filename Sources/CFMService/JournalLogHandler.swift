@@ -16,10 +16,31 @@ public enum LogDestination: Sendable {
     }
 }
 
+/// The daemon's lifecycle events, each with a fixed 128-bit journal MESSAGE_ID (32 lower-case
+/// hex digits, as journald writes them), so `journalctl MESSAGE_ID=<id>` finds every ready,
+/// reload and stop of the service whatever the message text says. README "Monitoring" lists them.
+public enum LifecycleEvent: String, CaseIterable, Sendable {
+    /// Serving: sockets bound, model loaded (READY=1).
+    case ready = "c34064aecdc9418bb5344e8cd14b5850"
+    /// A reload (SIGHUP) was applied: the new config and model serve.
+    case reloadApplied = "8ce3d980128945d98ece5565fcfa3418"
+    /// A reload was refused: the previous config and model keep serving.
+    case reloadRefused = "1193bc269dea404fb458512bf764fcf9"
+    /// The service stopped: drained and every thread joined.
+    case stopped = "6e03480f5a114da698af031f14b4f352"
+
+    public var messageId: String { rawValue }
+
+    /// Metadata that tags a log record with this event: the handler writes it as the
+    /// MESSAGE_ID journal field (and `message_id=` on stderr).
+    public var metadata: Logger.Metadata { ["message_id": "\(rawValue)"] }
+}
+
 /// A swift-log handler writing structured journal entries through `sd_journal_sendv`:
 /// MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE/CODE_LINE/CODE_FUNC, and each metadata
-/// key as an upper-case field (`frame_id` → FRAME_ID, `verdict` → VERDICT, …). Plain
-/// `LEVEL message key=value` lines on stderr when the destination is stderr.
+/// key as an upper-case field (`frame_id` → FRAME_ID, `verdict` → VERDICT, `message_id` →
+/// MESSAGE_ID, …). On stderr, `TIME LEVEL message key=value` lines, the time in ISO 8601
+/// UTC with milliseconds (the journal stamps its entries itself).
 ///
 /// Log text often carries what a peer sent (frame ids, error messages): on both paths the
 /// message and every metadata key and value go through `WireText.escaped`, so each record is
@@ -106,10 +127,21 @@ public struct JournalLogHandler: LogHandler {
         }
     }
 
-    /// `LEVEL message key=value …` and one newline.
-    public func stderrLine(_ event: LogEvent) -> String {
+    /// `2026-01-31T12:34:56.789Z LEVEL message key=value …` and one newline; `date` = when it was logged.
+    public func stderrLine(_ event: LogEvent, at date: Date = Date()) -> String {
         let (message, metadata) = record(event)
-        return "\(event.level.rawValue.uppercased()) \(message)" + metadata.map { " \($0.key)=\($0.value)" }.joined() + "\n"
+        return "\(Self.timestamp(date)) \(event.level.rawValue.uppercased()) \(message)"
+            + metadata.map { " \($0.key)=\($0.value)" }.joined() + "\n"
+    }
+
+    /// ISO 8601 in UTC with milliseconds: `2026-01-31T12:34:56.789Z`.
+    public static func timestamp(_ date: Date) -> String {
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(ms.quotientAndRemainder(dividingBy: 1000).quotient - (ms < 0 && ms % 1000 != 0 ? 1 : 0))
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(t.tm_year) + 1900, Int(t.tm_mon) + 1, Int(t.tm_mday),
+                      Int(t.tm_hour), Int(t.tm_min), Int(t.tm_sec), Int((ms % 1000 + 1000) % 1000))
     }
 
     /// `sd_journal_sendv` with one iovec per field.

@@ -107,6 +107,8 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public var errorsPerMinute = 20
         /// Log each reject at NOTICE.
         public var logRejects = true
+        /// Log each pass at INFO (one line per frame: for commissioning and audits).
+        public var logPasses = false
         public init() {}
     }
 
@@ -117,6 +119,13 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public var stallTimeoutS = 30.0
         /// STATUS= refresh period.
         public var statusIntervalS = 5.0
+        public init() {}
+    }
+
+    /// The Prometheus scrape endpoint (README "Monitoring").
+    public struct Metrics: Codable, Sendable, Equatable {
+        /// `host:port` serving `GET /metrics` over HTTP; nil = no endpoint.
+        public var listen: String? = nil
         public init() {}
     }
 
@@ -140,6 +149,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var logging = Logging()
     public var watchdog = Watchdog()
     public var security = Security()
+    public var metrics = Metrics()
 
     public init() {}
 
@@ -192,9 +202,10 @@ extension ServiceConfig {
         "preprocessing": ["background_removal", "border_width", "ransac_iterations", "ransac_sample_size",
                           "inlier_distance", "plane_distance", "cluster_distance", "seed"],
         "decision": ["threshold"],
-        "logging": ["level", "journald", "summary_interval_s", "errors_per_minute", "log_rejects"],
+        "logging": ["level", "journald", "summary_interval_s", "errors_per_minute", "log_rejects", "log_passes"],
         "watchdog": ["enabled", "stall_timeout_s", "status_interval_s"],
         "security": ["curve", "secret_key", "authorized_keys"],
+        "metrics": ["listen"],
     ]
 
     /// Reads and validates `url`.
@@ -363,7 +374,7 @@ private extension KeyedDecodingContainer {
 }
 
 extension ServiceConfig {
-    enum CodingKeys: String, CodingKey { case model, input, output, pipeline, preprocessing, decision, logging, watchdog, security }
+    enum CodingKeys: String, CodingKey { case model, input, output, pipeline, preprocessing, decision, logging, watchdog, security, metrics }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -376,6 +387,7 @@ extension ServiceConfig {
         logging = try c.value(.logging, Logging())
         watchdog = try c.value(.watchdog, Watchdog())
         security = try c.value(.security, Security())
+        metrics = try c.value(.metrics, Metrics())
     }
 }
 
@@ -477,7 +489,8 @@ extension ServiceConfig.Decision {
 
 extension ServiceConfig.Logging {
     enum CodingKeys: String, CodingKey {
-        case level, journald, summaryIntervalS = "summary_interval_s", errorsPerMinute = "errors_per_minute", logRejects = "log_rejects"
+        case level, journald, summaryIntervalS = "summary_interval_s", errorsPerMinute = "errors_per_minute", logRejects = "log_rejects",
+             logPasses = "log_passes"
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
@@ -491,6 +504,7 @@ extension ServiceConfig.Logging {
         summaryIntervalS = try c.double(.summaryIntervalS, d.summaryIntervalS, 0...86_400)
         errorsPerMinute = try c.int(.errorsPerMinute, d.errorsPerMinute, 0...1_000_000)
         logRejects = try c.value(.logRejects, d.logRejects)
+        logPasses = try c.value(.logPasses, d.logPasses)
     }
 }
 
@@ -513,6 +527,19 @@ extension ServiceConfig.Security {
         authorizedKeys = try c.text(.authorizedKeys, d.authorizedKeys, nonEmpty: false)
         for (key, value) in [(CodingKeys.secretKey, secretKey), (.authorizedKeys, authorizedKeys)] where curve && value.isEmpty {
             throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be set when security.curve is true")
+        }
+    }
+}
+
+extension ServiceConfig.Metrics {
+    enum CodingKeys: String, CodingKey { case listen }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        listen = try c.decodeIfPresent(String.self, forKey: .listen)
+        if let listen {
+            do { _ = try ListenAddress(listen) } catch {
+                throw DecodingError.dataCorruptedError(forKey: .listen, in: c, debugDescription: "\(error)")
+            }
         }
     }
 }
