@@ -160,6 +160,7 @@ public final class EdgeService: @unchecked Sendable {
             + "queue \(settings.pipeline.queueDepth) \(settings.pipeline.overflow.rawValue), "
             + "ready in \(String(format: "%.1f", Double(monotonicNs() - started) / 1e9)) s"
             + (watchdogInterval.map { String(format: ", watchdog %.1f s", $0) } ?? "")
+            + (metricsAddress.map { ", metrics http://\($0)/metrics" } ?? "")
         logger.info("\(banner)", metadata: LifecycleEvent.ready.metadata.merging(["cfm_tier": "\(settings.model.tier.rawValue)"]) { $1 })
         notifier.ready(status: statusLine(pipeline.snapshot, fps: 0))
 
@@ -316,6 +317,7 @@ public final class EdgeService: @unchecked Sendable {
             if fresh.output != config.output { restartOnly.append("output"); fresh.output = config.output }
             if fresh.pipeline != config.pipeline { restartOnly.append("pipeline"); fresh.pipeline = config.pipeline }
             if fresh.security != config.security { restartOnly.append("security"); fresh.security = config.security }
+            if fresh.metrics != config.metrics { restartOnly.append("metrics"); fresh.metrics = config.metrics }
             let processors = try factory(fresh)
             pipeline.replaceProcessors(processors)
             stateLock.lock()
