@@ -5,11 +5,13 @@ import Logging
 
 /// `cfm serve`: sockets, the pipeline, systemd notifications, signals, reload and drain.
 ///
-/// Four small services, each on its own thread(s), composed by `run()`:
+/// Four small services, each on its own thread(s), composed by `run()` (five with metrics):
 /// - the receiver owns the input socket (a `zmq_poll` loop that decodes and submits frames);
 /// - the pipeline's workers score (`FramePipeline`);
 /// - the publisher owns the output socket: results in order, heartbeats (`ResultPublisher`);
-/// - the supervisor, the thread calling `run()`: watchdog, STATUS=, summaries, reload, stop.
+/// - the supervisor, the thread calling `run()`: watchdog, STATUS=, summaries, reload, stop;
+/// - with `metrics.listen`, the scrape endpoint (`MetricsServer`), counting each result in the
+///   publisher's observer (`ServiceMetrics`): started last, joined last.
 ///
 /// Start order: publisher, workers, receiver (consumers before producers). Stop order, the
 /// reverse: the receiver stops reading and is joined (its thread closes its socket), every
@@ -359,8 +361,8 @@ public final class EdgeService: @unchecked Sendable {
             + ", dropped \(s.dropped), p50 \(String(format: "%.1f", s.p50Ms)) ms, p99 \(String(format: "%.1f", s.p99Ms)) ms" + refusedPeers
     }
 
-    /// Rejects at NOTICE, passes at INFO when `logging.log_passes`, errors at WARNING (at most `errors_per_minute`), the rest at DEBUG;
-    /// a run of results the output refused at WARNING when it starts and NOTICE when it ends.
+    /// Rejects at NOTICE, passes at INFO when `logging.log_passes`, errors at WARNING (at most
+    /// `errors_per_minute`), the rest at DEBUG; a run of results the output refused at WARNING when it starts and NOTICE when it ends.
     /// Called on the publisher thread.
     private func logResult(_ r: FrameResult, delivered: Bool) {
         if !delivered && undeliveredRun == 0 {
