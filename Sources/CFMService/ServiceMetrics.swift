@@ -52,7 +52,8 @@ public final class ServiceMetrics: @unchecked Sendable {
     /// Created at the first scrape that knows CURVE is on: absent from the exposition without CURVE.
     private var refusedPeers: Counter?
     private let queueDepth: Gauge, queueCapacity: Gauge, inFlight: Gauge, threshold: Gauge
-    private let passQuantileGauges: [Gauge]
+    /// Created at the first scrape after a pass: no series (rather than a made-up 0) before.
+    private var passQuantileGauges: [Gauge] = []
     private var modelInfo: (labels: [String], gauge: Gauge)?
 
     /// Shared between the two feeds.
@@ -85,9 +86,6 @@ public final class ServiceMetrics: @unchecked Sendable {
         queueCapacity = Gauge(label: "cfm_queue_capacity", factory: factory)
         inFlight = Gauge(label: "cfm_frames_in_flight", factory: factory)
         threshold = Gauge(label: "cfm_threshold", factory: factory)
-        passQuantileGauges = Self.passQuantiles.map {
-            Gauge(label: "cfm_pass_score_recent", dimensions: [("quantile", "\($0)")], factory: factory)
-        }
         Gauge(label: "cfm_start_time_seconds", factory: factory).record(startedWall)
     }
 
@@ -106,16 +104,19 @@ public final class ServiceMetrics: @unchecked Sendable {
             }()
             timer.recordNanoseconds(Int64(stage.ms * 1e6))
         }
-        if let t = r.threshold, t.isFinite { threshold.record(Double(t)) }
+        if let t = r.threshold, t.isFinite { threshold.record(Self.decimal(t)) }
         lock.lock()
         if let tier = r.tier, let model = r.model { lastModel = (tier, model) }
         if r.verdict == .pass, let score = r.score, score.isFinite {
-            recentPasses[passCount % recentPasses.count] = Double(score)
+            recentPasses[passCount % recentPasses.count] = Self.decimal(score)
             passCount += 1
             if let t = r.threshold, t > 0 { passScoreRatio.record(Double(score / t)) }
         }
         lock.unlock()
     }
+
+    /// A score as results and logs print it (1.3691728, not the binary expansion 1.3691728115081787).
+    static func decimal(_ score: Float) -> Double { Double("\(score)") ?? Double(score) }
 
     /// The text exposition (format 0.0.4) after bringing the scrape-time metrics up to `now`.
     public func exposition(_ now: Snapshot) -> [UInt8] {
@@ -133,7 +134,12 @@ public final class ServiceMetrics: @unchecked Sendable {
         queueCapacity.record(now.config.pipeline.queueDepth)
         inFlight.record(now.stats.inFlight)
         let window = recentPasses.prefix(min(passCount, recentPasses.count)).sorted()
-        for (gauge, q) in zip(passQuantileGauges, Self.passQuantiles) where !window.isEmpty {
+        if !window.isEmpty && passQuantileGauges.isEmpty {
+            passQuantileGauges = Self.passQuantiles.map {
+                Gauge(label: "cfm_pass_score_recent", dimensions: [("quantile", "\($0)")], factory: factory)
+            }
+        }
+        for (gauge, q) in zip(passQuantileGauges, Self.passQuantiles) {
             gauge.record(window[min(window.count - 1, Int((q * Double(window.count - 1)).rounded()))])
         }
         // The model in force: a reload changes its labels, so the old series goes away.

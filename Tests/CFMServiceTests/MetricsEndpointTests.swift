@@ -156,6 +156,8 @@ final class MetricsEndpointTests: XCTestCase {
         var config = ServiceConfig()
         config.model.bundle = "/models/a"
         var stats = PipelineStats()
+        let before = String(decoding: metrics.exposition(.init(stats: stats, reloads: (0, 0), refusedPeers: nil, config: config)), as: UTF8.self)
+        XCTAssertFalse(before.contains("cfm_pass_score_recent"), "no pass yet: no quantiles")
         stats.received = 3
         metrics.observe(FrameResult(frameId: "p", verdict: .pass, score: 1.5, threshold: 2, tier: "small", model: "m-a"), delivered: false)
         var text = String(decoding: metrics.exposition(.init(stats: stats, reloads: (0, 1), refusedPeers: 2, config: config)), as: UTF8.self)
@@ -170,17 +172,16 @@ final class MetricsEndpointTests: XCTestCase {
         // A reload applied a new bundle whose frames name another model: one model_info series, the new one.
         config.model.bundle = "/models/b"
         stats.received = 10
-        metrics.observe(FrameResult(frameId: "r", verdict: .reject, score: 5, threshold: 4, tier: "small", model: "m-b"), delivered: true)
+        metrics.observe(FrameResult(frameId: "r", verdict: .reject, score: 5, threshold: 1.3691728, tier: "small", model: "m-b"), delivered: true)
         text = String(decoding: metrics.exposition(.init(stats: stats, reloads: (1, 1), refusedPeers: 5, config: config)), as: UTF8.self)
         XCTAssertEqual(sample(text, "cfm_frames_received_total"), 10)
         XCTAssertEqual(sample(text, #"cfm_reloads_total{outcome="applied"}"#), 1)
         XCTAssertEqual(sample(text, #"cfm_reloads_total{outcome="refused"}"#), 1)
         XCTAssertEqual(sample(text, "cfm_curve_refused_peers_total"), 5)
-        XCTAssertEqual(sample(text, "cfm_threshold"), 4)
+        XCTAssertEqual(sample(text, "cfm_threshold"), 1.3691728, "the Float as results print it")
         XCTAssertEqual(text.split(separator: "\n").filter { $0.hasPrefix("cfm_model_info{") }.count, 1, text)
         XCTAssertEqual(sample(text, #"cfm_model_info{tier="small",model="m-b",bundle="/models/b"}"#), 1, text)
         XCTAssertEqual(sample(text, #"cfm_pass_score_recent{quantile="0.5"}"#), 1.5)
-        try? text.write(toFile: NSTemporaryDirectory() + "cfm-metrics-sample.txt", atomically: true, encoding: .utf8)
     }
 
     func testListenAddresses() throws {
