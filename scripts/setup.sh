@@ -5,7 +5,7 @@ set -euo pipefail
 
 # python3-zmq + numpy: the independent protocol client in the end-to-end test; systemd: systemd-analyze verify of the units.
 PACKAGES=(libzmq3-dev libopenblas-dev libyaml-dev libsystemd-dev libpng-dev libtiff-dev pkg-config python3 python3-yaml
-          python3-zmq python3-numpy systemd)
+          python3-zmq python3-numpy systemd curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
