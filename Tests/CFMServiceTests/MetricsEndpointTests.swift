@@ -131,13 +131,13 @@ final class MetricsEndpointTests: XCTestCase {
         defer { server.stop() }
         let url = "http://\(server.address)/metrics"
 
+        // The silent client stays connected throughout: without the request timeout the server
+        // would wait on it forever and curl would give up (--max-time 5, status 0).
         let silent = try connectedSocket(server.address.port)
         defer { close(silent) }
-        let started = Date()
         let scrape = try curl(url)
         XCTAssertEqual(scrape.status, 200)
         XCTAssertEqual(sample(scrape.body, "cfm_up"), 1)
-        XCTAssertLessThan(Date().timeIntervalSince(started), 3, "the silent client held the server past its request timeout")
         XCTAssertTrue(try response(silent).hasPrefix("HTTP/1.1 408 "))
 
         let flood = try connectedSocket(server.address.port)
