@@ -1,3 +1,4 @@
+import CFMJobs
 import Foundation
 
 /// Progress of a long job on stderr: a redrawn bar on a terminal, plain lines otherwise
@@ -21,6 +22,15 @@ struct Progress {
             if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
         } else {
             FileHandle.standardError.write(Data("\(title) \(done)/\(total) \(status) \(timing)\n".utf8))
+        }
+    }
+
+    /// A job's progress handler: one display per phase, started at the phase's first report.
+    static func display() -> ProgressHandler {
+        var current: Progress?
+        return { step in
+            if current?.title != step.phase || current?.total != step.total { current = Progress(step.phase, total: step.total) }
+            current?.update(step.done, step.status)
         }
     }
 }

@@ -22,14 +22,17 @@ struct Serve: ParsableCommand {
             for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
                 throw CommandFailure("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
             }
-            // A bundle with a manifest is checked (tier, checksums); bare mapper files need decision.threshold.
-            let manifest = FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path)
-                ? try ModelBundle.manifest(at: bundle, tier: settings.model.tier, extractors: extractors) : nil
+            // A bundle with a manifest is checked (checksums, tier, BatchNorm, preprocessing); bare mapper
+            // files need model.tier and decision.threshold.
+            let manifest = try ModelBundle.hasManifest(bundle) ? ModelBundle.manifest(at: bundle, extractors: extractors) : nil
+            try manifest?.require(tier: settings.model.tier, batchnorm: settings.model.batchnorm, bundle: bundle)
+            guard let tier = manifest?.tier ?? settings.model.tier else { throw DetectorSetupError.noTier(model: bundle.path) }
+            _ = try DetectorProcessing.preprocessing(config: settings, manifest: manifest)
             for file in [BundleFile.rgbToXYZ, BundleFile.xyzToRGB] where !FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path) {
                 throw CommandFailure("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
             }
             let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
-            print("\(config ?? "<defaults>"): OK (tier \(settings.model.tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
+            print("\(config ?? "<defaults>"): OK (tier \(tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
                   + (settings.decision.threshold == nil ? " from calibration" : " from the config") + ")")
             return
         }
