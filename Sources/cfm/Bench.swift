@@ -71,10 +71,11 @@ struct BenchReport {
     let medianMs: Double
     let foregroundPoints: Int, validPixels: Int
 
-    /// `tier` nil: the bundle's.
+    /// `tier` nil: the bundle's (small for bare mapper files).
     static func measure(tier: Tier?, frames: Int, extractors: URL, model: URL,
                         sensor: (rgb: RGBImage, cloud: Tensor)) throws -> BenchReport {
-        let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier ?? (ModelBundle.hasManifest(model) ? nil : .small))
+        let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
+        let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier)
         let preprocessor = detector.weights.preprocessor
         var samples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?
