@@ -5,10 +5,10 @@ import Foundation
 /// (journald, CI logs, pipes).
 struct Progress {
     let title: String, total: Int
-    private let start = Date()
+    private let start: Date
     private let interactive = isatty(STDERR_FILENO) != 0
 
-    init(_ title: String, total: Int) { (self.title, self.total) = (title, total) }
+    init(_ title: String, total: Int, start: Date = Date()) { (self.title, self.total, self.start) = (title, total, start) }
 
     /// Reports `done` of `total` with a short status text.
     func update(_ done: Int, _ status: String) {
@@ -25,12 +25,16 @@ struct Progress {
         }
     }
 
-    /// A job's progress handler: one display per phase, started at the phase's first report.
+    /// A job's progress handler: one display per phase, timed from the end of the previous
+    /// phase (or from now, for the first).
     static func display() -> ProgressHandler {
-        var current: Progress?
+        var current: Progress?, lastReport = Date()
         return { step in
-            if current?.title != step.phase || current?.total != step.total { current = Progress(step.phase, total: step.total) }
+            if current?.title != step.phase || current?.total != step.total {
+                current = Progress(step.phase, total: step.total, start: lastReport)
+            }
             current?.update(step.done, step.status)
+            lastReport = Date()
         }
     }
 }
