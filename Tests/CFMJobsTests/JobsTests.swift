@@ -12,8 +12,9 @@ import Testing
 /// holding only what the tiny tier reads (block 0 of each extractor), made once per run.
 private enum Fixture {
     static let directory: URL = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfm-jobs-test-\(getpid())")
+        let dir = path()
         try? FileManager.default.removeItem(at: dir)
+        atexit { try? FileManager.default.removeItem(at: Fixture.path()) }
         do {
             _ = try SyntheticDataset.generate(.init(size: 128, seed: 5, classes: [.cookie], trainCount: 3, validationCount: 2,
                                                     testCountPerType: 1), to: dir.appendingPathComponent("data"))
@@ -35,6 +36,8 @@ private enum Fixture {
         }
         return dir
     }()
+    /// This process's fixture directory.
+    static func path() -> URL { FileManager.default.temporaryDirectory.appendingPathComponent("cfm-jobs-test-\(getpid())") }
     static var data: URL { directory.appendingPathComponent("data/cookie") }
     static var extractors: URL { directory.appendingPathComponent("extractors") }
 }
