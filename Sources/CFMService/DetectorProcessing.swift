@@ -37,6 +37,23 @@ public enum DetectorProcessing {
         return manifest.preprocessOptions
     }
 
+    /// Checks the model a config names without loading the weights (`cfm serve --check-config`):
+    /// the files exist; a bundle's checksums match and its tier, BatchNorm mode and preprocessing
+    /// agree with the config (bare mapper files need model.tier); there is a threshold.
+    public static func check(_ config: ServiceConfig) throws -> (tier: Tier, threshold: Float) {
+        let bundle = URL(fileURLWithPath: config.model.bundle), extractors = URL(fileURLWithPath: config.model.extractors)
+        let files = [ExtractorFile.vit, ExtractorFile.pointMAE].map { (extractors.appendingPathComponent($0), "model.extractors") }
+            + [BundleFile.rgbToXYZ, BundleFile.xyzToRGB].map { (bundle.appendingPathComponent($0), "model.bundle") }
+        for (file, key) in files where !FileManager.default.fileExists(atPath: file.path) {
+            throw ServiceSetupError("\(file.path): no such file (\(key))")
+        }
+        let manifest = try ModelBundle.hasManifest(bundle) ? ModelBundle.manifest(at: bundle, extractors: extractors) : nil
+        try manifest?.require(tier: config.model.tier, batchnorm: config.model.batchnorm, bundle: bundle)
+        guard let tier = manifest?.tier ?? config.model.tier else { throw DetectorSetupError.noTier(model: bundle.path) }
+        _ = try preprocessing(config: config, manifest: manifest)
+        return (tier, try threshold(config: config, manifest: manifest))
+    }
+
     /// One processing function per worker. The weights (extractors pruned to the bundle's
     /// tier, mappers, manifest) are loaded and checksummed once and shared by every worker;
     /// each worker owns only its detector's workspaces (a detector serves one caller at a

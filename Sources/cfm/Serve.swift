@@ -18,20 +18,7 @@ struct Serve: ParsableCommand {
         let url = config.map { URL(fileURLWithPath: $0) }
         let settings = try url.map(ServiceConfig.load) ?? ServiceConfig()
         if checkConfig {
-            let bundle = URL(fileURLWithPath: settings.model.bundle), extractors = URL(fileURLWithPath: settings.model.extractors)
-            for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
-                throw CommandFailure("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
-            }
-            // A bundle with a manifest is checked (checksums, tier, BatchNorm, preprocessing); bare mapper
-            // files need model.tier and decision.threshold.
-            let manifest = try ModelBundle.hasManifest(bundle) ? ModelBundle.manifest(at: bundle, extractors: extractors) : nil
-            try manifest?.require(tier: settings.model.tier, batchnorm: settings.model.batchnorm, bundle: bundle)
-            guard let tier = manifest?.tier ?? settings.model.tier else { throw DetectorSetupError.noTier(model: bundle.path) }
-            _ = try DetectorProcessing.preprocessing(config: settings, manifest: manifest)
-            for file in [BundleFile.rgbToXYZ, BundleFile.xyzToRGB] where !FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path) {
-                throw CommandFailure("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
-            }
-            let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
+            let (tier, threshold) = try DetectorProcessing.check(settings)
             print("\(config ?? "<defaults>"): OK (tier \(tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
                   + (settings.decision.threshold == nil ? " from calibration" : " from the config") + ")")
             return
