@@ -110,8 +110,8 @@ public final class EdgeService: @unchecked Sendable {
         receiver.start()
 
         let watchdogInterval = config.watchdog.enabled ? notifier.watchdogInterval : nil
-        let banner = "cfm serving: \(config.input.pattern.rawValue) \(config.input.mode.rawValue) \(inputEndpoint ?? "") → pub \(outputEndpoint ?? ""), tier \(config.model.tier?.rawValue ?? "of the bundle"), queue \(config.pipeline.queueDepth) \(config.pipeline.overflow.rawValue), ready in \(String(format: "%.1f", Double(monotonicNs() - started) / 1e9)) s" + (watchdogInterval.map { String(format: ", watchdog %.1f s", $0) } ?? "")
-        logger.info("\(banner)", metadata: ["cfm_tier": "\(config.model.tier?.rawValue ?? "of the bundle")"])
+        let banner = "cfm serving: \(config.input.pattern.rawValue) \(config.input.mode.rawValue) \(inputEndpoint ?? "") → pub \(outputEndpoint ?? ""), tier \(config.model.tier?.rawValue ?? "from the bundle's manifest"), queue \(config.pipeline.queueDepth) \(config.pipeline.overflow.rawValue), ready in \(String(format: "%.1f", Double(monotonicNs() - started) / 1e9)) s" + (watchdogInterval.map { String(format: ", watchdog %.1f s", $0) } ?? "")
+        logger.info("\(banner)", metadata: config.model.tier.map { ["cfm_tier": "\($0.rawValue)"] } ?? [:])
         notifier.ready(status: statusLine(pipeline.snapshot, fps: 0))
 
         supervise(pipeline, watchdogInterval: watchdogInterval)
@@ -238,7 +238,7 @@ public final class EdgeService: @unchecked Sendable {
             _reloads.applied += 1
             stateLock.unlock()
             let note = restartOnly.isEmpty ? "" : "; changes to \(restartOnly.joined(separator: ", ")) need a restart and were not applied"
-            logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier?.rawValue ?? "of the bundle"), bundle \(fresh.model.bundle)\(note)")
+            logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier?.rawValue ?? "from the bundle's manifest"), bundle \(fresh.model.bundle)\(note)")
         } catch {
             stateLock.lock(); _reloads.refused += 1; stateLock.unlock()
             logger.error("reload refused, the previous config and model keep serving: \(error)")
