@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries (Debian packages; see README). Each is a module map + shim header.
@@ -34,9 +35,14 @@ let package = Package(
         // PNG/TIFF IO, the MVTec 3D-AD layout reader and the synthetic dataset generator.
         .target(name: "CFMData", dependencies: ["CFMTensor", "CLibPNG", "CLibTIFF"]),
         // Frame → map, score and verdict: preprocessing, alignment, crossmodal scoring, the detector.
-        .target(name: "CFMDetector", dependencies: ["CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "Yams"]),
+        .target(name: "CFMDetector", dependencies: [
+            "CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "Yams", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
         .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
+        // The offline workflows as library jobs with typed options and results: training,
+        // calibration, evaluation (the command line parses, calls one and prints).
+        .target(name: "CFMJobs", dependencies: ["CFMTraining", "CFMDetector", "CFMData", "CFMModels", "CFMTensor"]),
         // The edge daemon's parts: YAML config, wire protocol v1, ZeroMQ sockets, the bounded
         // pipeline, sd_notify, the journald log handler and the Prometheus exposition.
         .target(name: "CFMService", dependencies: [
@@ -49,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "CFMService", "Yams",
+                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "CFMJobs", "CFMService", "Yams",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -64,5 +70,7 @@ let package = Package(
         .testTarget(name: "CFMServiceTests", dependencies: ["CFMService", "CFMDetector", "CFMData", "CFMTensor", "CSystemd", "CZeroMQ",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
+        .testTarget(name: "CFMJobsTests", dependencies: ["CFMJobs", "CFMTraining", "CFMDetector", "CFMData", "CFMModels", "CFMTensor",
+                                                         "CFMTestSupport"]),
     ]
 )

@@ -49,7 +49,24 @@ for f in model/manifest.yaml eval/metrics.json eval/scores.json baseline/metrics
 done
 grep -q "threshold:" model/manifest.yaml || { echo "FAIL calibrate: no threshold in the manifest"; failures=$((failures + 1)); }
 grep -q '"scorer" : "baseline"' baseline/metrics.json || { echo "FAIL eval --baseline: not marked as the baseline"; failures=$((failures + 1)); }
+for key in "background_removal: true" "aggregation: product" "checksum: sha256:"; do
+    grep -q "$key" model/manifest.yaml || { echo "FAIL train: no '$key' in the manifest"; failures=$((failures + 1)); }
+done
 echo "ok   train --shots 5 → calibrate → eval, and eval --baseline"
+
+# The bundle sets tier and preprocessing: infer needs no --tier; serve refuses a config that differs.
+"$CFM" infer --rgb data/cookie/test/good/rgb/000.png --xyz data/cookie/test/good/xyz/000.tiff --extractors ext \
+    --model model --out infer > /dev/null 2> /dev/null
+[ -s infer/result.json ] && grep -q '"tier" : "tiny"' infer/result.json \
+    || { echo "FAIL infer without --tier: no tiny result.json"; failures=$((failures + 1)); }
+printf 'model: {extractors: ext, bundle: model}\n' > serve-ok.yaml
+"$CFM" serve --config serve-ok.yaml --check-config > /dev/null || { echo "FAIL serve --check-config of the bundle"; failures=$((failures + 1)); }
+printf 'model: {extractors: ext, bundle: model}\npreprocessing: {seed: 5}\n' > serve-skew.yaml
+refused "serve preprocessing skew" "preprocessing.seed is 5, but the bundle was trained with 0" \
+    "$CFM" serve --config serve-skew.yaml --check-config
+printf 'model: {tier: full, extractors: ext, bundle: model}\n' > serve-tier.yaml
+refused "serve tier skew" "trained for tier tiny, but tier full" "$CFM" serve --config serve-tier.yaml --check-config
+echo "ok   infer without --tier, serve --check-config against the bundle"
 
 # Datasets: empty, mislabelled (an RGB image without its point cloud), too few shots.
 mkdir -p empty/cookie/train/good/rgb empty/cookie/train/good/xyz
@@ -81,6 +98,7 @@ refused "corrupt mapper" "corrupt or replaced" "$CFM" eval --data data/cookie --
 refused "not a bundle" "not a model bundle" "$CFM" eval --data data/cookie --extractors ext --model ext --out eval-nobundle
 refused "calibration rate" "cannot support a false-reject rate of 0.01" \
     "$CFM" calibrate --data data/cookie --model model --extractors ext
+grep -q "^calibrate [0-9]" stderr && { echo "FAIL calibration rate: samples were scored before the refusal"; failures=$((failures + 1)); }
 absent "refused bundles" eval-other infer-tier eval-corrupt eval-nobundle
 
 if [ "$failures" -gt 0 ]; then echo "$failures CLI check(s) failed"; exit 1; fi

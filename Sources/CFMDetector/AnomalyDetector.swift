@@ -35,7 +35,7 @@ public struct FrameFeatures: Sendable {
 public struct Detection: Sendable {
     /// ψ2D and ψ3D [S, S] before smoothing (0 on masked pixels).
     public var psi2d: Tensor, psi3d: Tensor
-    /// The anomaly map [S, S] after smoothing: ψ2D · ψ3D for the crossmodal method.
+    /// The anomaly map [S, S] after smoothing: ψ2D · ψ3D for the crossmodal method (`ScoringDefinition`).
     public var anomalyMap: Tensor
     /// max(map) / √(mean of its non-zero values).
     public var score: Float
@@ -43,32 +43,85 @@ public struct Detection: Sendable {
     public var validPixels: Int
 }
 
-/// Owns the extractors (pruned to a tier) and the crossmodal mappers, and turns a
-/// preprocessed frame into features, an anomaly map and a score, with per-stage timings.
-///
-/// Reusable across frames without reallocating its large buffers. Not thread-safe: one
-/// caller at a time (the service runs it on one queue).
-public final class AnomalyDetector {
+/// How ψ2D and ψ3D become the anomaly map and the image score; recorded in the manifest.
+public struct ScoringDefinition: Codable, Sendable, Equatable {
+    /// How the two disagreement maps combine per pixel, before smoothing.
+    public enum Aggregation: String, Codable, Sendable, CaseIterable {
+        /// ψ2D · ψ3D: a pixel is anomalous when both directions disagree.
+        case product
+    }
+
+    /// How the smoothed map becomes one score.
+    public enum ImageScore: String, Codable, Sendable, CaseIterable {
+        /// max(map) / √(mean of its non-zero values) (`AnomalyScoring.imageScore`).
+        case maxOverRootMean = "max_over_sqrt_mean"
+    }
+
+    public var aggregation: Aggregation = .product
+    public var imageScore: ImageScore = .maxOverRootMean
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey { case aggregation, imageScore = "image_score" }
+}
+
+/// Everything a detector reads and never changes: the extractors pruned to a tier, the
+/// mappers, the manifest and what it fixes (preprocessing, scoring). Loaded once per process
+/// and shared by every inference worker (the tensors are copy-on-write buffers that no one
+/// writes, so each `AnomalyDetector` made from it adds only its workspaces).
+public struct DetectorWeights: Sendable {
     public let tier: Tier
     public let vit: VisionTransformer
     public let pointMAE: PointMAE
     /// Absent when only features are wanted (`cfm extract` without a model).
     public let scorer: CrossmodalScorer?
-    /// The model bundle's manifest (threshold, provenance), when the mappers came with one.
+    /// The model bundle's manifest, when the mappers came with one.
     public let manifest: ModelManifest?
-    private var vitWorkspace: VisionTransformer.Workspace
-    private var pointWorkspace: PointMAE.Workspace
+    /// What frames are preprocessed with: the manifest's, else the defaults.
+    public let preprocessing: PreprocessOptions
+    /// How the map and the score are formed: the manifest's, else the only definition.
+    public let scoring: ScoringDefinition
 
-    public init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?,
-                manifest: ModelManifest? = nil) {
+    public init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?, manifest: ModelManifest? = nil) {
         if let scorer {
             precondition(scorer.rgbDim == vit.config.dim && scorer.xyzDim == pointMAE.featureDim,
                          "mapper dimensions do not fit the extractors")
         }
         (self.tier, self.vit, self.pointMAE, self.scorer, self.manifest) = (tier, vit, pointMAE, scorer, manifest)
-        vitWorkspace = vit.makeWorkspace()
-        pointWorkspace = pointMAE.makeWorkspace()
+        preprocessing = manifest?.preprocessOptions ?? PreprocessOptions()
+        scoring = manifest?.scoringDefinition ?? ScoringDefinition()
     }
+
+    /// The preprocessor of frames this detector scores.
+    public var preprocessor: Preprocessor { Preprocessor(options: preprocessing) }
+}
+
+/// One inference worker: shared `DetectorWeights` and its own workspaces. Turns a
+/// preprocessed frame into features, an anomaly map and a score, with per-stage timings.
+///
+/// Reusable across frames without reallocating its large buffers. Not thread-safe: one
+/// caller at a time (each service worker owns one).
+public final class AnomalyDetector {
+    public let weights: DetectorWeights
+    private var vitWorkspace: VisionTransformer.Workspace
+    private var pointWorkspace: PointMAE.Workspace
+
+    public init(weights: DetectorWeights) {
+        self.weights = weights
+        vitWorkspace = weights.vit.makeWorkspace()
+        pointWorkspace = weights.pointMAE.makeWorkspace()
+    }
+
+    public convenience init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?,
+                            manifest: ModelManifest? = nil) {
+        self.init(weights: DetectorWeights(tier: tier, vit: vit, pointMAE: pointMAE, scorer: scorer, manifest: manifest))
+    }
+
+    public var tier: Tier { weights.tier }
+    public var vit: VisionTransformer { weights.vit }
+    public var pointMAE: PointMAE { weights.pointMAE }
+    public var scorer: CrossmodalScorer? { weights.scorer }
+    public var manifest: ModelManifest? { weights.manifest }
 
     /// Side of the square model input (224).
     public var inputSize: Int { vit.config.imageSize }
@@ -115,10 +168,14 @@ public final class AnomalyDetector {
             scorer.disagreement(rgbTokens: features.rgbTokens, rgb: rgb, pointFeatures: features.pointFeatures, xyz: xyz)
         }
         return times.measure("score") {
-            let psi = Tensor(shape: psi2d.shape, scalars: zip(psi2d.scalars, psi3d.scalars).map(*))
+            let psi = switch weights.scoring.aggregation {
+            case .product: Tensor(shape: psi2d.shape, scalars: zip(psi2d.scalars, psi3d.scalars).map(*))
+            }
             let map = AnomalyScoring.smooth(psi, size: inputSize)
-            return Detection(psi2d: psi2d, psi3d: psi3d, anomalyMap: map, score: AnomalyScoring.imageScore(map),
-                             validPixels: xyz.pixels.count)
+            let score = switch weights.scoring.imageScore {
+            case .maxOverRootMean: AnomalyScoring.imageScore(map)
+            }
+            return Detection(psi2d: psi2d, psi3d: psi3d, anomalyMap: map, score: score, validPixels: xyz.pixels.count)
         }
     }
 

@@ -22,20 +22,47 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-extension AnomalyDetector {
-    /// Loads the extractors of `extractors` pruned to `tier` and, when `model` is given, the
-    /// two mappers of that bundle. A bundle with a manifest is checked first (tier, mapper
-    /// checksums, extractor checksums) and refused with a one-line reason; bare mapper files
-    /// (e.g. converted from the authors' checkpoints) are checked by their dimensions.
-    public static func load(extractors: URL, model: URL?, tier: Tier, batchNorm: BatchNormMode = .frame) throws -> AnomalyDetector {
-        let manifest = try model.flatMap { dir -> ModelManifest? in
-            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(BundleFile.manifest).path) else { return nil }
-            return try ModelBundle.manifest(at: dir, tier: tier, extractors: extractors)
+/// Why a detector cannot be set up from what was given.
+public enum DetectorSetupError: Error, Equatable, CustomStringConvertible {
+    /// Neither a manifest nor the caller names the tier.
+    case noTier(model: String?)
+
+    public var description: String {
+        switch self {
+        case let .noTier(model):
+            (model.map { "\($0) has no \(BundleFile.manifest) (bare mapper files)" } ?? "no model bundle") + ": give the tier"
         }
+    }
+}
+
+extension DetectorWeights {
+    /// Loads the extractors of `extractors` and, when `model` is given, the two mappers of
+    /// that bundle. A bundle with a manifest is checked first (mapper and extractor checksums)
+    /// and sets the tier, the BatchNorm mode, the preprocessing and the scoring; a `tier` or
+    /// `batchNorm` given as well must agree, else it is refused with a one-line reason naming
+    /// both. Without a manifest (no model, or bare mapper files converted from the authors'
+    /// checkpoints, checked by their dimensions) `tier` is required and `batchNorm` defaults
+    /// to frame statistics.
+    public static func load(extractors: URL, model: URL?, tier: Tier? = nil, batchNorm: BatchNormMode? = nil) throws -> DetectorWeights {
+        let manifest = try model.flatMap { dir -> ModelManifest? in
+            guard ModelBundle.hasManifest(dir) else { return nil }
+            let manifest = try ModelBundle.manifest(at: dir, extractors: extractors)
+            try manifest.require(tier: tier, batchnorm: batchNorm, bundle: dir)
+            return manifest
+        }
+        guard let tier = manifest?.tier ?? tier else { throw DetectorSetupError.noTier(model: model?.path) }
+        let batchNorm = manifest?.batchnorm ?? batchNorm ?? .frame
         let vit = try VisionTransformer.load(extractors: extractors, tier: tier)
         let pointMAE = try PointMAE.load(extractors: extractors, tier: tier, batchNorm: batchNorm)
         let scorer = try model.map { try CrossmodalScorer.load(bundle: $0, rgbDim: vit.config.dim, xyzDim: pointMAE.featureDim, tier: tier) }
-        return AnomalyDetector(tier: tier, vit: vit, pointMAE: pointMAE, scorer: scorer, manifest: manifest)
+        return DetectorWeights(tier: tier, vit: vit, pointMAE: pointMAE, scorer: scorer, manifest: manifest)
+    }
+}
+
+extension AnomalyDetector {
+    /// A detector on freshly loaded weights (`DetectorWeights.load`), for commands that run one.
+    public static func load(extractors: URL, model: URL?, tier: Tier? = nil, batchNorm: BatchNormMode? = nil) throws -> AnomalyDetector {
+        AnomalyDetector(weights: try DetectorWeights.load(extractors: extractors, model: model, tier: tier, batchNorm: batchNorm))
     }
 }
 

@@ -1,11 +1,14 @@
-import CFMTensor
 import CFMModels
+import CFMTensor
+import Crypto
 import Foundation
 import Yams
 
-/// `manifest.yaml` of a model bundle: what was trained, on what, and how to decide.
+/// `manifest.yaml` of a model bundle: what was trained, on what, and how to decide. It is
+/// the contract between training and every command that scores with the bundle: the tier,
+/// the BatchNorm mode, the preprocessing and the scoring definition come from here.
 public struct ModelManifest: Codable, Sendable, Equatable {
-    /// Files and their checksums (`Checksum.of`).
+    /// Files and their checksums (`Checksum.sha256`; bundles of earlier versions: `fnv1a64:`).
     public struct FileSum: Codable, Sendable, Equatable {
         public var file: String
         public var checksum: String
@@ -57,11 +60,17 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         }
     }
 
-    public var format = "cfm-model-bundle/1"
+    public var format = "cfm-model-bundle/2"
     public var tier: Tier
     public var className: String
     public var rgbDim: Int, xyzDim: Int, hiddenDim: Int
     public var batchnorm: BatchNormMode
+    /// The preprocessing the mappers were trained with. Absent in bundles written before it was
+    /// recorded (`cfm-model-bundle/1`): those were trained with the defaults (`preprocessOptions`).
+    public var preprocessing: PreprocessOptions?
+    /// How ψ2D and ψ3D become the map and the score. Absent in `cfm-model-bundle/1`: the one
+    /// definition there was then (`scoringDefinition`).
+    public var scoring: ScoringDefinition?
     public var extractors: [FileSum]
     public var mappers: [FileSum]
     public var training: Training
@@ -70,16 +79,34 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var toolVersion: String
 
     enum CodingKeys: String, CodingKey {
-        case format, tier, extractors, mappers, training, calibration, batchnorm
+        case format, tier, extractors, mappers, training, calibration, batchnorm, preprocessing, scoring
         case className = "class", rgbDim = "rgb_dim", xyzDim = "xyz_dim", hiddenDim = "hidden_dim"
         case createdAt = "created_at", toolVersion = "tool_version"
     }
 
     public init(tier: Tier, className: String, rgbDim: Int, xyzDim: Int, hiddenDim: Int, batchnorm: BatchNormMode,
+                preprocessing: PreprocessOptions, scoring: ScoringDefinition = ScoringDefinition(),
                 extractors: [FileSum], mappers: [FileSum], training: Training, createdAt: String, toolVersion: String) {
         (self.tier, self.className, self.rgbDim, self.xyzDim, self.hiddenDim) = (tier, className, rgbDim, xyzDim, hiddenDim)
-        (self.batchnorm, self.extractors, self.mappers, self.training) = (batchnorm, extractors, mappers, training)
+        (self.batchnorm, self.preprocessing, self.scoring) = (batchnorm, preprocessing, scoring)
+        (self.extractors, self.mappers, self.training) = (extractors, mappers, training)
         (self.createdAt, self.toolVersion) = (createdAt, toolVersion)
+    }
+
+    /// The preprocessing to score with: the recorded one, or the defaults an earlier bundle was trained with.
+    public var preprocessOptions: PreprocessOptions { preprocessing ?? PreprocessOptions() }
+
+    /// The scoring to apply: the recorded one, or the only one an earlier bundle knew.
+    public var scoringDefinition: ScoringDefinition { scoring ?? ScoringDefinition() }
+
+    /// Refuses a requested tier or BatchNorm mode that differs from the trained one (nil: no request).
+    public func require(tier requested: Tier?, batchnorm requestedMode: BatchNormMode?, bundle: URL) throws {
+        if let requested, requested != tier {
+            throw BundleError.wrongTier(bundle: bundle.path, trained: tier, requested: requested)
+        }
+        if let requestedMode, requestedMode != batchnorm {
+            throw BundleError.wrongBatchNorm(bundle: bundle.path, trained: batchnorm, requested: requestedMode)
+        }
     }
 }
 
@@ -88,6 +115,7 @@ public enum BundleError: Error, Equatable, CustomStringConvertible {
     case unreadable(file: String, reason: String)
     case checksumMismatch(file: String, expected: String, found: String)
     case wrongTier(bundle: String, trained: Tier, requested: Tier)
+    case wrongBatchNorm(bundle: String, trained: BatchNormMode, requested: BatchNormMode)
     case wrongExtractors(bundle: String, file: String)
     case unwritable(directory: String, reason: String)
 
@@ -96,7 +124,9 @@ public enum BundleError: Error, Equatable, CustomStringConvertible {
         case let .unreadable(file, reason): "\(file): \(reason)"
         case let .checksumMismatch(file, expected, found): "\(file): checksum \(found), the manifest says \(expected) (corrupt or replaced)"
         case let .wrongTier(bundle, trained, requested):
-            "\(bundle): trained for tier \(trained.rawValue), but tier \(requested.rawValue) is configured"
+            "\(bundle): trained for tier \(trained.rawValue), but tier \(requested.rawValue) is requested (leave the tier out: the bundle sets it)"
+        case let .wrongBatchNorm(bundle, trained, requested):
+            "\(bundle): trained with BatchNorm \(trained.rawValue), but \(requested.rawValue) is requested (leave it out: the bundle sets it)"
         case let .wrongExtractors(bundle, file):
             "\(bundle): trained with other extractor weights than \(file) (checksum differs)"
         case let .unwritable(directory, reason): "\(directory): cannot write the bundle: \(reason)"
@@ -106,9 +136,14 @@ public enum BundleError: Error, Equatable, CustomStringConvertible {
 
 /// A trained model: the two mappers and their manifest, in one directory.
 public enum ModelBundle {
-    /// Reads and checks `directory`/manifest.yaml: mapper checksums, the tier, and — when
+    /// Whether `directory` holds a manifest (bare mapper files, e.g. converted ones, have none).
+    public static func hasManifest(_ directory: URL) -> Bool {
+        FileManager.default.fileExists(atPath: directory.appendingPathComponent(BundleFile.manifest).path)
+    }
+
+    /// Reads and checks `directory`/manifest.yaml: the mappers' checksums and — when
     /// `extractors` is given — that the extractor weights are the ones it was trained with.
-    public static func manifest(at directory: URL, tier: Tier, extractors: URL?) throws -> ModelManifest {
+    public static func manifest(at directory: URL, extractors: URL?) throws -> ModelManifest {
         let url = directory.appendingPathComponent(BundleFile.manifest)
         let manifest: ModelManifest
         do {
@@ -118,18 +153,24 @@ public enum ModelBundle {
         } catch {
             throw BundleError.unreadable(file: url.path, reason: "\(error)")
         }
-        guard manifest.tier == tier else { throw BundleError.wrongTier(bundle: directory.path, trained: manifest.tier, requested: tier) }
         for sum in manifest.mappers {
             let file = directory.appendingPathComponent(sum.file)
-            let found = try Checksum.of(file)
+            let found = try Checksum.recompute(sum.checksum, of: file)
             guard found == sum.checksum else { throw BundleError.checksumMismatch(file: file.path, expected: sum.checksum, found: found) }
         }
         if let extractors {
-            for sum in manifest.extractors where try Checksum.of(extractors.appendingPathComponent(sum.file)) != sum.checksum {
+            for sum in manifest.extractors where try Checksum.recompute(sum.checksum, of: extractors.appendingPathComponent(sum.file)) != sum.checksum {
                 throw BundleError.wrongExtractors(bundle: directory.path, file: extractors.appendingPathComponent(sum.file).path)
             }
         }
         return manifest
+    }
+
+    /// The extractor files' checksums, as a manifest records them.
+    public static func extractorChecksums(_ directory: URL) throws -> [ModelManifest.FileSum] {
+        try [ExtractorFile.vit, ExtractorFile.pointMAE].map {
+            .init(file: $0, checksum: try Checksum.sha256(of: directory.appendingPathComponent($0)))
+        }
     }
 
     /// Writes both mappers and the manifest to `directory` atomically: into a temporary
@@ -150,7 +191,7 @@ public enum ModelBundle {
             for (name, mapper) in [(BundleFile.rgbToXYZ, rgbToXYZ), (BundleFile.xyzToRGB, xyzToRGB)] {
                 let url = staging.appendingPathComponent(name)
                 try SafeTensors.write(mapper.tensors, to: url)
-                manifest.mappers.append(.init(file: name, checksum: try Checksum.of(url)))
+                manifest.mappers.append(.init(file: name, checksum: try Checksum.sha256(of: url)))
             }
             try YAMLEncoder().encode(manifest).write(to: staging.appendingPathComponent(BundleFile.manifest), atomically: true, encoding: .utf8)
             if fm.fileExists(atPath: directory.path) { try fm.removeItem(at: directory) }
@@ -181,17 +222,27 @@ public enum ModelBundle {
     }
 }
 
-/// A fast content checksum for integrity and identity checks (not security): 64-bit
-/// FNV-1a over the file's little-endian 64-bit words (a zero-padded tail), as 16 hex digits
-/// prefixed `fnv1a64:`.
+/// Content checksums of bundle and extractor files, spelled `<kind>:<hex>`.
 public enum Checksum {
-    public static func of(_ url: URL) throws -> String {
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw BundleError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
-        }
+    /// SHA-256 of the file, `sha256:` + 64 hex digits: what every manifest records now.
+    public static func sha256(of url: URL) throws -> String {
+        let digest = SHA256.hash(data: try contents(url))
+        return "sha256:" + digest.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+    }
+
+    /// The checksum of `url` of the kind `recorded` names, for comparing with it: `sha256:`,
+    /// or `fnv1a64:` (manifests of earlier versions, still read). Another kind is refused.
+    public static func recompute(_ recorded: String, of url: URL) throws -> String {
+        if recorded.hasPrefix("sha256:") { return try sha256(of: url) }
+        if recorded.hasPrefix("fnv1a64:") { return try fnv1a64(of: url) }
+        throw BundleError.unreadable(file: url.path, reason: "the manifest's checksum '\(recorded)' is of an unknown kind (re-run cfm train)")
+    }
+
+    /// 64-bit FNV-1a over the file's little-endian 64-bit words (a zero-padded tail), as 16 hex
+    /// digits prefixed `fnv1a64:` — the checksum of `cfm-model-bundle/1` manifests.
+    static func fnv1a64(of url: URL) throws -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        data.withUnsafeBytes { raw in
+        try contents(url).withUnsafeBytes { raw in
             let words = raw.count / 8
             for i in 0..<words {
                 hash = (hash ^ UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))) &* 0x100_0000_01b3
@@ -201,6 +252,12 @@ public enum Checksum {
             hash = (hash ^ tail ^ UInt64(raw.count)) &* 0x100_0000_01b3
         }
         return "fnv1a64:" + String(hash, radix: 16).leftPadded(to: 16)
+    }
+
+    private static func contents(_ url: URL) throws -> Data {
+        do { return try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw BundleError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
+        }
     }
 }
 

@@ -10,8 +10,10 @@ public enum LengthUnit: String, Sendable, Codable, CaseIterable {
     public var metres: Float { self == .m ? 1 : 0.001 }
 }
 
-/// Every parameter of preprocessing; the YAML config's `preprocessing` section fills it.
-public struct PreprocessOptions: Sendable, Equatable {
+/// Every parameter of preprocessing. Training records it in the model
+/// bundle's manifest (`preprocessing:`), and every command that scores with the bundle
+/// preprocesses with the recorded options, so training and serving cannot differ.
+public struct PreprocessOptions: Sendable, Equatable, Codable {
     /// Remove the support plane and stray clusters before resizing.
     public var removeBackground = true
     public var background = BackgroundRemovalOptions()
@@ -22,6 +24,49 @@ public struct PreprocessOptions: Sendable, Equatable {
     public var std: [Float] = [0.229, 0.224, 0.225]
 
     public init() {}
+
+    /// The manifest's key names (flat, as in the serve config's `preprocessing:` section).
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case removeBackground = "background_removal", borderWidth = "border_width", ransacIterations = "ransac_iterations"
+        case ransacSampleSize = "ransac_sample_size", inlierDistance = "inlier_distance", planeDistance = "plane_distance"
+        case clusterDistance = "cluster_distance", seed, size, mean, std
+    }
+
+    /// Every key is required: a recorded section is complete (a bundle without the section
+    /// was trained with the defaults, which `ModelManifest` supplies).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        removeBackground = try c.decode(Bool.self, forKey: .removeBackground)
+        background.borderWidth = try c.decode(Int.self, forKey: .borderWidth)
+        background.iterations = try c.decode(Int.self, forKey: .ransacIterations)
+        background.sampleSize = try c.decode(Int.self, forKey: .ransacSampleSize)
+        background.inlierDistance = try c.decode(Double.self, forKey: .inlierDistance)
+        background.planeDistance = try c.decode(Double.self, forKey: .planeDistance)
+        background.clusterDistance = try c.decode(Double.self, forKey: .clusterDistance)
+        background.seed = try c.decode(UInt64.self, forKey: .seed)
+        size = try c.decode(Int.self, forKey: .size)
+        mean = try c.decode([Float].self, forKey: .mean)
+        std = try c.decode([Float].self, forKey: .std)
+        guard mean.count == 3, std.count == 3, std.allSatisfy({ $0 > 0 }), size > 0 else {
+            throw DecodingError.dataCorruptedError(forKey: .std, in: c,
+                                                   debugDescription: "size must be positive, mean and std three values with std > 0")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(removeBackground, forKey: .removeBackground)
+        try c.encode(background.borderWidth, forKey: .borderWidth)
+        try c.encode(background.iterations, forKey: .ransacIterations)
+        try c.encode(background.sampleSize, forKey: .ransacSampleSize)
+        try c.encode(background.inlierDistance, forKey: .inlierDistance)
+        try c.encode(background.planeDistance, forKey: .planeDistance)
+        try c.encode(background.clusterDistance, forKey: .clusterDistance)
+        try c.encode(background.seed, forKey: .seed)
+        try c.encode(size, forKey: .size)
+        try c.encode(mean, forKey: .mean)
+        try c.encode(std, forKey: .std)
+    }
 }
 
 /// A frame ready for the detector, with what preprocessing did to it.

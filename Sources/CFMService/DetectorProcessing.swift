@@ -27,22 +27,49 @@ public enum DetectorProcessing {
         return "\(name)/\(manifest.className)\(sum)"
     }
 
-    /// One processing function per worker (each with its own detector: a detector serves
-    /// one caller at a time). Loads the extractors pruned to the configured tier and the
-    /// bundle's mappers; refuses a bundle of another tier and a config without threshold.
-    public static func makeProcessors(_ config: ServiceConfig) throws -> [FramePipeline.Processor] {
-        let extractors = URL(fileURLWithPath: config.model.extractors), bundle = URL(fileURLWithPath: config.model.bundle)
-        var processors: [FramePipeline.Processor] = []
-        for _ in 0..<config.pipeline.inFlight {
-            let detector = try AnomalyDetector.load(extractors: extractors, model: bundle, tier: config.model.tier,
-                                                    batchNorm: config.model.batchnorm)
-            let threshold = try threshold(config: config, manifest: detector.manifest)
-            processors.append(processor(detector: DetectorBox(detector), threshold: threshold,
-                                        model: modelId(config: config, manifest: detector.manifest),
-                                        preprocessor: Preprocessor(options: config.preprocessOptions),
-                                        publishMaps: config.output.publishMaps))
+    /// The preprocessing to serve with: the bundle's, refused when the config's `preprocessing:`
+    /// section asserts another value; bare mapper files (no manifest) take the section over the defaults.
+    public static func preprocessing(config: ServiceConfig, manifest: ModelManifest?) throws -> PreprocessOptions {
+        guard let manifest else { return config.preprocessing.applied(to: PreprocessOptions()) }
+        if let reason = config.preprocessing.disagreement(with: manifest.preprocessOptions) {
+            throw ServiceSetupError("\(config.model.bundle): \(reason)")
         }
-        return processors
+        return manifest.preprocessOptions
+    }
+
+    /// Checks the model a config names without loading the weights (`cfm serve --check-config`):
+    /// the files exist; a bundle's checksums match and its tier, BatchNorm mode and preprocessing
+    /// agree with the config (bare mapper files need model.tier); there is a threshold.
+    public static func check(_ config: ServiceConfig) throws -> (tier: Tier, threshold: Float) {
+        let bundle = URL(fileURLWithPath: config.model.bundle), extractors = URL(fileURLWithPath: config.model.extractors)
+        let files = [ExtractorFile.vit, ExtractorFile.pointMAE].map { (extractors.appendingPathComponent($0), "model.extractors") }
+            + [BundleFile.rgbToXYZ, BundleFile.xyzToRGB].map { (bundle.appendingPathComponent($0), "model.bundle") }
+        for (file, key) in files where !FileManager.default.fileExists(atPath: file.path) {
+            throw ServiceSetupError("\(file.path): no such file (\(key))")
+        }
+        let manifest = try ModelBundle.hasManifest(bundle) ? ModelBundle.manifest(at: bundle, extractors: extractors) : nil
+        try manifest?.require(tier: config.model.tier, batchnorm: config.model.batchnorm, bundle: bundle)
+        guard let tier = manifest?.tier ?? config.model.tier else { throw DetectorSetupError.noTier(model: bundle.path) }
+        _ = try preprocessing(config: config, manifest: manifest)
+        return (tier, try threshold(config: config, manifest: manifest))
+    }
+
+    /// One processing function per worker. The weights (extractors pruned to the bundle's
+    /// tier, mappers, manifest) are loaded and checksummed once and shared by every worker;
+    /// each worker owns only its detector's workspaces (a detector serves one caller at a
+    /// time). Refuses a tier, BatchNorm mode or preprocessing that differs from the bundle's,
+    /// and a config without threshold.
+    public static func makeProcessors(_ config: ServiceConfig) throws -> [FramePipeline.Processor] {
+        let weights = try DetectorWeights.load(extractors: URL(fileURLWithPath: config.model.extractors),
+                                               model: URL(fileURLWithPath: config.model.bundle),
+                                               tier: config.model.tier, batchNorm: config.model.batchnorm)
+        let threshold = try threshold(config: config, manifest: weights.manifest)
+        let preprocessor = Preprocessor(options: try preprocessing(config: config, manifest: weights.manifest))
+        let model = modelId(config: config, manifest: weights.manifest)
+        return (0..<config.pipeline.inFlight).map { _ in
+            processor(detector: DetectorBox(AnomalyDetector(weights: weights)), threshold: threshold, model: model,
+                      preprocessor: preprocessor, publishMaps: config.output.publishMaps)
+        }
     }
 
     static func processor(detector box: DetectorBox, threshold: Float, model: String, preprocessor: Preprocessor,

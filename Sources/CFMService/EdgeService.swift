@@ -157,13 +157,14 @@ public final class EdgeService: @unchecked Sendable {
         metricsServer?.start()
 
         let watchdogInterval = settings.watchdog.enabled ? notifier.watchdogInterval : nil
+        let tierName = settings.model.tier?.rawValue ?? "from the bundle's manifest"
         let banner = "cfm serving: \(settings.input.pattern.rawValue) \(settings.input.mode.rawValue) \(inputEndpoint ?? "") → "
-            + "\(settings.output.pattern.rawValue) \(outputEndpoint ?? ""), tier \(settings.model.tier.rawValue), "
+            + "\(settings.output.pattern.rawValue) \(outputEndpoint ?? ""), tier \(tierName), "
             + "queue \(settings.pipeline.queueDepth) \(settings.pipeline.overflow.rawValue), "
             + "ready in \(String(format: "%.1f", Double(monotonicNs() - started) / 1e9)) s"
             + (watchdogInterval.map { String(format: ", watchdog %.1f s", $0) } ?? "")
             + (metricsAddress.map { ", metrics http://\($0)/metrics" } ?? "")
-        logger.info("\(banner)", metadata: LifecycleEvent.ready.metadata.merging(["cfm_tier": "\(settings.model.tier.rawValue)"]) { $1 })
+        logger.info("\(banner)", metadata: LifecycleEvent.ready.metadata.merging(settings.model.tier.map { ["cfm_tier": "\($0.rawValue)"] } ?? [:]) { $1 })
         notifier.ready(status: statusLine(pipeline.snapshot, fps: 0))
 
         supervise(pipeline, publisher: publisher, watchdogInterval: watchdogInterval)
@@ -329,7 +330,7 @@ public final class EdgeService: @unchecked Sendable {
             refusedReload = nil
             stateLock.unlock()
             let note = restartOnly.isEmpty ? "" : "; changes to \(restartOnly.joined(separator: ", ")) need a restart and were not applied"
-            logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier.rawValue), bundle \(fresh.model.bundle)\(note)",
+            logger.notice("reloaded \(configURL.path): tier \(fresh.model.tier?.rawValue ?? "from the bundle's manifest"), bundle \(fresh.model.bundle)\(note)",
                           metadata: LifecycleEvent.reloadApplied.metadata)
         } catch {
             let reason = "\(error)".replacingOccurrences(of: "\n", with: " ")

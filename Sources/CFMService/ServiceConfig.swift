@@ -11,14 +11,15 @@ import Yams
 /// documents every key.
 public struct ServiceConfig: Codable, Sendable, Equatable {
     public struct Model: Codable, Sendable, Equatable {
-        /// Pruning tier; a bundle trained for another tier is refused.
-        public var tier: Tier = .small
+        /// Pruning tier; nil = the bundle's. When set, a bundle of another tier is refused
+        /// (bare mapper files without a manifest need it).
+        public var tier: Tier? = nil
         /// Directory with vit.safetensors and pointmae.safetensors.
-        public var extractors = "/var/lib/cfm/extractors"
+        public var extractors = "/usr/local/share/cfm/extractors"
         /// Model bundle directory (cfm train / cfm calibrate).
-        public var bundle = "/var/lib/cfm/model"
-        /// Point-MAE BatchNorm statistics: frame (the paper's behaviour) or running.
-        public var batchnorm: BatchNormMode = .frame
+        public var bundle = "/usr/local/share/cfm/model"
+        /// Point-MAE BatchNorm statistics (frame or running); nil = the bundle's (frame for bare mappers).
+        public var batchnorm: BatchNormMode? = nil
         public init() {}
     }
 
@@ -71,23 +72,59 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         /// Frames waiting for inference.
         public var queueDepth = 2
         public var overflow: OverflowPolicy = .dropOldest
-        /// Inference workers (each owns a detector); frames processed concurrently.
+        /// Inference workers; frames processed concurrently. The weights are loaded once and
+        /// shared: each worker adds only its workspaces.
         public var inFlight = 1
         /// On SIGTERM: how long queued and in-flight frames may take to finish.
         public var drainTimeoutS = 10.0
         public init() {}
     }
 
+    /// Preprocessing comes from the model bundle's manifest (what the mappers were trained
+    /// with). A key set here only asserts a value: a bundle trained otherwise is refused with
+    /// the key named. Bare mapper files (no manifest) take the keys set here over the defaults.
     public struct Preprocessing: Codable, Sendable, Equatable {
-        public var backgroundRemoval = true
-        public var borderWidth = 10
-        public var ransacIterations = 1000
-        public var ransacSampleSize = 50
-        public var inlierDistance = 0.004
-        public var planeDistance = 0.005
-        public var clusterDistance = 0.006
-        public var seed = 0
+        public var backgroundRemoval: Bool? = nil
+        public var borderWidth: Int? = nil
+        public var ransacIterations: Int? = nil
+        public var ransacSampleSize: Int? = nil
+        public var inlierDistance: Double? = nil
+        public var planeDistance: Double? = nil
+        public var clusterDistance: Double? = nil
+        public var seed: Int? = nil
         public init() {}
+
+        /// `options` with every key set here applied.
+        public func applied(to options: PreprocessOptions) -> PreprocessOptions {
+            var o = options
+            if let v = backgroundRemoval { o.removeBackground = v }
+            if let v = borderWidth { o.background.borderWidth = v }
+            if let v = ransacIterations { o.background.iterations = v }
+            if let v = ransacSampleSize { o.background.sampleSize = v }
+            if let v = inlierDistance { o.background.inlierDistance = v }
+            if let v = planeDistance { o.background.planeDistance = v }
+            if let v = clusterDistance { o.background.clusterDistance = v }
+            if let v = seed { o.background.seed = UInt64(v) }
+            return o
+        }
+
+        /// The first key set here whose value differs from `trained`, as a one-line reason; nil when all agree.
+        public func disagreement(with trained: PreprocessOptions) -> String? {
+            let b = trained.background
+            let keys: [(String, String?, String)] = [
+                ("background_removal", backgroundRemoval.map { "\($0)" }, "\(trained.removeBackground)"),
+                ("border_width", borderWidth.map { "\($0)" }, "\(b.borderWidth)"),
+                ("ransac_iterations", ransacIterations.map { "\($0)" }, "\(b.iterations)"),
+                ("ransac_sample_size", ransacSampleSize.map { "\($0)" }, "\(b.sampleSize)"),
+                ("inlier_distance", inlierDistance.map { "\($0)" }, "\(b.inlierDistance)"),
+                ("plane_distance", planeDistance.map { "\($0)" }, "\(b.planeDistance)"),
+                ("cluster_distance", clusterDistance.map { "\($0)" }, "\(b.clusterDistance)"),
+                ("seed", seed.map { "\($0)" }, "\(b.seed)"),
+            ]
+            guard let (key, set, value) = keys.first(where: { $0.1 != nil && $0.1 != $0.2 }) else { return nil }
+            return "preprocessing.\(key) is \(set!), but the bundle was trained with \(value) "
+                + "(preprocessing comes from the bundle: remove the key)"
+        }
     }
 
     public struct Decision: Codable, Sendable, Equatable {
@@ -152,20 +189,6 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var metrics = Metrics()
 
     public init() {}
-
-    /// Preprocessing options of the detector.
-    public var preprocessOptions: PreprocessOptions {
-        var o = PreprocessOptions()
-        o.removeBackground = preprocessing.backgroundRemoval
-        o.background.borderWidth = preprocessing.borderWidth
-        o.background.iterations = preprocessing.ransacIterations
-        o.background.sampleSize = preprocessing.ransacSampleSize
-        o.background.inlierDistance = preprocessing.inlierDistance
-        o.background.planeDistance = preprocessing.planeDistance
-        o.background.clusterDistance = preprocessing.clusterDistance
-        o.background.seed = UInt64(preprocessing.seed)
-        return o
-    }
 
     public var logLevel: Logger.Level { Logger.Level(rawValue: logging.level) ?? .info }
 }
@@ -329,7 +352,12 @@ private extension KeyedDecodingContainer {
     }
 
     func int(_ key: Key, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
-        let v = try value(key, fallback)
+        try int(key, range) ?? fallback
+    }
+
+    /// An optional integer in `range`: nil when the key is absent or null.
+    func int(_ key: Key, _ range: ClosedRange<Int>) throws -> Int? {
+        guard let v = try decodeIfPresent(Int.self, forKey: key) else { return nil }
         guard range.contains(v) else {
             throw DecodingError.dataCorruptedError(forKey: key, in: self,
                                                    debugDescription: "\(v) is out of range \(range.lowerBound)…\(range.upperBound)")
@@ -338,7 +366,12 @@ private extension KeyedDecodingContainer {
     }
 
     func double(_ key: Key, _ fallback: Double, _ range: ClosedRange<Double>) throws -> Double {
-        let v = try value(key, fallback)
+        try double(key, range) ?? fallback
+    }
+
+    /// An optional finite number in `range`: nil when the key is absent or null.
+    func double(_ key: Key, _ range: ClosedRange<Double>) throws -> Double? {
+        guard let v = try decodeIfPresent(Double.self, forKey: key) else { return nil }
         guard v.isFinite, range.contains(v) else {
             throw DecodingError.dataCorruptedError(forKey: key, in: self,
                                                    debugDescription: "\(v) is out of range \(range.lowerBound)…\(range.upperBound)")
@@ -347,7 +380,12 @@ private extension KeyedDecodingContainer {
     }
 
     func choice<T: RawRepresentable & CaseIterable & Decodable>(_ key: Key, _ fallback: T) throws -> T where T.RawValue == String {
-        guard let raw = try decodeIfPresent(String.self, forKey: key) else { return fallback }
+        try choice(key) ?? fallback
+    }
+
+    /// An optional choice: nil when the key is absent or null.
+    func choice<T: RawRepresentable & CaseIterable & Decodable>(_ key: Key) throws -> T? where T.RawValue == String {
+        guard let raw = try decodeIfPresent(String.self, forKey: key) else { return nil }
         guard let v = T(rawValue: raw) else {
             throw DecodingError.dataCorruptedError(
                 forKey: key, in: self,
@@ -396,10 +434,10 @@ extension ServiceConfig.Model {
     enum CodingKeys: String, CodingKey { case tier, extractors, bundle, batchnorm }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
-        tier = try c.choice(.tier, d.tier)
+        tier = try c.choice(.tier)
         extractors = try c.text(.extractors, d.extractors)
         bundle = try c.text(.bundle, d.bundle)
-        batchnorm = try c.choice(.batchnorm, d.batchnorm)
+        batchnorm = try c.choice(.batchnorm)
     }
 }
 
@@ -464,15 +502,15 @@ extension ServiceConfig.Preprocessing {
              clusterDistance = "cluster_distance", seed
     }
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
-        backgroundRemoval = try c.value(.backgroundRemoval, d.backgroundRemoval)
-        borderWidth = try c.int(.borderWidth, d.borderWidth, 1...1000)
-        ransacIterations = try c.int(.ransacIterations, d.ransacIterations, 1...1_000_000)
-        ransacSampleSize = try c.int(.ransacSampleSize, d.ransacSampleSize, 3...10_000)
-        inlierDistance = try c.double(.inlierDistance, d.inlierDistance, 1e-6...1)
-        planeDistance = try c.double(.planeDistance, d.planeDistance, 0...1)
-        clusterDistance = try c.double(.clusterDistance, d.clusterDistance, 1e-6...1)
-        seed = try c.int(.seed, d.seed, 0...Int.max)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        backgroundRemoval = try c.decodeIfPresent(Bool.self, forKey: .backgroundRemoval)
+        borderWidth = try c.int(.borderWidth, 1...1000)
+        ransacIterations = try c.int(.ransacIterations, 1...1_000_000)
+        ransacSampleSize = try c.int(.ransacSampleSize, 3...10_000)
+        inlierDistance = try c.double(.inlierDistance, 1e-6...1)
+        planeDistance = try c.double(.planeDistance, 0...1)
+        clusterDistance = try c.double(.clusterDistance, 1e-6...1)
+        seed = try c.int(.seed, 0...Int.max)
     }
 }
 

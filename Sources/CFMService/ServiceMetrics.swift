@@ -143,7 +143,7 @@ public final class ServiceMetrics: @unchecked Sendable {
             gauge.record(window[min(window.count - 1, Int((q * Double(window.count - 1)).rounded()))])
         }
         // The model in force: a reload changes its labels, so the old series goes away.
-        let labels = [lastModel?.tier ?? now.config.model.tier.rawValue, lastModel?.model ?? "", now.config.model.bundle]
+        let labels = [lastModel?.tier ?? now.config.model.tier?.rawValue ?? "", lastModel?.model ?? "", now.config.model.bundle]
         if modelInfo?.labels != labels {
             modelInfo?.gauge.destroy()
             let gauge = Gauge(label: "cfm_model_info", dimensions: zip(["tier", "model", "bundle"], labels).map { ($0, $1) }, factory: factory)

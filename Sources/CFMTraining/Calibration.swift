@@ -19,10 +19,16 @@ public enum CalibrationError: Error, Equatable, CustomStringConvertible {
 /// rejects at most `rate` of them (score > threshold ⇒ reject). Needs at least ⌈1/rate⌉
 /// samples, so that the rate is observable at all.
 public enum Calibrator {
-    public static func calibrate(scores: [Float], falseRejectRate rate: Double) throws -> ModelManifest.Calibration {
+    /// Refuses a rate outside (0, 1) or one that `samples` nominal scores cannot support —
+    /// checkable before any sample is scored.
+    public static func requireSupport(samples: Int, falseRejectRate rate: Double) throws {
         guard rate > 0, rate < 1 else { throw CalibrationError.invalidRate(rate) }
         let needed = Int((1 / rate - 1e-9).rounded(.up))
-        guard scores.count >= max(needed, 1) else { throw CalibrationError.tooFewSamples(samples: scores.count, needed: needed, rate: rate) }
+        guard samples >= max(needed, 1) else { throw CalibrationError.tooFewSamples(samples: samples, needed: needed, rate: rate) }
+    }
+
+    public static func calibrate(scores: [Float], falseRejectRate rate: Double) throws -> ModelManifest.Calibration {
+        try requireSupport(samples: scores.count, falseRejectRate: rate)
         let sorted = scores.sorted(), n = sorted.count
         let allowed = Int((rate * Double(n)).rounded(.down))
         func quantile(_ q: Double) -> Float { sorted[min(n - 1, Int((q * Double(n - 1)).rounded()))] }

@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmark a tier: per-stage median ms, frames/s, peak RSS, achieved GFLOP/s (JSON on stdout).")
 
-    @Option(help: "Pruning tier: tiny, small, medium or full.") var tier: Tier = .small
+    @Option(help: "Pruning tier: tiny, small, medium or full (default: the --model bundle's, else small).") var tier: Tier?
     @Option(help: "Timed frames (after one warm-up frame).") var frames: Int = 10
     @Option(help: "Directory with extractor weights; default: seeded random weights in a temporary directory.")
     var extractors: String?
@@ -39,7 +39,7 @@ struct Bench: ParsableCommand {
             return scratch
         }()
         let modelDir = try model.map { URL(fileURLWithPath: $0) } ?? {
-            try RandomMappers.write(tier: tier, seed: 0, to: scratch)
+            try RandomMappers.write(tier: tier ?? .small, seed: 0, to: scratch)
             return scratch
         }()
         let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir,
@@ -71,10 +71,12 @@ struct BenchReport {
     let medianMs: Double
     let foregroundPoints: Int, validPixels: Int
 
-    static func measure(tier: Tier, frames: Int, extractors: URL, model: URL,
+    /// `tier` nil: the bundle's (small for bare mapper files).
+    static func measure(tier: Tier?, frames: Int, extractors: URL, model: URL,
                         sensor: (rgb: RGBImage, cloud: Tensor)) throws -> BenchReport {
+        let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier)
-        let preprocessor = Preprocessor()
+        let preprocessor = detector.weights.preprocessor
         var samples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?
         for frame in 0...frames {
@@ -91,7 +93,7 @@ struct BenchReport {
         let stages = names.enumerated().map { i, name in (name: name, ms: median(samples.map { $0[i].ms })) }
         let grid = detector.vit.config.grid, groups = detector.pointMAE.config.groups
         return BenchReport(
-            tier: tier, frames: frames, stagesMs: stages,
+            tier: detector.tier, frames: frames, stagesMs: stages,
             stageFlops: ["extract2d": detector.vit.flops, "extract3d": detector.pointMAE.flops,
                          "map": detector.scorer!.flops(pixels: detection.validPixels, tokens: grid * grid, groups: groups)],
             medianMs: median(totals), foregroundPoints: features.foreground.count, validPixels: detection.validPixels)

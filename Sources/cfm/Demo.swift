@@ -1,6 +1,7 @@
 import ArgumentParser
 import CFMData
 import CFMDetector
+import CFMJobs
 import CFMModels
 import CFMService
 import Foundation
@@ -22,28 +23,36 @@ struct Demo: ParsableCommand {
         let dir = URL(fileURLWithPath: work)
         let data = dir.appendingPathComponent("data"), extractors = dir.appendingPathComponent("extractors")
         let model = dir.appendingPathComponent("model-\(tier.rawValue)")
-        let classDir = data.appendingPathComponent(partClass.rawValue).path
+        let classDir = data.appendingPathComponent(partClass.rawValue)
         let started = Date()
         func step(_ text: String) { print("\n== \(text) (\(Int(Date().timeIntervalSince(started))) s)") }
 
         step("1. synthetic dataset: \(partClass.rawValue) parts on a tilted table, 400×400 RGB + XYZ")
-        try Synth.parse(["--out", data.path, "--classes", partClass.rawValue, "--train", "10", "--validation", "10",
-                         "--test-per-type", "4"]).run()
+        let count = try SyntheticDataset.generate(.init(size: 400, seed: 0, classes: [partClass], trainCount: 10,
+                                                        validationCount: 10, testCountPerType: 4), to: data)
+        print("wrote \(count) samples to \(data.path)")
         step("2. seeded random extractor weights of the real size (DINO ViT-B/8, Point-MAE)")
-        try InitWeights.parse(["--seed", "0", "--out", extractors.path]).run()
+        for file in try InitWeights.write(seed: 0, to: extractors) { print("wrote \(file.path)") }
         step("3. train the crossmodal mappers on 10 nominal parts (tier \(tier.rawValue))")
-        try Train.parse(["--data", classDir, "--extractors", extractors.path, "--tier", tier.rawValue, "--out", model.path,
-                         "--epochs", "\(epochs)", "--pixels-per-sample", "\(pixelsPerSample)",
-                         "--cache", dir.appendingPathComponent("cache").path]).run()
+        var training = TrainingJob.Options(data: classDir, extractors: extractors, out: model, tier: tier,
+                                           cache: dir.appendingPathComponent("cache"))
+        (training.epochs, training.pixelsPerSample, training.toolVersion) = (epochs, pixelsPerSample, CFM.version)
+        let trained = try TrainingJob.run(training, progress: Progress.display())
+        print(String(format: "wrote %@ (final loss %.4f)", model.path, trained.training.finalLoss))
         step("4. calibrate the pass/reject threshold on 10 nominal validation parts")
-        try Calibrate.parse(["--data", classDir, "--model", model.path, "--extractors", extractors.path,
-                             "--false-reject-rate", "0.1"]).run()
+        var calibration = CalibrationJob.Options(data: classDir, model: model, extractors: extractors)
+        calibration.falseRejectRate = 0.1
+        let c = try CalibrationJob.run(calibration, progress: Progress.display())
+        print(String(format: "threshold %.4f (false-reject rate %g on %d nominal parts)", c.threshold, c.falseRejectRate, c.samples))
         step("5. serve on loopback (cfm serve, ZeroMQ) and stream the test split into it (cfm replay)")
-        let results = try serveAndReplay(classDir: classDir, extractors: extractors, model: model, work: dir)
+        let results = try serveAndReplay(classDir: classDir.path, extractors: extractors, model: model, work: dir)
         printVerdicts(results)
         step("6. evaluate the test split with the MVTec 3D-AD metrics (cfm eval)")
-        try Eval.parse(["--data", classDir, "--extractors", extractors.path, "--model", model.path,
-                        "--out", dir.appendingPathComponent("eval").path]).run()
+        let evaluation = try EvaluationJob.run(.init(data: classDir, scorer: .model(bundle: model, extractors: extractors),
+                                                     out: dir.appendingPathComponent("eval")), progress: Progress.display())
+        func show(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
+        print("I-AUROC \(show(evaluation.report.overall.imageAUROC)) P-AUROC \(show(evaluation.report.overall.pixelAUROC)) "
+              + "AUPRO@30% \(show(evaluation.report.overall.auPRO.first ?? nil))")
         step("done: maps, overlays and metrics.json in \(dir.appendingPathComponent("eval").path)")
         print("""
             Note: the extractors here are seeded random weights of the real architectures, not the pretrained
@@ -57,7 +66,7 @@ struct Demo: ParsableCommand {
     private func serveAndReplay(classDir: String, extractors: URL, model: URL, work: URL) throws -> [String: Any] {
         let config = work.appendingPathComponent("cfm.yaml")
         try """
-            model: {tier: \(tier.rawValue), extractors: \(extractors.path), bundle: \(model.path)}
+            model: {extractors: \(extractors.path), bundle: \(model.path)}
             input: {endpoint: "tcp://127.0.0.1:25555", pattern: pull, mode: connect, topic: frame}
             output: {endpoint: "tcp://127.0.0.1:25556", topic_prefix: result, publish_maps: false}
             pipeline: {queue_depth: 64, overflow: block}

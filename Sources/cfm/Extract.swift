@@ -38,7 +38,8 @@ struct Extract: ParsableCommand {
             let features = detector.vit.features(image: rgb, workspace: &workspace)
             dump = ["rgb_features": features, "rgb_map": detector.vit.upsample(features)]
         }
-        try SafeTensors.write(dump, metadata: ["tier": extractor.tier.rawValue, "batchnorm": extractor.batchnorm.rawValue],
+        let batchnorm = detector.manifest?.batchnorm ?? extractor.batchnorm ?? .frame
+        try SafeTensors.write(dump, metadata: ["tier": detector.tier.rawValue, "batchnorm": batchnorm.rawValue],
                               to: URL(fileURLWithPath: out))
     }
 }

@@ -12,8 +12,8 @@ struct Infer: ParsableCommand {
     @Option(help: "RGB image (PNG).") var rgb: String
     @Option(help: "Organized point cloud (3-channel float32 TIFF), pixel-registered with the RGB image.") var xyz: String
     @OptionGroup var extractor: ExtractorOptions
-    @Option(help: "Model bundle directory (cfm train).") var model: String
-    @OptionGroup var preprocess: PreprocessFlags
+    @Option(help: "Model bundle directory (cfm train); its manifest sets tier, BatchNorm mode and preprocessing.") var model: String
+    @OptionGroup var unit: UnitOption
     @Option(help: "Output directory.") var out: String
     @Flag(help: "Also write features.safetensors with every intermediate tensor.") var dump = false
 
@@ -21,8 +21,8 @@ struct Infer: ParsableCommand {
         let detector = try extractor.detector(model: model)
         var times = StageTimes()
         let frame = try times.measure("preprocess") {
-            try preprocess.preprocessor(rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
-                                        cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)), unit: preprocess.unit)
+            try detector.weights.preprocessor(rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
+                                              cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)), unit: unit.unit)
         }
         let (detection, features) = try detector.detect(frame.input, times: &times)
         let threshold = detector.manifest?.calibration?.threshold

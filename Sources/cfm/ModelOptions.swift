@@ -3,32 +3,27 @@ import CFMDetector
 import CFMModels
 import Foundation
 
-/// Options that select the extractors, the tier and Point-MAE's BatchNorm mode.
+/// Options that select the extractors and, where no bundle manifest sets them, the tier and
+/// Point-MAE's BatchNorm mode.
 struct ExtractorOptions: ParsableArguments {
     @Option(help: "Directory with vit.safetensors and pointmae.safetensors.") var extractors: String
-    @Option(help: "Pruning tier: tiny, small, medium or full.") var tier: Tier = .small
-    @Option(help: "BatchNorm statistics of Point-MAE: frame (the authors' released behaviour) or running.")
-    var batchnorm: BatchNormMode = .frame
+    @Option(help: "Pruning tier: tiny, small, medium or full (default: the bundle's; needed without a manifest).")
+    var tier: Tier?
+    @Option(help: "BatchNorm statistics of Point-MAE: frame or running (default: the bundle's, else frame).")
+    var batchnorm: BatchNormMode?
 
     var extractorsURL: URL { URL(fileURLWithPath: extractors) }
 
-    /// The detector with the mappers of `model` (if any).
+    /// The detector with the mappers of `model` (if any); a tier or mode given must agree with its manifest.
     func detector(model: String?) throws -> AnomalyDetector {
         try AnomalyDetector.load(extractors: extractorsURL, model: model.map { URL(fileURLWithPath: $0) },
                                  tier: tier, batchNorm: batchnorm)
     }
 }
 
-/// Options of preprocessing on the command line.
-struct PreprocessFlags: ParsableArguments {
-    @Flag(help: "Skip RANSAC plane removal and cluster cleaning.") var noBackgroundRemoval = false
+/// The unit of a dataset's or frame's XYZ values (a property of the data, not of the model).
+struct UnitOption: ParsableArguments {
     @Option(help: "Unit of the XYZ values: m or mm.") var unit: LengthUnit = .m
-
-    var preprocessor: Preprocessor {
-        var options = PreprocessOptions()
-        options.removeBackground = !noBackgroundRemoval
-        return Preprocessor(options: options)
-    }
 }
 
 extension Tier: ExpressibleByArgument {}

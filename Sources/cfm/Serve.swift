@@ -18,20 +18,10 @@ struct Serve: ParsableCommand {
         let url = config.map { URL(fileURLWithPath: $0) }
         let settings = try url.map(ServiceConfig.load) ?? ServiceConfig()
         if checkConfig {
-            let bundle = URL(fileURLWithPath: settings.model.bundle), extractors = URL(fileURLWithPath: settings.model.extractors)
-            for file in [ExtractorFile.vit, ExtractorFile.pointMAE] where !FileManager.default.fileExists(atPath: extractors.appendingPathComponent(file).path) {
-                throw CommandFailure("\(extractors.appendingPathComponent(file).path): no such file (model.extractors)")
-            }
             try settings.requireTrustedModelFiles()
-            // A bundle with a manifest is checked (tier, checksums); bare mapper files need decision.threshold.
-            let manifest = FileManager.default.fileExists(atPath: bundle.appendingPathComponent(BundleFile.manifest).path)
-                ? try ModelBundle.manifest(at: bundle, tier: settings.model.tier, extractors: extractors) : nil
-            for file in [BundleFile.rgbToXYZ, BundleFile.xyzToRGB] where !FileManager.default.fileExists(atPath: bundle.appendingPathComponent(file).path) {
-                throw CommandFailure("\(bundle.appendingPathComponent(file).path): no such file (model.bundle)")
-            }
-            let threshold = try DetectorProcessing.threshold(config: settings, manifest: manifest)
+            let (tier, threshold) = try DetectorProcessing.check(settings)
             let curve = try settings.security.curve ? SocketSecurity.loadKeys(settings.security) : nil
-            print("\(config ?? "<defaults>"): OK (tier \(settings.model.tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
+            print("\(config ?? "<defaults>"): OK (tier \(tier.rawValue), bundle \(settings.model.bundle), threshold \(threshold)"
                   + (settings.decision.threshold == nil ? " from calibration" : " from the config")
                   + (curve.map { ", CURVE server key \($0.server.publicKey.z85), \($0.authorized.count) client keys" } ?? ", plain ZeroMQ") + ")")
             return

@@ -1,4 +1,5 @@
 @testable import CFMService
+import CFMDetector
 import CFMModels
 import Foundation
 import XCTest
@@ -8,7 +9,7 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(try ServiceConfig.parse(""), ServiceConfig())
         XCTAssertEqual(try ServiceConfig.parse("# nothing\n"), ServiceConfig())
         let d = ServiceConfig()
-        XCTAssertEqual(d.model.tier, .small)
+        XCTAssertNil(d.model.tier)  // the bundle's
         XCTAssertEqual(d.input.endpoint, "tcp://127.0.0.1:5555")
         XCTAssertEqual(d.input.pattern, .sub)
         XCTAssertEqual(d.input.mode, .connect)
@@ -109,13 +110,19 @@ final class ServiceConfigTests: XCTestCase {
         }
     }
 
-    func testPreprocessOptionsFollowTheConfig() throws {
+    func testPreprocessingComesFromTheBundle() throws {
         let c = try ServiceConfig.parse("preprocessing: {background_removal: false, border_width: 4, cluster_distance: 0.01, seed: 7}")
-        let o = c.preprocessOptions
+        // Bare mapper files: the keys set apply over the defaults.
+        let o = c.preprocessing.applied(to: PreprocessOptions())
         XCTAssertFalse(o.removeBackground)
         XCTAssertEqual(o.background.borderWidth, 4)
         XCTAssertEqual(o.background.clusterDistance, 0.01)
         XCTAssertEqual(o.background.seed, 7)
+        XCTAssertEqual(o.background.iterations, PreprocessOptions().background.iterations)
+        // A bundle trained otherwise is refused with the first differing key named; agreeing keys pass.
+        XCTAssertEqual(c.preprocessing.disagreement(with: PreprocessOptions())?.hasPrefix("preprocessing.background_removal is false"), true)
+        XCTAssertNil(c.preprocessing.disagreement(with: o))
+        XCTAssertNil(ServiceConfig().preprocessing.disagreement(with: o))
     }
 
     func testThresholdNeedsOverrideOrCalibration() throws {
