@@ -31,8 +31,9 @@ mkdir -p "$W"
     --test-per-type 1 >/dev/null
 if ! grep -q "threshold:" "$W/model/manifest.yaml" 2>/dev/null; then
     "$B" train --data "$W/data/cookie" --extractors "$W/ext" --tier tiny --out "$W/model" --epochs 1 \
-        --pixels-per-sample 256 --cache "$W/cache" >/dev/null 2>&1
-    "$B" calibrate --data "$W/data/cookie" --model "$W/model" --extractors "$W/ext" >/dev/null 2>&1
+        --pixels-per-sample 256 --cache "$W/cache" >/dev/null 2>"$W/setup.log" || { tail -n 3 "$W/setup.log"; exit 1; }
+    "$B" calibrate --data "$W/data/cookie" --model "$W/model" --extractors "$W/ext" --false-reject-rate 0.25 \
+        >/dev/null 2>"$W/setup.log" || { tail -n 3 "$W/setup.log"; exit 1; }
 fi
 # Capacity on one test frame; the feed rate is 4× that.
 one="$W/one/cookie/test/good"
@@ -48,7 +49,7 @@ cat > "$W/soak.yaml" <<Y
 model: {tier: tiny, extractors: $W/ext, bundle: $W/model}
 input: {endpoint: "$IN", pattern: sub, mode: connect, topic: frame}
 output: {endpoint: "$OUT", mode: bind, topic_prefix: result, publish_maps: true}
-pipeline: {queue_depth: 2, overflow: drop_oldest}
+pipeline: {queue_depth: 2, overflow: drop_oldest, drain_timeout_s: 120}
 logging: {journald: "off", level: info, summary_interval_s: 60}
 Y
 "$B" serve --config "$W/soak.yaml" > "$W/serve.log" 2>&1 &
@@ -94,7 +95,7 @@ monitor=$!
 sleep 5
 status=0
 "$B" replay --data "$one/../.." --pattern pub --mode bind --endpoint "$IN" --results "$OUT" --rate "$rate" \
-    --frames "$frames" --malformed-every 10 --timeout 30 --json > "$W/replay.json" 2> "$W/replay.err" || status=$?
+    --frames "$frames" --malformed-every 10 --timeout 60 --json > "$W/replay.json" 2> "$W/replay.err" || status=$?
 sleep 2
 kill -TERM "$daemon"
 daemon_status=0
@@ -119,7 +120,7 @@ rss = [tuple(map(float, l.split(","))) for l in open(f"{work}/rss.csv").read().s
 read = sum(reader.values())
 print(f"soak: {minutes:g} min at tier tiny, capacity {capacity:.2f} frames/s, fed at {rate:.2f} frames/s (one in ten malformed)")
 print(f"replay: sent {replay.get('sent')}, results {replay.get('results')}, verdicts {replay.get('verdicts')}, "
-      f"errors {replay.get('error_codes')}, missing {replay.get('missing')} (shed by the PUB/SUB high-water marks before the daemon read them)")
+      f"errors {replay.get('error_codes')}, missing {replay.get('missing')} (shed by the PUB/SUB high-water marks, or answered after replay's timeout)")
 print(f"daemon: {summary.split('cfm stopped: ', 1)[-1] if summary else 'no stop summary in serve.log'}; exit {daemon_status}")
 print(f"reading subscriber: {read} results {reader}")
 def curve(samples):
