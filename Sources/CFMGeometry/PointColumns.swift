@@ -25,10 +25,10 @@ struct PointColumns {
         }
     }
 
-    /// `(value − origin) · scale` rounded once to Float32. `scale` must be a power of two:
-    /// then the only rounding is the final one, and with `scale` 1 the result is exactly the
-    /// Float32 difference. A smaller scale brings differences that would overflow Float32
-    /// (e.g. 3e38 − (−3e38)) back into range.
+    /// `(value − origin) · scale` in Float32. With `scale` 1 this is the Float32 difference
+    /// itself; a smaller power of two (exact in Float64) brings differences that would
+    /// overflow Float32 (e.g. 3e38 − (−3e38)) back into range, computed in Float64 and
+    /// rounded to Float32 at the end.
     @inline(__always)
     static func centred(_ value: Float, _ origin: Float, scale: Double) -> Float {
         scale == 1 ? value - origin : Float((Double(value) - Double(origin)) * scale)
