@@ -76,9 +76,9 @@ def malformed(kind, topic, frame_id, rgb, xyz):
     elif kind == "too_large":
         header["width"] = header["height"] = 1_000_000
         parts[1] = json.dumps(header).encode()
-    elif kind == "non_finite":
+    elif kind == "out_of_range":
         bad = xyz.copy()
-        bad[0, 0, 2] = np.nan
+        bad[0, 0, 2] = 1e20
         parts[3] = bad.astype("<f4").tobytes()
     return parts
 
@@ -120,7 +120,7 @@ def main():
         messages.append((fid, encode(args.topic, fid, f_rgb, f_xyz), None))
     if args.malformed:
         f_rgb, f_xyz = synthetic_frame(0)
-        for kind in ["bad_parts", "bad_header", "bad_size", "too_large", "non_finite"]:
+        for kind in ["bad_parts", "bad_header", "bad_size", "too_large", "out_of_range"]:
             fid = f"{run}-bad-{kind}"
             messages.append((fid, malformed(kind, args.topic, fid, f_rgb, f_xyz), kind))
 

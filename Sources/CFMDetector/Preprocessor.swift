@@ -43,16 +43,20 @@ public struct Preprocessor: Sendable {
 
     public init(options: PreprocessOptions = PreprocessOptions()) { self.options = options }
 
-    /// Preprocesses a pixel-registered pair: `rgb` and `cloud` [H, W, 3] in `unit`.
+    /// Preprocesses a pixel-registered pair: `rgb` and `cloud` [H, W, 3] in `unit`. A pixel with
+    /// a NaN or infinite coordinate is a hole, like (0, 0, 0): sensors mark missing
+    /// measurements either way.
     public func callAsFunction(rgb: RGBImage, cloud: Tensor, unit: LengthUnit = .m) throws -> PreprocessedFrame {
         let (h, w) = (rgb.height, rgb.width)
         guard cloud.shape == [h, w, 3] else {
             throw DetectorError.badInput("point cloud is \(cloud.shape), RGB image is \(h)×\(w): not pixel-registered")
         }
-        if let i = cloud.scalars.firstIndex(where: { !$0.isFinite }) {
-            throw DetectorError.nonFinite("point cloud pixel (row \(i / 3 / w), column \(i / 3 % w))")
+        guard cloud.scalars.contains(where: { !$0.isFinite }) else { return try process(rgb: rgb, cloud: cloud, unit: unit) }
+        var holed = cloud
+        for p in 0..<(h * w) where !(cloud.scalars[3 * p].isFinite && cloud.scalars[3 * p + 1].isFinite && cloud.scalars[3 * p + 2].isFinite) {
+            (holed.scalars[3 * p], holed.scalars[3 * p + 1], holed.scalars[3 * p + 2]) = (0, 0, 0)
         }
-        return try process(rgb: rgb, cloud: cloud, unit: unit)
+        return try process(rgb: rgb, cloud: holed, unit: unit)
     }
 
     private func process(rgb: RGBImage, cloud: Tensor, unit: LengthUnit) throws -> PreprocessedFrame {

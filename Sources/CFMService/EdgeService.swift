@@ -79,6 +79,7 @@ public final class EdgeService: @unchecked Sendable {
         let output = try ZMQSocket(context, .pub)
         do {
             try input.receiveHighWaterMark(config.input.receiveHwm)
+            try input.maximumMessageSize(FrameCodec.Limits(config.input).maxPartBytes)
             try input.linger(milliseconds: 0)
             if config.input.pattern == .sub { try input.subscribe(config.input.topic) }
             try config.input.mode == .bind ? input.bind(config.input.endpoint) : input.connect(config.input.endpoint)
@@ -104,7 +105,7 @@ public final class EdgeService: @unchecked Sendable {
         self.pipeline = pipeline
         pipeline.start()
 
-        let limits = FrameCodec.Limits(maxWidth: config.input.maxWidth, maxHeight: config.input.maxHeight)
+        let limits = FrameCodec.Limits(config.input)
         let receiver = Thread { [self] in receiveLoop(input, pipeline: pipeline, limits: limits) }
         receiver.name = "cfm-receive"
         receiver.start()
@@ -144,10 +145,10 @@ public final class EdgeService: @unchecked Sendable {
                 guard try socket.pollIn(milliseconds: 100) else { continue }
                 // Drain what is readable now, then look at the stop flag again.
                 for _ in 0..<64 {
-                    guard let parts = try socket.receive(wait: false) else { break }
+                    guard let message = try socket.receiveMessage(wait: false, keepingAtMost: FrameCodec.partCount) else { break }
                     let received = wallClockNs(), mono = monotonicNs()
                     do {
-                        pipeline.submit(try FrameCodec.decode(parts, limits: limits), receivedNs: received, receivedMono: mono)
+                        pipeline.submit(try FrameCodec.decode(message, limits: limits), receivedNs: received, receivedMono: mono)
                     } catch {
                         pipeline.submitInvalid(error, receivedNs: received, receivedMono: mono)
                     }
@@ -271,7 +272,7 @@ public final class EdgeService: @unchecked Sendable {
             logger.notice("reject \(r.frameId ?? "") score \(String(format: "%.4f", r.score ?? 0)) > \(String(format: "%.4f", r.threshold ?? 0))",
                           metadata: metadata)
         case .error, .dropped:
-            metadata["error_code"] = "\(r.error?.code ?? "")"
+            metadata["error_code"] = "\(r.error?.code.rawValue ?? "")"
             logLock.lock()
             let now = monotonicNs()
             if now &- errorLogWindow.start > 60_000_000_000 {

@@ -134,7 +134,7 @@ public final class FramePipeline: @unchecked Sendable {
     }
 
     private func dropped(_ job: Job, reason: String) -> FrameResult {
-        FrameResult(frameId: job.frame.frameId, verdict: .dropped, error: FrameError("dropped", reason, frameId: job.frame.frameId),
+        FrameResult(frameId: job.frame.frameId, verdict: .dropped, error: FrameError(.dropped, reason, frameId: job.frame.frameId),
                     receivedNs: job.receivedNs)
     }
 
@@ -222,7 +222,7 @@ public final class FramePipeline: @unchecked Sendable {
         switch r.verdict {
         case .pass: stats.passed += 1
         case .reject: stats.rejected += 1
-        case .error: stats.errors += 1; stats.errorCodes[r.error?.code ?? "internal", default: 0] += 1
+        case .error: stats.errors += 1; stats.errorCodes[(r.error?.code ?? .internal).rawValue, default: 0] += 1
         case .dropped: stats.dropped += 1
         }
         if r.verdict == .pass || r.verdict == .reject {

@@ -20,7 +20,17 @@ public enum LogDestination: Sendable {
 /// MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE/CODE_LINE/CODE_FUNC, and each metadata
 /// key as an upper-case field (`frame_id` → FRAME_ID, `verdict` → VERDICT, …). Plain
 /// `LEVEL message key=value` lines on stderr when the destination is stderr.
+///
+/// Log text often carries what a peer sent (frame ids, error messages): on both paths the
+/// message and every metadata key and value go through `WireText.escaped`, so each record is
+/// exactly one line, and are capped (`maxMessageBytes`, `maxValueBytes`), so no record is
+/// larger than a few KiB whatever arrives.
 public struct JournalLogHandler: LogHandler {
+    /// Longest message, in UTF-8 bytes after escaping.
+    public static let maxMessageBytes = 4096
+    /// Longest metadata value (and key), in UTF-8 bytes after escaping.
+    public static let maxValueBytes = 512
+
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     public var logLevel: Logger.Level = .info
@@ -57,13 +67,22 @@ public struct JournalLogHandler: LogHandler {
         return String(name.prefix(64))
     }
 
-    /// The journal fields of an event ("NAME=value" each).
-    public func fields(_ event: LogEvent) -> [String] {
+    /// The event's message and metadata (handler, provider, event; sorted by key), escaped and capped.
+    func record(_ event: LogEvent) -> (message: String, metadata: [(key: String, value: String)]) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let m = event.metadata { merged.merge(m) { $1 } }
+        let pairs = merged.sorted { $0.key < $1.key }.map {
+            (key: WireText.escaped($0.key, maxBytes: Self.maxValueBytes), value: WireText.escaped("\($0.value)", maxBytes: Self.maxValueBytes))
+        }
+        return (WireText.escaped("\(event.message)", maxBytes: Self.maxMessageBytes), pairs)
+    }
+
+    /// The journal fields of an event ("NAME=value" each).
+    public func fields(_ event: LogEvent) -> [String] {
+        let (message, metadata) = record(event)
         var fields = [
-            "MESSAGE=\(event.message)",
+            "MESSAGE=\(message)",
             "PRIORITY=\(Self.priority(event.level))",
             "SYSLOG_IDENTIFIER=\(identifier)",
             "CODE_FILE=\(event.file)",
@@ -71,7 +90,7 @@ public struct JournalLogHandler: LogHandler {
             "CODE_FUNC=\(event.function)",
         ]
         let reserved: Set = ["MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC"]
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+        for (key, value) in metadata {
             let name = Self.fieldName(key)
             if !reserved.contains(name) { fields.append("\(name)=\(value)") }
         }
@@ -83,12 +102,14 @@ public struct JournalLogHandler: LogHandler {
         case .journal where Self.send(fields(event)) >= 0:
             break
         case .journal, .stderr: // stderr also when the journal socket is unreachable
-            var merged = metadata
-            if let m = event.metadata { merged.merge(m) { $1 } }
-            let extra = merged.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-            let line = "\(event.level.rawValue.uppercased()) \(event.message)\(extra)\n"
-            FileHandle.standardError.write(Data(line.utf8))
+            FileHandle.standardError.write(Data(stderrLine(event).utf8))
         }
+    }
+
+    /// `LEVEL message key=value …` and one newline.
+    public func stderrLine(_ event: LogEvent) -> String {
+        let (message, metadata) = record(event)
+        return "\(event.level.rawValue.uppercased()) \(message)" + metadata.map { " \($0.key)=\($0.value)" }.joined() + "\n"
     }
 
     /// `sd_journal_sendv` with one iovec per field.

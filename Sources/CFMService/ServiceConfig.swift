@@ -31,9 +31,13 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public var mode: Mode = .connect
         /// SUB subscription prefix (ignored for pull).
         public var topic = "frame"
-        /// Larger frames are refused with `too_large` before their pixels are read.
+        /// Larger frames are refused with `too_large` before their pixels are read; together they
+        /// size the input socket's ZMQ_MAXMSGSIZE (`FrameCodec.Limits.maxPartBytes`).
         public var maxWidth = 4096
         public var maxHeight = 4096
+        /// Largest |X|, |Y| or |Z| accepted, in metres after unit conversion; farther finite
+        /// coordinates get `out_of_range` (NaN and ±inf are holes, not errors).
+        public var maxCoordinateM = 100.0
         /// ZMQ_RCVHWM: messages libzmq buffers before the daemon reads them.
         public var receiveHwm = 4
         public init() {}
@@ -159,7 +163,7 @@ extension ServiceConfig {
     /// Key names per section, as written in YAML.
     static let schema: [String: [String]] = [
         "model": ["tier", "extractors", "bundle", "batchnorm"],
-        "input": ["endpoint", "pattern", "mode", "topic", "max_width", "max_height", "receive_hwm"],
+        "input": ["endpoint", "pattern", "mode", "topic", "max_width", "max_height", "max_coordinate_m", "receive_hwm"],
         "output": ["endpoint", "mode", "topic_prefix", "publish_maps", "send_hwm", "linger_ms"],
         "pipeline": ["queue_depth", "overflow", "in_flight", "drain_timeout_s"],
         "preprocessing": ["background_removal", "border_width", "ransac_iterations", "ransac_sample_size",
@@ -363,7 +367,8 @@ extension ServiceConfig.Model {
 
 extension ServiceConfig.Input {
     enum CodingKeys: String, CodingKey {
-        case endpoint, pattern, mode, topic, maxWidth = "max_width", maxHeight = "max_height", receiveHwm = "receive_hwm"
+        case endpoint, pattern, mode, topic, maxWidth = "max_width", maxHeight = "max_height", maxCoordinateM = "max_coordinate_m",
+             receiveHwm = "receive_hwm"
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
@@ -373,6 +378,7 @@ extension ServiceConfig.Input {
         topic = try c.text(.topic, d.topic, nonEmpty: false)
         maxWidth = try c.int(.maxWidth, d.maxWidth, 16...16384)
         maxHeight = try c.int(.maxHeight, d.maxHeight, 16...16384)
+        maxCoordinateM = try c.double(.maxCoordinateM, d.maxCoordinateM, 0.001...1_000_000)
         receiveHwm = try c.int(.receiveHwm, d.receiveHwm, 1...100_000)
     }
 }

@@ -98,7 +98,17 @@ public final class ZMQSocket: @unchecked Sendable {
         guard rc == 0 else { throw ZMQError("zmq_setsockopt(\(option))") }
     }
 
+    public func setOption(_ option: Int32, _ value: Int64) throws {
+        var v = value
+        guard zmq_setsockopt(try socket("zmq_setsockopt"), option, &v, MemoryLayout<Int64>.size) == 0 else {
+            throw ZMQError("zmq_setsockopt(\(option))")
+        }
+    }
+
     public func receiveHighWaterMark(_ n: Int) throws { try setOption(ZMQ_RCVHWM, Int32(n)) }
+    /// ZMQ_MAXMSGSIZE: a peer sending a message part longer than `bytes` is disconnected by
+    /// libzmq before the part is buffered (the message is never delivered).
+    public func maximumMessageSize(_ bytes: Int) throws { try setOption(ZMQ_MAXMSGSIZE, Int64(bytes)) }
     public func sendHighWaterMark(_ n: Int) throws { try setOption(ZMQ_SNDHWM, Int32(n)) }
     public func linger(milliseconds: Int) throws { try setOption(ZMQ_LINGER, Int32(milliseconds)) }
     /// SUB: receive messages whose first part starts with `prefix` ("" = everything).
@@ -145,29 +155,34 @@ public final class ZMQSocket: @unchecked Sendable {
         return true
     }
 
-    /// Receives one multipart message; nil when `wait` is false and none is ready.
+    /// Receives one multipart message as copies of its parts; nil when `wait` is false and
+    /// none is ready.
     public func receive(wait: Bool = true) throws -> [[UInt8]]? {
+        try receiveMessage(wait: wait).map { message in message.withParts { $0.map { Array($0) } } }
+    }
+
+    /// Receives one multipart message without copying it: the first `keepingAtMost` parts stay
+    /// in their `zmq_msg_t`s (owned by the returned message), later ones are counted and
+    /// released as they arrive. nil when `wait` is false and none is ready.
+    public func receiveMessage(wait: Bool = true, keepingAtMost limit: Int = .max) throws -> ReceivedMessage? {
         let h = try socket("zmq_msg_recv")
-        var parts: [[UInt8]] = []
-        var msg = zmq_msg_t()
-        zmq_msg_init(&msg)
-        defer { zmq_msg_close(&msg) }
+        let message = ReceivedMessage()
+        let scratch = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        zmq_msg_init(scratch)
+        defer { zmq_msg_close(scratch); scratch.deallocate() }
         while true {
-            let rc = zmq_msg_recv(&msg, h, wait || !parts.isEmpty ? 0 : ZMQ_DONTWAIT)
+            let keep = message.partCount < limit
+            let part = keep ? message.appendEmptyPart() : scratch
+            let rc = zmq_msg_recv(part, h, wait || message.partCount > 0 ? 0 : ZMQ_DONTWAIT)
             if rc < 0 {
+                if keep { message.removeLastPart() }
                 let error = ZMQError("zmq_msg_recv")
                 if error.interrupted { continue }
-                if error.wouldBlock && parts.isEmpty { return nil }
+                if error.wouldBlock && message.partCount == 0 { return nil }
                 throw error
             }
-            let size = zmq_msg_size(&msg)
-            if size == 0 {
-                parts.append([])
-            } else {
-                let data = zmq_msg_data(&msg)!.assumingMemoryBound(to: UInt8.self)
-                parts.append(Array(UnsafeBufferPointer(start: data, count: size)))
-            }
-            if zmq_msg_more(&msg) == 0 { return parts }
+            message.partCount += 1
+            if zmq_msg_more(part) == 0 { return message }
         }
     }
 
@@ -181,5 +196,48 @@ public final class ZMQSocket: @unchecked Sendable {
             throw error
         }
         return rc > 0 && (item.revents & Int16(ZMQ_POLLIN)) != 0
+    }
+}
+
+/// One received multipart message whose parts stay in libzmq's buffers (`zmq_msg_t`s owned
+/// here, closed at deinit). Each `zmq_msg_t` lives at a fixed heap address: libzmq keeps small
+/// parts inside the struct itself, so it must never move.
+public final class ReceivedMessage {
+    private var parts: [UnsafeMutablePointer<zmq_msg_t>] = []
+    /// Parts the message had, including those released unread beyond the receive limit.
+    public internal(set) var partCount = 0
+
+    init() {}
+
+    deinit {
+        for part in parts {
+            zmq_msg_close(part)
+            part.deallocate()
+        }
+    }
+
+    /// Parts kept (at most the receive limit).
+    public var keptParts: Int { parts.count }
+
+    /// Byte count of kept part `index`.
+    public func size(of index: Int) -> Int { zmq_msg_size(parts[index]) }
+
+    /// Calls `body` with the kept parts' bytes, valid only during the call.
+    public func withParts<R, E: Error>(_ body: ([UnsafeRawBufferPointer]) throws(E) -> R) throws(E) -> R {
+        let buffers = parts.map { UnsafeRawBufferPointer(start: zmq_msg_data($0), count: zmq_msg_size($0)) }
+        return try withExtendedLifetime(self) { () throws(E) -> R in try body(buffers) }
+    }
+
+    func appendEmptyPart() -> UnsafeMutablePointer<zmq_msg_t> {
+        let part = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
+        zmq_msg_init(part)
+        parts.append(part)
+        return part
+    }
+
+    func removeLastPart() {
+        let part = parts.removeLast()
+        zmq_msg_close(part)
+        part.deallocate()
     }
 }

@@ -5,6 +5,8 @@ import CFMService
 import CFMTensor
 import Foundation
 
+extension RGBFormat: ExpressibleByArgument {}
+
 /// `cfm replay`: a sensor simulator. Streams a dataset split as protocol-v1 frames,
 /// listens to the results and prints a summary.
 struct Replay: ParsableCommand {
@@ -23,6 +25,7 @@ struct Replay: ParsableCommand {
     @Option(help: "Frames to send (0 = each sample once); samples repeat when larger.") var frames = 0
     @Option(help: "Make every N-th frame malformed, cycling through every kind (0 = never).") var malformedEvery = 0
     @Option(help: "Unit to send XYZ in: m or mm (values are converted).") var unit: LengthUnit = .m
+    @Option(help: "Colour layout to send: rgb8, bgr8, rgba8, bgra8 or mono8 (the luma).") var rgbFormat: RGBFormat = .rgb8
     @Option(help: "Frame topic.") var topic = "frame"
     @Option(help: "Result topic prefix.") var resultPrefix = "result"
     @Option(help: "Seconds to wait for the connections before sending.") var warmup: Double = 1
@@ -30,9 +33,9 @@ struct Replay: ParsableCommand {
     @Flag(help: "Print the summary as JSON.") var json = false
 
     /// The malformed kinds and the code the daemon must answer with.
-    static let malformedKinds: [(kind: String, code: String)] = [
-        ("parts", "bad_parts"), ("json", "bad_header"), ("version", "bad_header"), ("size", "bad_size"),
-        ("large", "too_large"), ("nan", "non_finite"), ("empty", "too_few_points"),
+    static let malformedKinds: [(kind: String, code: ErrorCode)] = [
+        ("parts", .badParts), ("json", .badHeader), ("version", .badHeader), ("size", .badSize),
+        ("large", .tooLarge), ("range", .outOfRange), ("empty", .tooFewPoints),
     ]
 
     func run() throws {
@@ -78,7 +81,7 @@ struct Replay: ParsableCommand {
         thread.start()
         Thread.sleep(forTimeInterval: warmup)
 
-        var expected: [String: String] = [:] // frame id → expected error code (malformed)
+        var expected: [String: ErrorCode] = [:] // frame id → expected error code (malformed)
         var sent: [String] = []
         let start = monotonicNs()
         let runId = String(UInt32(truncatingIfNeeded: wallClockNs()), radix: 36)
@@ -91,11 +94,11 @@ struct Replay: ParsableCommand {
             var f = try frame(i)
             let sample = samples[i % samples.count]
             f.frameId = "\(runId)-\(i)-\(sample.defect)/\(sample.id)"
-            var parts = FrameCodec.encode(f, topic: topic)
+            var parts = FrameCodec.encode(f, topic: topic, rgb: rgbFormat)
             if malformedEvery > 0, (i + 1) % malformedEvery == 0 {
                 let (kind, code) = Self.malformedKinds[((i + 1) / malformedEvery - 1) % Self.malformedKinds.count]
                 f.frameId = "\(runId)-\(i)-malformed-\(kind)"
-                parts = Self.malformed(kind, frame: f, topic: topic)
+                parts = Self.malformed(kind, frame: f, topic: topic, rgb: rgbFormat)
                 expected[f.frameId] = code
             }
             collector.sent(f.frameId, at: monotonicNs())
@@ -122,8 +125,8 @@ struct Replay: ParsableCommand {
     }
 
     /// A malformed message of `kind` built from a valid frame.
-    static func malformed(_ kind: String, frame: Frame, topic: String) -> [[UInt8]] {
-        var parts = FrameCodec.encode(frame, topic: topic)
+    static func malformed(_ kind: String, frame: Frame, topic: String, rgb: RGBFormat) -> [[UInt8]] {
+        var parts = FrameCodec.encode(frame, topic: topic, rgb: rgb)
         func header(_ edit: (inout [String: Any]) -> Void) -> [UInt8] {
             var h = (try? JSONSerialization.jsonObject(with: Data(parts[1])) as? [String: Any]) ?? [:]
             edit(&h)
@@ -135,9 +138,9 @@ struct Replay: ParsableCommand {
         case "version": parts[1] = header { $0["v"] = 2 }
         case "size": parts[2].removeLast(3)
         case "large": parts[1] = header { $0["width"] = 100_000; $0["height"] = 100_000 }
-        case "nan":
+        case "range":
             var xyz = frame.cloud.scalars
-            xyz[xyz.count / 2] = .nan
+            xyz[xyz.count / 2] = 1e20
             parts[3] = FrameCodec.littleEndianBytes(xyz)
         case "empty": parts[3] = [UInt8](repeating: 0, count: parts[3].count)
         default: break
@@ -200,7 +203,7 @@ final class ResultCollector: @unchecked Sendable {
         }
     }
 
-    func report(sent: [String], expectedErrors: [String: String], sendSeconds: Double) -> [String: Any] {
+    func report(sent: [String], expectedErrors: [String: ErrorCode], sendSeconds: Double) -> [String: Any] {
         lock.lock(); defer { lock.unlock() }
         var verdicts: [String: Int] = [:], codes: [String: Int] = [:]
         var latencies: [Double] = [], daemon: [Double] = [], mismatches: [String] = []
@@ -211,18 +214,18 @@ final class ResultCollector: @unchecked Sendable {
         for id in sent {
             guard let (r, at) = results[id] else { continue }
             verdicts[r.verdict.rawValue, default: 0] += 1
-            if let code = r.error?.code, r.verdict == .error { codes[code, default: 0] += 1 }
+            if let code = r.error?.code, r.verdict == .error { codes[code.rawValue, default: 0] += 1 }
             if r.verdict == .pass || r.verdict == .reject {
                 latencies.append(Double(at - (sentAt[id] ?? at)) / 1e6)
                 daemon.append(r.latencyMs)
             }
             if let want = expectedErrors[id], r.error?.code != want {
-                mismatches.append("\(id): expected \(want), got \(r.verdict.rawValue) \(r.error?.code ?? "")")
+                mismatches.append("\(id): expected \(want.rawValue), got \(r.verdict.rawValue) \(r.error?.code.rawValue ?? "")")
             }
         }
         for r in anonymous {
             verdicts[r.verdict.rawValue, default: 0] += 1
-            if let code = r.error?.code { codes[code, default: 0] += 1 }
+            if let code = r.error?.code { codes[code.rawValue, default: 0] += 1 }
         }
         // Malformed frames without a readable id come back anonymously: count them as answered.
         let answered = sent.filter { results[$0] != nil }.count + anonymous.count

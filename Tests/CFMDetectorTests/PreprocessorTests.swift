@@ -38,7 +38,7 @@ import Testing
         #expect(abs(blue - expected) < 1e-5)
     }
 
-    @Test func millimetresAreConvertedAndBadCloudsRefused() throws {
+    @Test func millimetresAreConvertedNonFiniteIsAHoleAndBadCloudsRefused() throws {
         var options = PreprocessOptions()
         options.size = 30
         options.removeBackground = false
@@ -48,9 +48,14 @@ import Testing
         let b = try Preprocessor(options: options)(rgb: rgb, cloud: mm, unit: .mm)
         #expect(a.input.xyz.maxAbsDifference(b.input.xyz) < 1e-6)
 
-        var bad = cloud
-        bad.scalars[3 * (7 * 60 + 9) + 1] = .nan
-        #expect(throws: DetectorError.nonFinite("point cloud pixel (row 7, column 9)")) { try Preprocessor()(rgb: rgb, cloud: bad) }
+        // A pixel with any NaN or infinite coordinate is a hole, exactly like (0, 0, 0).
+        var zeroHoles = cloud, nonFinite = cloud
+        for (p, values) in [(7 * 60 + 9, [Float.nan, 0.1, 0.5]), (30 * 60 + 2, [0.1, .infinity, 0.5]), (1, [0.1, 0.1, -.infinity])] {
+            for c in 0..<3 { zeroHoles.scalars[3 * p + c] = 0; nonFinite.scalars[3 * p + c] = values[c] }
+        }
+        let holes = try Preprocessor()(rgb: rgb, cloud: zeroHoles), nans = try Preprocessor()(rgb: rgb, cloud: nonFinite)
+        #expect(nans.input.xyz.scalars == holes.input.xyz.scalars && nans.input.rgb.scalars == holes.input.rgb.scalars)
+        #expect(nans.foregroundPoints == holes.foregroundPoints)
         #expect(throws: DetectorError.self) { try Preprocessor()(rgb: rgb, cloud: Tensor(shape: [40, 59, 3])) }
     }
 }

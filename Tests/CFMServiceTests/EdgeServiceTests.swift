@@ -105,7 +105,7 @@ final class EdgeServiceTests: XCTestCase {
             case 5: parts[1] = Array("{oops".utf8); code = "bad_header"
             case 6: parts[2].removeLast(); code = "bad_size"
             case 7: parts[1] = Array(#"{"v":1,"frame_id":"f-\#(i)","width":1000,"height":6}"#.utf8); code = "too_large"
-            case 8: parts[3] = Array(repeating: 0xFF, count: good[3].count); code = "non_finite"
+            case 8: parts[3] = FrameCodec.littleEndianBytes([Float](repeating: 1e20, count: good[3].count / 4)); code = "out_of_range"
             case 9: parts = FrameCodec.encode(makeFrame(id: "fail-\(i)", width: 8, height: 6)); code = "too_few_points"
             default: break
             }
@@ -118,7 +118,7 @@ final class EdgeServiceTests: XCTestCase {
             XCTAssertEqual(r.frameId, id)
             if let code {
                 XCTAssertEqual(r.verdict, .error, "\(id ?? "")")
-                XCTAssertEqual(r.error?.code, code, "\(id ?? "")")
+                XCTAssertEqual(r.error?.code.rawValue, code, "\(id ?? "")")
             } else {
                 XCTAssertTrue(r.verdict == .pass || r.verdict == .reject)
                 XCTAssertEqual(r.tier, "small")
@@ -250,7 +250,7 @@ final class EdgeServiceTests: XCTestCase {
         client.waitUntilExit()
         XCTAssertEqual(client.terminationStatus, 0, output)
         XCTAssertTrue(output.contains(#""sent": 11, "answered": 11"#), output)
-        for code in ["bad_parts", "bad_header", "bad_size", "too_large", "non_finite"] { XCTAssertTrue(output.contains("error   \(code):"), code) }
+        for code in ["bad_parts", "bad_header", "bad_size", "too_large", "out_of_range"] { XCTAssertTrue(output.contains("error   \(code):"), code) }
         service.requestStop()
         XCTAssertTrue(waitUntil(5) { thread.isFinished })
     }

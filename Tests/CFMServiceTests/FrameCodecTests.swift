@@ -33,7 +33,7 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertNil(decoded.timestampNs)
     }
 
-    private func assertCode(_ parts: [[UInt8]], _ code: String, frameId: String? = "x", limits: FrameCodec.Limits = .init(),
+    private func assertCode(_ parts: [[UInt8]], _ code: ErrorCode, frameId: String? = "x", limits: FrameCodec.Limits = .init(),
                             file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try FrameCodec.decode(parts, limits: limits), file: file, line: line) { error in
             let e = error as? FrameError
@@ -54,49 +54,52 @@ final class FrameCodecTests: XCTestCase {
     func testEveryCodecErrorCode() {
         let good = FrameCodec.encode(makeFrame(id: "x", width: 8, height: 6))
         // bad_parts
-        assertCode(Array(good.prefix(3)), "bad_parts")
-        assertCode(good + [[1]], "bad_parts")
-        assertCode([[1]], "bad_parts", frameId: nil)
+        assertCode(Array(good.prefix(3)), .badParts)
+        assertCode(good + [[1]], .badParts)
+        assertCode([[1]], .badParts, frameId: nil)
         // bad_header
-        assertCode([good[0], Array("not json".utf8), good[2], good[3]], "bad_header", frameId: nil)
-        assertCode([good[0], Array("[1,2]".utf8), good[2], good[3]], "bad_header", frameId: nil)
-        assertCode(header(good) { $0["v"] = 2 }, "bad_header")
-        assertCode(header(good) { $0["v"] = nil }, "bad_header")
-        assertCode(header(good) { $0["v"] = true }, "bad_header")
-        assertCode(header(good) { $0["frame_id"] = nil }, "bad_header", frameId: nil)
-        assertCode(header(good) { $0["frame_id"] = 12 }, "bad_header", frameId: nil)
-        assertCode(header(good) { $0["width"] = "8" }, "bad_header")
-        assertCode(header(good) { $0["width"] = 8.5 }, "bad_header")
-        assertCode(header(good) { $0["height"] = 0 }, "bad_header")
-        assertCode(header(good) { $0["rgb"] = "bgr8" }, "bad_header")
-        assertCode(header(good) { $0["xyz"] = "xyz_f64le" }, "bad_header")
-        assertCode(header(good) { $0["unit"] = "inch" }, "bad_header")
-        assertCode(header(good) { $0["timestamp_ns"] = "now" }, "bad_header")
-        assertCode(header(good) { $0["padding"] = String(repeating: " ", count: 70_000) }, "bad_header", frameId: nil)
+        assertCode([good[0], Array("not json".utf8), good[2], good[3]], .badHeader, frameId: nil)
+        assertCode([good[0], Array("[1,2]".utf8), good[2], good[3]], .badHeader, frameId: nil)
+        assertCode(header(good) { $0["v"] = 2 }, .badHeader)
+        assertCode(header(good) { $0["v"] = nil }, .badHeader)
+        assertCode(header(good) { $0["v"] = true }, .badHeader)
+        assertCode(header(good) { $0["frame_id"] = nil }, .badHeader, frameId: nil)
+        assertCode(header(good) { $0["frame_id"] = 12 }, .badHeader, frameId: nil)
+        assertCode(header(good) { $0["width"] = "8" }, .badHeader)
+        assertCode(header(good) { $0["width"] = 8.5 }, .badHeader)
+        assertCode(header(good) { $0["height"] = 0 }, .badHeader)
+        assertCode(header(good) { $0["rgb"] = "bgr9" }, .badHeader)
+        assertCode(header(good) { $0["xyz"] = "depth_f32le" }, .badHeader) // without intrinsics
+        assertCode(header(good) { $0["xyz"] = "depth_u16le"; $0["intrinsics"] = ["fx": 0, "fy": 1, "cx": 0, "cy": 0] }, .badHeader)
+        assertCode(header(good) { $0["depth_scale"] = 0.001 }, .badHeader) // xyz_f32le has no depth scale
+        assertCode(header(good) { $0["xyz"] = "xyz_f64le" }, .badHeader)
+        assertCode(header(good) { $0["unit"] = "inch" }, .badHeader)
+        assertCode(header(good) { $0["timestamp_ns"] = "now" }, .badHeader)
+        assertCode(header(good) { $0["padding"] = String(repeating: " ", count: 70_000) }, .badHeader, frameId: nil)
         // too_large (checked before sizes: no allocation for absurd headers)
-        assertCode(header(good) { $0["width"] = 100_000 }, "too_large")
-        assertCode(good, "too_large", limits: .init(maxWidth: 4, maxHeight: 100))
-        assertCode(good, "too_large", limits: .init(maxWidth: 100, maxHeight: 5))
+        assertCode(header(good) { $0["width"] = 100_000 }, .tooLarge)
+        assertCode(good, .tooLarge, limits: .init(maxWidth: 4, maxHeight: 100))
+        assertCode(good, .tooLarge, limits: .init(maxWidth: 100, maxHeight: 5))
         // bad_size
         var p = good; p[2].removeLast()
-        assertCode(p, "bad_size")
+        assertCode(p, .badSize)
         p = good; p[3].append(0)
-        assertCode(p, "bad_size")
-        assertCode(header(good) { $0["width"] = 9 }, "bad_size")
-        // non_finite
-        for bad in [Float.nan, .infinity, -.infinity] {
+        assertCode(p, .badSize)
+        assertCode(header(good) { $0["width"] = 9 }, .badSize)
+        // out_of_range (NaN and ±inf are holes: FrameDecoderTests)
+        for bad: Float in [1e20, -3e38, 100.001] {
             var frame = makeFrame(id: "x", width: 8, height: 6)
             frame.cloud.scalars[77] = bad
-            assertCode(FrameCodec.encode(frame), "non_finite")
+            assertCode(FrameCodec.encode(frame), .outOfRange)
         }
     }
 
     func testDetectorErrorsKeepTheirCodes() {
-        XCTAssertEqual(FrameError.from(DetectorError.tooFewPoints(found: 3, needed: 128), frameId: "f").code, "too_few_points")
-        XCTAssertEqual(FrameError.from(DetectorError.nonFinite("x"), frameId: "f").code, "non_finite")
-        XCTAssertEqual(FrameError.from(DetectorError.badInput("x"), frameId: "f").code, "bad_input")
-        XCTAssertEqual(FrameError.from(CocoaError(.fileNoSuchFile), frameId: "f").code, "internal")
-        XCTAssertEqual(FrameError.from(FrameError("bad_size", "m"), frameId: "f").frameId, "f")
+        for error in [DetectorError.tooFewPoints(found: 3, needed: 128), .nonFinite("x"), .badInput("x")] {
+            XCTAssertEqual(FrameError.from(error, frameId: "f").code.rawValue, error.code)
+        }
+        XCTAssertEqual(FrameError.from(CocoaError(.fileNoSuchFile), frameId: "f").code, .internal)
+        XCTAssertEqual(FrameError.from(FrameError(.badSize, "m"), frameId: "f").frameId, "f")
     }
 
     func testResultCarriesEveryFieldOfTheProtocol() throws {
@@ -107,9 +110,10 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertEqual(parts.count, 3)
         XCTAssertEqual(String(decoding: parts[0], as: UTF8.self), "result.reject")
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(parts[1])) as? [String: Any])
-        XCTAssertEqual(Set(json.keys), ["v", "frame_id", "verdict", "score", "threshold", "tier", "model", "latency_ms", "stages_ms",
+        XCTAssertEqual(Set(json.keys), ["v", "seq", "frame_id", "verdict", "score", "threshold", "tier", "model", "latency_ms", "stages_ms",
                                         "foreground_points", "error", "received_ns", "published_ns"])
         XCTAssertTrue(json["error"] is NSNull)
+        XCTAssertTrue(json["seq"] is NSNull)
         XCTAssertEqual((json["stages_ms"] as? [String: Any])?["extract2d"] as? Double, 7.25)
         XCTAssertEqual(parts[2].count, 12)
         let back = try FrameCodec.decodeResult(parts)
@@ -126,7 +130,8 @@ final class FrameCodecTests: XCTestCase {
     }
 
     func testErrorResult() throws {
-        let r = FrameResult(frameId: nil, verdict: .error, error: FrameError("bad_parts", "expected 4 parts"))
+        var r = FrameResult(frameId: nil, verdict: .error, error: FrameError(.badParts, "expected 4 parts"))
+        r.sequence = 7
         let parts = FrameCodec.encode(r, topicPrefix: "line1", includeMap: true)
         XCTAssertEqual(parts.count, 2)
         XCTAssertEqual(String(decoding: parts[0], as: UTF8.self), "line1.error")
@@ -134,7 +139,9 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertTrue(json["frame_id"] is NSNull)
         XCTAssertTrue(json["score"] is NSNull)
         XCTAssertEqual((json["error"] as? [String: Any])?["code"] as? String, "bad_parts")
-        XCTAssertEqual(try FrameCodec.decodeResult(parts).error?.code, "bad_parts")
+        XCTAssertEqual(json["seq"] as? Int, 7)
+        XCTAssertEqual(try FrameCodec.decodeResult(parts).error?.code, .badParts)
+        XCTAssertEqual(try FrameCodec.decodeResult(parts).sequence, 7)
     }
 
     func testVerdictIsStrictlyAbove() {

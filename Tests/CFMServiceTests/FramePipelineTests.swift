@@ -36,7 +36,7 @@ final class FramePipelineTests: XCTestCase {
         let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), processors: [slowScorer(0)], publish: sink.add)
         p.start()
         for i in 0..<50 {
-            if i % 7 == 3 { p.submitInvalid(FrameError("bad_size", "x", frameId: "f-\(i)")) } else { p.submit(frame("f-\(i)")) }
+            if i % 7 == 3 { p.submitInvalid(FrameError(.badSize, "x", frameId: "f-\(i)")) } else { p.submit(frame("f-\(i)")) }
         }
         XCTAssertTrue(p.drain(timeout: 5))
         let r = sink.results
@@ -44,7 +44,7 @@ final class FramePipelineTests: XCTestCase {
         for (i, result) in r.enumerated() {
             if i % 7 == 3 {
                 XCTAssertEqual(result.verdict, .error)
-                XCTAssertEqual(result.error?.code, "bad_size")
+                XCTAssertEqual(result.error?.code, .badSize)
             } else {
                 XCTAssertEqual(result.verdict, i % 2 == 0 ? .pass : .reject)
                 XCTAssertEqual(result.threshold, 2)
@@ -68,7 +68,7 @@ final class FramePipelineTests: XCTestCase {
         p.submit(frame("ok-2"))
         XCTAssertTrue(p.drain(timeout: 5))
         XCTAssertEqual(sink.results.map(\.verdict), [.error, .pass])
-        XCTAssertEqual(sink.results.first?.error?.code, "too_few_points")
+        XCTAssertEqual(sink.results.first?.error?.code, .tooFewPoints)
         XCTAssertEqual(sink.results.first?.frameId, "fail-1")
     }
 
@@ -101,7 +101,7 @@ final class FramePipelineTests: XCTestCase {
             XCTAssertGreaterThan(dropped.count, 40)
             XCTAssertNotEqual(r.first?.verdict, .dropped, "the first frame is kept")
         }
-        XCTAssertTrue(dropped.allSatisfy { $0.error?.code == "dropped" })
+        XCTAssertTrue(dropped.allSatisfy { $0.error?.code == .dropped })
     }
 
     func testSeveralWorkersKeepReceiveOrder() {

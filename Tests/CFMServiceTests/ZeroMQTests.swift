@@ -66,3 +66,45 @@ final class ZeroMQTests: XCTestCase {
         push.close()
     }
 }
+
+final class ReceivedMessageTests: XCTestCase {
+    func testPartsStayInPlaceAndExtraPartsAreCountedNotKept() throws {
+        let dir = TempDir()
+        let context = try ZMQContext()
+        let pull = try ZMQSocket(context, .pull)
+        try pull.bind(dir.endpoint("r"))
+        let push = try ZMQSocket(context, .push)
+        try push.connect(dir.endpoint("r"))
+        // Small parts live inside the zmq_msg_t itself: they must still read back right.
+        let parts: [[UInt8]] = [Array("t".utf8), [], Array(0..<30), [UInt8](repeating: 9, count: 70_000), [1], [2]]
+        try push.send(parts)
+        XCTAssertTrue(try pull.pollIn(milliseconds: 2000))
+        let message = try XCTUnwrap(try pull.receiveMessage(keepingAtMost: 4))
+        XCTAssertEqual(message.partCount, 6)
+        XCTAssertEqual(message.keptParts, 4)
+        XCTAssertEqual(message.withParts { $0.map { Array($0) } }, Array(parts.prefix(4)))
+        XCTAssertNil(try pull.receiveMessage(wait: false))
+        push.close(); pull.close()
+    }
+
+    func testAPartBeyondTheMaximumSizeIsNeverDelivered() throws {
+        let context = try ZMQContext()
+        let pull = try ZMQSocket(context, .pull)
+        try pull.maximumMessageSize(10_000)
+        try pull.bind("tcp://127.0.0.1:*")
+        let endpoint = try pull.lastEndpoint
+        let big = try ZMQSocket(context, .push)
+        try big.linger(milliseconds: 0)
+        try big.connect(endpoint)
+        try big.send([[1], [UInt8](repeating: 0, count: 10_001)])
+        XCTAssertFalse(try pull.pollIn(milliseconds: 500))
+        big.close()
+        let small = try ZMQSocket(context, .push)
+        try small.linger(milliseconds: 0)
+        try small.connect(endpoint)
+        try small.send([[2], [UInt8](repeating: 0, count: 10_000)])
+        XCTAssertTrue(try pull.pollIn(milliseconds: 2000))
+        XCTAssertEqual(try pull.receive()?.first, [2])
+        small.close(); pull.close()
+    }
+}
