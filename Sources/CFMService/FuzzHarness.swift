@@ -34,10 +34,15 @@ public enum FuzzHarness {
     public static let frameLimits = FrameCodec.Limits(maxWidth: 16, maxHeight: 16)
 
     /// Decodes `bytes` as one input message: a frame must agree with its header and the
-    /// limits; a refusal must carry a code and a message, and the error result the daemon
-    /// would publish must encode and decode back to the same code.
+    /// limits (size, coordinate range); a refusal must carry a message, echo at most a
+    /// printable frame id of at most 256 bytes, and the error result the daemon would publish
+    /// must encode and decode back to the same code.
     public static func frameDecoderViolation(_ bytes: [UInt8]) -> String? {
         let limits = frameLimits
+        func echoable(_ id: String?) -> Bool {
+            guard let id else { return true }
+            return id.utf8.count <= WireText.maxFrameIdBytes && (id.isEmpty || WireText.isPrintable(id))
+        }
         do {
             let frame = try FrameCodec.decode(messageParts(bytes), limits: limits)
             guard (1...limits.maxWidth).contains(frame.width), (1...limits.maxHeight).contains(frame.height) else {
@@ -46,9 +51,14 @@ public enum FuzzHarness {
             guard frame.cloud.shape == [frame.height, frame.width, 3], frame.rgb.bytes.count == 3 * frame.width * frame.height else {
                 return "frame parts disagree with its \(frame.width)×\(frame.height) header: cloud \(frame.cloud.shape), rgb \(frame.rgb.bytes.count) bytes"
             }
-            guard frame.cloud.scalars.allSatisfy(\.isFinite) else { return "accepted a non-finite coordinate" }
+            let limitInUnit = limits.maxCoordinateM / Double(frame.unit.metres)
+            guard frame.cloud.scalars.allSatisfy({ $0.isFinite && abs(Double($0)) <= limitInUnit }) else {
+                return "accepted a coordinate that is non-finite or beyond \(limits.maxCoordinateM) m"
+            }
+            guard !frame.frameId.isEmpty, echoable(frame.frameId) else { return "accepted the frame id \(frame.frameId.debugDescription)" }
         } catch {
-            guard !error.code.isEmpty, !error.message.isEmpty else { return "refused without code or message: \(error)" }
+            guard !error.message.isEmpty else { return "refused without a message: \(error)" }
+            guard echoable(error.frameId) else { return "a refusal echoes the frame id \(error.frameId.debugDescription)" }
             let result = FrameResult(frameId: error.frameId, verdict: .error, error: error)
             let decoded = try? FrameCodec.decodeResult(FrameCodec.encode(result))
             guard decoded?.error?.code == error.code else { return "the error result of '\(error)' does not decode back" }
