@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target of fuzz/ (release, -sanitize=fuzzer,address: Swift's overflow
-# and bounds traps stay on) and runs it for
-# SECONDS on its corpus fuzz/corpus/<target>/ (new inputs go to a scratch corpus beside it, so
-# the committed seeds stay small); prints executions, exec/s and crashes. Crash inputs are
-# written to $FUZZ_WORK/crashes/<target>/ (default /tmp/cfm-fuzz).
+# and bounds traps stay on) and runs it for SECONDS on its seeds fuzz/corpus/<target>/ plus a
+# scratch corpus $FUZZ_WORK/corpus/<target>/ that collects new inputs (so the committed seeds
+# stay small); prints executions, exec/s and crashes. Crash inputs are written to
+# $FUZZ_WORK/crashes/<target>/ (FUZZ_WORK defaults to /tmp/cfm-fuzz); copy one into
+# fuzz/corpus/<target>/ to make it a regression test of `swift test` (decoder and config).
 # Usage: scripts/fuzz.sh decoder|config|geometry SECONDS [extra libFuzzer flags…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
