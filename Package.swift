@@ -9,6 +9,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "cfm", targets: ["cfm"]),
+        // For the libFuzzer targets in fuzz/ (their own package, built with -sanitize=fuzzer).
+        .library(name: "CFMGeometry", targets: ["CFMGeometry"]),
+        .library(name: "CFMService", targets: ["CFMService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

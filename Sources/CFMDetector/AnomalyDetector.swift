@@ -133,6 +133,9 @@ public final class AnomalyDetector {
         guard input.rgb.shape == [3, s, s] else { throw DetectorError.badInput("RGB input is \(input.rgb.shape), expected [3, \(s), \(s)]") }
         guard input.xyz.shape == [s, s, 3] else { throw DetectorError.badInput("XYZ input is \(input.xyz.shape), expected [\(s), \(s), 3]") }
         guard input.xyz.scalars.allSatisfy(\.isFinite) else { throw DetectorError.nonFinite("XYZ input") }
+        // Beyond ±1e6 m (nothing a sensor measures) features are meaningless, and past ~1e19 m
+        // they overflow Float32 into NaN maps that would score 0 and pass.
+        guard input.xyz.scalars.allSatisfy({ abs($0) <= 1e6 }) else { throw DetectorError.badInput("XYZ input has a coordinate beyond ±1e6 m") }
 
         let rgbTokens = times.measure("extract2d") { vit.patchTokens(image: input.rgb, workspace: &vitWorkspace) }
         let foreground = ForegroundPoints(of: try OrganizedCloud(input.xyz))

@@ -78,7 +78,7 @@ extension OrganizedCloud {
     }
 
     /// The foreground points of the ring of pixels within `width` of the image border,
-    /// [count · 3] in row-major pixel order.
+    /// [count · 3] in row-major pixel order; every point when the ring covers the image.
     func borderPoints(width ring: Int) -> [Float] {
         var points: [Float] = []
         func take(_ y: Int, _ xs: Range<Int>) {
@@ -91,7 +91,7 @@ extension OrganizedCloud {
                 take(y, 0..<width)
             } else {
                 take(y, 0..<min(ring, width))
-                take(y, max(ring, width - ring)..<width)
+                take(y, min(max(ring, width - ring), width)..<width)
             }
         }
         return points

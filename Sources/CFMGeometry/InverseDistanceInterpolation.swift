@@ -3,7 +3,9 @@ import CFMTensor
 /// Inverse-distance blending of per-centre values onto points, as PointNet++ feature
 /// propagation does it: each point takes its 3 nearest centres (exact, ties
 /// to the lower centre index) with weights w_i = 1 / (d_i² + 1e-8), d_i² the squared
-/// distance in m², normalised to sum 1.
+/// distance in m², normalised to sum 1. A squared distance beyond Float32's range (+∞, only
+/// for coordinates beyond ~1e19 m) weighs 0; when all three are, the nearest centre takes
+/// the whole weight.
 public struct InverseDistanceInterpolation: Sendable, Equatable {
     /// Number of points N.
     public let pointCount: Int
@@ -25,7 +27,8 @@ public struct InverseDistanceInterpolation: Sendable, Equatable {
         let d = nearest.squaredDistances
         for row in 0..<nearest.queryCount {
             let inverse = 1 / (SIMD3(Double(d[row * k]), Double(d[row * k + 1]), Double(d[row * k + 2])) + 1e-8)
-            let normalised = inverse / inverse.sum()
+            let total = inverse.sum()
+            let normalised = total > 0 ? inverse / total : SIMD3(1, 0, 0)
             for j in 0..<k { weights[row * k + j] = Float(normalised[j]) }
         }
         pointCount = nearest.queryCount

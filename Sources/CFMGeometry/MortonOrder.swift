@@ -1,12 +1,15 @@
 /// The indices of `count` points stored [count, 3] at `points`, sorted along a Z-order
 /// (Morton) curve over `box` with 1024 cells per axis, ties by index: points close in space
 /// get close positions, so consecutive runs of the order have small bounding boxes.
-/// Points outside `box` are clamped to its faces. Coordinates must be finite.
+/// Points outside `box` are clamped to its faces; an axis along which `box` is flat puts
+/// every point in cell 0. Coordinates must be finite: then every cell position is finite
+/// (Float64 holds any difference of Float32 values times 1024 / the smallest one), so the
+/// conversion to an integer cannot trap.
 func mortonOrder(_ points: UnsafePointer<Float>, count: Int, within box: BoundingBox) -> [Int] {
     let cells = 1024.0
     let lower = SIMD3<Double>(box.lower)
     let extent = SIMD3<Double>(box.upper) - lower
-    let scale = SIMD3<Double>(repeating: cells) / pointwiseMax(extent, SIMD3(repeating: .leastNormalMagnitude))
+    let scale = (SIMD3<Double>(repeating: cells) / extent).replacing(with: 0, where: extent .<= 0)
     /// Spreads the 10 low bits of `v` to every third bit.
     func spread(_ v: UInt64) -> UInt64 {
         var x = v & 0x3FF

@@ -13,11 +13,12 @@ public struct NearestNeighbours: Sendable, Equatable {
     public let k: Int
     /// [M, k] row-major indices into the searched points.
     public let indices: [Int]
-    /// [M, k] row-major squared distances in m² (exact, rounded to Float32).
+    /// [M, k] row-major squared distances in m² (exact, rounded to Float32: +∞ beyond its
+    /// range, i.e. for points more than ~1.8e19 m apart).
     public let squaredDistances: [Float]
 
     /// Searches, for each of `queries` [M, 3], its `k` nearest of `points` [N, 3] (metres,
-    /// finite). Needs 1 ≤ k ≤ N.
+    /// finite, of any magnitude). Needs 1 ≤ k ≤ N.
     public init(of queries: Tensor, in points: Tensor, k: Int) throws(GeometryError) {
         let m = try pointCount(of: queries, argument: "queries")
         let n = try pointCount(of: points, argument: "points")

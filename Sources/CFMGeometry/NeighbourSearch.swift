@@ -44,20 +44,27 @@ struct QueryCandidates {
 }
 
 /// Exact k-nearest-neighbour search of `queryCount` queries among `pointCount` points
-/// (both stored [count, 3], finite), writing [queryCount, k] point indices and squared
-/// distances, ascending by (exact squared distance, point index).
+/// (both stored [count, 3], finite, of any magnitude), writing [queryCount, k] point indices
+/// and squared distances, ascending by (exact squared distance, point index).
 ///
 /// Screening uses the GEMM form ‖p‖² − 2·q·p (‖q‖² is constant per query) on coordinates
-/// centred on the points' mean. Queries and points are put in Morton order; a block of 64
+/// centred on the points' mean. When some centred coordinate of a point or query exceeds
+/// 2⁶⁰ (≈ 1e18 m; never for a real sensor), the centred coordinates are also scaled by a
+/// power of two that brings them within ±2⁶⁰, so norms and dot products stay finite in
+/// Float32 (≤ 12·2¹²⁰ < 2¹²⁸): unscaled they would overflow to ±∞ and NaN, and a query could
+/// be left with fewer than k candidates. Queries and points are put in Morton order; a block of 64
 /// neighbouring queries visits the 256-point tiles of neighbouring points nearest first and
 /// stops at the first tile whose bounding box is provably too far for every query of the
 /// block, so each query scans only its surroundings. The GEMM form has a rounding error
 /// below E(q) = η·(‖q‖ + R)², with R the largest centred ‖p‖ and η = 2⁻¹⁹ (≈ 4× the worst
 /// case of centring, two 3-term norms, a 3-term dot product and two additions at unit
-/// roundoff 2⁻²⁴). Every point whose screened value is within 2·E(q) of the k-th smallest is
-/// kept, which provably includes every point whose exact distance is ≤ the exact k-th
-/// distance; those are re-ranked by their exact Float64 (p − q)². So the selected set (and its
-/// order) is the exact KNN with ties to the lower index, whatever the GEMM rounding.
+/// roundoff 2⁻²⁴), plus (‖q‖ + R + 1)·2⁻¹⁴⁰ for Float32 underflow (subnormal or scaled-down
+/// coordinates: each of the ~16 operations loses at most 2⁻¹⁵⁰ absolutely, amplified at most
+/// 12·(‖q‖ + R) times). Every point whose screened value is within 2·E(q) of the k-th smallest
+/// is kept, which provably includes every point whose exact distance is ≤ the exact k-th
+/// distance; those are re-ranked by their exact Float64 (p − q)² (no overflow: Float32
+/// differences square to at most ~1e78). So the selected set (and its order) is the exact
+/// KNN with ties to the lower index, whatever the GEMM rounding.
 func searchNearest(
     queries: UnsafePointer<Float>, queryCount: Int,
     points: UnsafePointer<Float>, pointCount: Int, k: Int,
@@ -75,9 +82,18 @@ func searchNearest(
         sum += SIMD3<Double>(p)
     }
     let origin = SIMD3<Float>(sum / Double(pointCount))
+    // The largest centred coordinate of any point or query, and the scale that keeps it ≤ 2⁶⁰.
+    let centre = SIMD3<Double>(origin)
+    func farthestAxis(_ p: SIMD3<Float>) -> Double {
+        let d = SIMD3<Double>(p) - centre
+        return pointwiseMax(d, -d).max()
+    }
+    var spread = max(farthestAxis(bounds.lower), farthestAxis(bounds.upper))
+    for i in 0..<queryCount { spread = max(spread, farthestAxis(SIMD3(queries[3 * i], queries[3 * i + 1], queries[3 * i + 2]))) }
+    let scale = spread <= 0x1p60 ? 1 : Double(sign: .plus, exponent: 59 - spread.exponent, significand: 1)
     let pointOrder = mortonOrder(points, count: pointCount, within: bounds)
     let queryOrder = mortonOrder(queries, count: queryCount, within: bounds)
-    let columns = PointColumns(points, count: pointCount, order: pointOrder, origin: origin)
+    let columns = PointColumns(points, count: pointCount, order: pointOrder, origin: origin, scale: scale)
     // ‖p‖² of the centred points; +∞ in the padding keeps it from ever being a candidate.
     var norms = [Float](repeating: .infinity, count: columns.stride)
     var largestNorm: Float = 0
@@ -93,16 +109,17 @@ func searchNearest(
         for i in t * tileWidth..<min(pointCount, (t + 1) * tileWidth) { box.include(columns.point(i)) }
         return box
     }
-    // Centred queries in Morton order, with their squared norms and screening margins 2·E(q).
+    // Centred (and scaled) queries in Morton order, with their squared norms and screening
+    // margins 2·E(q).
     var centredQueries = [Float](repeating: 0, count: 3 * queryCount)
     var queryNorms = [Double](repeating: 0, count: queryCount), margins = queryNorms
     for i in 0..<queryCount {
         let q = queries + 3 * queryOrder[i]
-        for axis in 0..<3 { centredQueries[3 * i + axis] = q[axis] - origin[axis] }
+        for axis in 0..<3 { centredQueries[3 * i + axis] = PointColumns.centred(q[axis], origin[axis], scale: scale) }
         let c = SIMD3<Double>(SIMD3(centredQueries[3 * i], centredQueries[3 * i + 1], centredQueries[3 * i + 2]))
         queryNorms[i] = (c * c).sum()
         let reach = queryNorms[i].squareRoot() + radius
-        margins[i] = 2 * 0x1p-19 * reach * reach * (1 + 0x1p-20)
+        margins[i] = 2 * 0x1p-19 * reach * reach * (1 + 0x1p-20) + 2 * (reach + 1) * 0x1p-140
     }
 
     columns.values.withUnsafeBufferPointer { c in

@@ -13,7 +13,9 @@ public struct OrganizedCloud: Sendable, Equatable {
 
     /// Wraps `coordinates` ([height · width · 3] values, row-major pixels, metres).
     public init(height: Int, width: Int, coordinates: [Float]) throws(GeometryError) {
-        guard height >= 0, width >= 0, coordinates.count == height * width * 3 else {
+        let (pixels, pixelsOverflow) = height.multipliedReportingOverflow(by: width)
+        let (values, valuesOverflow) = pixels.multipliedReportingOverflow(by: 3)
+        guard height >= 0, width >= 0, !pixelsOverflow, !valuesOverflow, coordinates.count == values else {
             throw .shapeMismatch(argument: "organized cloud coordinates", expected: "[\(height), \(width), 3]",
                                  found: [coordinates.count])
         }

@@ -11,18 +11,27 @@ struct PointColumns {
     /// [3 · stride]: x column, then y, then z.
     var values: [Float]
 
-    /// Transposes `count` points stored [count, 3] at `points`, minus `origin`; column i holds
-    /// point `order[i]` when an order is given.
-    init(_ points: UnsafePointer<Float>, count: Int, order: [Int]? = nil, origin: SIMD3<Float> = .zero) {
+    /// Transposes `count` points stored [count, 3] at `points`, minus `origin` and times
+    /// `scale` (see `centred`); column i holds point `order[i]` when an order is given.
+    init(_ points: UnsafePointer<Float>, count: Int, order: [Int]? = nil, origin: SIMD3<Float> = .zero, scale: Double = 1) {
         self.count = count
         stride = (count + Self.lanes - 1) / Self.lanes * Self.lanes
         values = [Float](repeating: 0, count: 3 * stride)
         values.withUnsafeMutableBufferPointer { v in
             for i in 0..<count {
                 let source = points + 3 * (order?[i] ?? i)
-                for axis in 0..<3 { v[axis * stride + i] = source[axis] - origin[axis] }
+                for axis in 0..<3 { v[axis * stride + i] = Self.centred(source[axis], origin[axis], scale: scale) }
             }
         }
+    }
+
+    /// `(value − origin) · scale` in Float32. With `scale` 1 this is the Float32 difference
+    /// itself; a smaller power of two (exact in Float64) brings differences that would
+    /// overflow Float32 (e.g. 3e38 − (−3e38)) back into range, computed in Float64 and
+    /// rounded to Float32 at the end.
+    @inline(__always)
+    static func centred(_ value: Float, _ origin: Float, scale: Double) -> Float {
+        scale == 1 ? value - origin : Float((Double(value) - Double(origin)) * scale)
     }
 
     /// Point `i` (after centring).
