@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries (Debian packages; see README). Each is a module map + shim header.
@@ -33,6 +35,11 @@ let package = Package(
         .target(name: "CFMData", dependencies: ["CFMTensor", "CLibPNG", "CLibTIFF"]),
         // Frame → map, score and verdict: preprocessing, alignment, crossmodal scoring, the detector.
         .target(name: "CFMDetector", dependencies: ["CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "Yams"]),
+        // `cfm import`: the authors' release checkpoints (PyTorch zip + a restricted unpickler,
+        // timm safetensors) → extractor weights and a complete model bundle, without Python.
+        .target(name: "CFMImport", dependencies: [
+            "CFMDetector", "CFMModels", "CFMTensor", "ZIPFoundation", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
         .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
         // The edge daemon's parts: YAML config, wire protocol v1, ZeroMQ sockets, the bounded
@@ -45,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "CFMService", "Yams",
+                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMImport", "CFMTraining", "CFMService", "Yams",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -59,6 +66,8 @@ let package = Package(
         .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMServiceTests", dependencies: ["CFMService", "CFMDetector", "CFMData", "CFMTensor", "CSystemd", "CZeroMQ",
                                                             .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CFMImportTests", dependencies: ["CFMImport", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport", "ZIPFoundation",
+                                                           .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
     ]
 )

@@ -68,9 +68,11 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var calibration: Calibration?
     public var createdAt: String
     public var toolVersion: String
+    /// Where the weights came from, for bundles made by `cfm import` (absent in trained ones).
+    public var provenance: Provenance?
 
     enum CodingKeys: String, CodingKey {
-        case format, tier, extractors, mappers, training, calibration, batchnorm
+        case format, tier, extractors, mappers, training, calibration, batchnorm, provenance
         case className = "class", rgbDim = "rgb_dim", xyzDim = "xyz_dim", hiddenDim = "hidden_dim"
         case createdAt = "created_at", toolVersion = "tool_version"
     }
@@ -80,6 +82,37 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         (self.tier, self.className, self.rgbDim, self.xyzDim, self.hiddenDim) = (tier, className, rgbDim, xyzDim, hiddenDim)
         (self.batchnorm, self.extractors, self.mappers, self.training) = (batchnorm, extractors, mappers, training)
         (self.createdAt, self.toolVersion) = (createdAt, toolVersion)
+    }
+}
+
+extension ModelManifest {
+    /// The release files an imported bundle was made from, and by what and when.
+    public struct Provenance: Codable, Sendable, Equatable {
+        /// One release file: what it became, its name (without directories) and SHA-256.
+        public struct Source: Codable, Sendable, Equatable {
+            /// `vit`, `pointmae`, `mapper_2d_to_3d` or `mapper_3d_to_2d`.
+            public var role: String
+            public var file: String
+            /// Lowercase hex digest of the whole file.
+            public var sha256: String
+
+            public init(role: String, file: String, sha256: String) { (self.role, self.file, self.sha256) = (role, file, sha256) }
+        }
+
+        public var sources: [Source]
+        /// The importing tool and its version, e.g. `cfm import 0.1.0`.
+        public var tool: String
+        /// ISO 8601 time of the import.
+        public var importedAt: String
+
+        public init(sources: [Source], tool: String, importedAt: String) {
+            (self.sources, self.tool, self.importedAt) = (sources, tool, importedAt)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sources, tool
+            case importedAt = "imported_at"
+        }
     }
 }
 
