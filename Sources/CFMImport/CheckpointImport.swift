@@ -21,14 +21,14 @@ public enum CheckpointImport {
         public var out: URL
         /// The bundle's class; by default read from the mapper file names (`CFM_2Dto3D_<class>_…`).
         public var className: String?
-        /// What the importing tool records as itself, e.g. `cfm import 0.1.0`.
-        public var tool: String
+        /// The version of cfm doing the import (recorded in the manifest and its provenance).
+        public var toolVersion: String
         public var architecture: ReleaseArchitecture
 
         public init(vit: URL, pointMAE: URL, rgbToXYZ: URL? = nil, xyzToRGB: URL? = nil, out: URL, className: String? = nil,
-                    tool: String, architecture: ReleaseArchitecture = .official) {
+                    toolVersion: String, architecture: ReleaseArchitecture = .official) {
             (self.vit, self.pointMAE, self.rgbToXYZ, self.xyzToRGB) = (vit, pointMAE, rgbToXYZ, xyzToRGB)
-            (self.out, self.className, self.tool, self.architecture) = (out, className, tool, architecture)
+            (self.out, self.className, self.toolVersion, self.architecture) = (out, className, toolVersion, architecture)
         }
     }
 
@@ -148,11 +148,11 @@ public enum CheckpointImport {
             batchnorm: .frame, extractors: extractorSums, mappers: [],
             training: .init(samples: 0, shots: nil, epochs: parsed.first?.epochs ?? 0, batchSize: parsed.first?.batchSize ?? 0,
                             learningRate: 0, pixelsPerSample: 0, seed: 0, finalLoss: 0, finalCosine3D: 0, finalCosine2D: 0, seconds: 0),
-            createdAt: now, toolVersion: options.tool)
+            createdAt: now, toolVersion: options.toolVersion)
         let roles: [(String, URL)] = [("vit", options.vit), ("pointmae", options.pointMAE),
                                       ("mapper_2d_to_3d", mappers.rgbToXYZ.source), ("mapper_3d_to_2d", mappers.xyzToRGB.source)]
         manifest.provenance = .init(sources: roles.map { .init(role: $0.0, file: $0.1.lastPathComponent, sha256: digests[$0.0]!) },
-                                    tool: options.tool, importedAt: now)
+                                    tool: "cfm import \(options.toolVersion)", importedAt: now)
         return manifest
     }
 

@@ -32,7 +32,7 @@ struct Import: ParsableCommand {
         let url = { (path: String) in URL(fileURLWithPath: path) }
         let result = try CheckpointImport.run(.init(
             vit: url(vit), pointMAE: url(pointmae), rgbToXYZ: rgbToXYZ.map(url), xyzToRGB: xyzToRGB.map(url),
-            out: url(out), className: className, tool: "cfm import \(CFM.version)"))
+            out: url(out), className: className, toolVersion: CFM.version))
         for file in result.files {
             print("\(file.output.path): \(file.role) from \(file.source.lastPathComponent) (sha256 \(file.sha256)), "
                   + "\(file.kept) tensors kept, \(file.dropped.count) dropped")

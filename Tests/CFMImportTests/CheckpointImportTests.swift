@@ -46,7 +46,7 @@ final class CheckpointImportTests: XCTestCase {
         .init(vit: ImportFixtures.url(vit), pointMAE: ImportFixtures.url(pointMAE),
               rgbToXYZ: mappers ? ImportFixtures.url("CFM_2Dto3D_tiny_250ep_4bs.pth") : nil,
               xyzToRGB: mappers ? ImportFixtures.url("CFM_3Dto2D_tiny_250ep_4bs.pth") : nil,
-              out: work.appendingPathComponent("imported"), tool: "cfm import test", architecture: ImportFixtures.architecture)
+              out: work.appendingPathComponent("imported"), toolVersion: "test", architecture: ImportFixtures.architecture)
     }
 
     /// Every tensor of `output` equals, bit for bit, the converter's output for `source`.

@@ -4,11 +4,13 @@
 Writes into Tests/Fixtures/import (or --out DIR):
 
   dino_vitbase8_pretrain.pth   DINO's plain state dict, tiny ViT (dim 16, 2 blocks), float32
-  dino_full_checkpoint.pth     a full DINO checkpoint: teacher (backbone.*; bfloat16, one float64
-                               tensor, one transposed view), student, DINO head, args Namespace, epoch
+  dino_full_checkpoint.pth     a full DINO checkpoint: teacher (backbone.*; bfloat16, two float64
+                               tensors, one with delicate roundings, one transposed view), student,
+                               DINO head, args Namespace, epoch
   vit_timm.safetensors         timm's state dict with its classifier head
   pretrain.pth                 Point-MAE's pretrain.pth: base_model (module.MAE_encoder.* in float16,
-                               decoder, mask token), optimizer state, epoch, metrics
+                               subnormals and specials included; decoder, mask token), optimizer
+                               state, epoch, metrics
   CFM_2Dto3D_tiny_250ep_4bs.pth, CFM_3Dto2D_tiny_250ep_4bs.pth   the mappers (16 <-> 32, tier tiny)
   posix_system.pth             a state dict next to an object whose unpickling calls os.system
   short_storage.pth            the plain ViT with one storage record cut to half its length
@@ -104,6 +106,10 @@ def main():
 
     teacher = {k: v.to(torch.bfloat16) for k, v in random_state(cc.vit_shapes(), seed=2).items()}
     teacher["blocks.1.mlp.fc1.bias"] = teacher["blocks.1.mlp.fc1.bias"].double()
+    # float64 values whose rounding to float32 is delicate: ties to even, overflow, subnormals, NaN.
+    teacher["norm.bias"] = torch.tensor([1e-40, 1e39, -float("inf"), 1 + 2**-24, 1 + 3 * 2**-24, 3.4028235677973366e38,
+                                         5e-324, -0.0, float("nan"), 0.1, 2**-150, 3 * 2**-150, -1e-45, 65504.0,
+                                         1 / 3, -2.5], dtype=torch.float64)
     teacher["blocks.0.attn.proj.weight"] = torch.randn(16, 16, generator=torch.Generator().manual_seed(3)).t()
     assert not teacher["blocks.0.attn.proj.weight"].is_contiguous()
     student = random_state(cc.vit_shapes(), seed=4)
@@ -119,6 +125,9 @@ def main():
     expected["vit_timm.safetensors"] = converted(out / "vit_timm.safetensors", scratch / "c.safetensors", "vit")
 
     encoder = {k: v.half() for k, v in random_state(cc.pointmae_shapes(), seed=6).items()}
+    # float16 subnormals, extremes and specials widen exactly.
+    encoder["norm.bias"][:8] = torch.tensor([2**-24, 6e-6, 2**-14, 65504.0, float("inf"), -float("inf"), -0.0,
+                                             float("nan")], dtype=torch.float16)
     base = {"module.MAE_encoder." + k: v for k, v in encoder.items()}
     base.update({
         "module.MAE_encoder.encoder.first_conv.1.num_batches_tracked": torch.tensor(7),
