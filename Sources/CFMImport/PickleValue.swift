@@ -88,14 +88,31 @@ indirect enum PickleKey: Hashable, CustomStringConvertible {
     }
 }
 
+/// A list, dict or tuple built by the unpickler. Containers are references, so a value never
+/// nests another by value: the unpickler keeps every container it makes and empties them all
+/// when done (`empty`), so that letting go of a structure nested a million deep (a few MB of
+/// pickle) never recurses once per level, and reference cycles are broken.
+protocol PickleContainer: AnyObject {
+    /// Drops every element.
+    func empty()
+}
+
 /// A list under construction; a reference because pickle appends to it through the memo.
-final class PickleList {
+final class PickleList: PickleContainer {
     var items: [PickleValue] = []
+    func empty() { items = [] }
+}
+
+/// A tuple (immutable in Python; a reference here only so that nesting stays shallow).
+final class PickleTuple: PickleContainer {
+    private(set) var items: [PickleValue]
+    init(_ items: [PickleValue]) { self.items = items }
+    func empty() { items = [] }
 }
 
 /// An insertion-ordered dict (Python's `dict` and `OrderedDict` alike); a reference because
 /// pickle fills it through the memo after creating it.
-final class PickleDict {
+final class PickleDict: PickleContainer {
     private(set) var keys: [PickleKey] = []
     private var values: [PickleKey: PickleValue] = [:]
 
@@ -109,13 +126,15 @@ final class PickleDict {
 
     /// The entries in insertion order.
     var entries: [(key: PickleKey, value: PickleValue)] { keys.map { ($0, values[$0]!) } }
+
+    func empty() { (keys, values) = ([], [:]) }
 }
 
 /// A value built by the restricted unpickler: Python's plain data, tensor views and inert
 /// objects — nothing that can execute.
-indirect enum PickleValue {
+enum PickleValue {
     case none, bool(Bool), int(Int64), float(Double), string(String), bytes([UInt8])
-    case tuple([PickleValue])
+    case tuple(PickleTuple)
     case list(PickleList)
     case dict(PickleDict)
     case global(AllowedGlobal)
@@ -143,16 +162,18 @@ indirect enum PickleValue {
         }
     }
 
-    /// The value as a dict key, if Python could hash it.
-    var key: PickleKey? {
+    /// The value as a dict key, if Python could hash it (tuples nested at most 8 deep).
+    var key: PickleKey? { key(depth: 0) }
+
+    private func key(depth: Int) -> PickleKey? {
         switch self {
         case .none: PickleKey.none
         case let .bool(b): .bool(b)
         case let .int(i): .int(i)
         case let .float(d): .float(d.bitPattern)
         case let .string(s): .string(s)
-        case let .tuple(items):
-            items.allSatisfy({ $0.key != nil }) ? .tuple(items.map { $0.key! }) : nil
+        case let .tuple(tuple) where depth < 8:
+            tuple.items.allSatisfy({ $0.key(depth: depth + 1) != nil }) ? .tuple(tuple.items.map { $0.key(depth: depth + 1)! }) : nil
         default: nil
         }
     }

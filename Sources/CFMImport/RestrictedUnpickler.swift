@@ -11,6 +11,8 @@ struct RestrictedUnpickler {
     private var stack: [PickleValue] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
+    /// Every container made, for `PickleContainer.empty` once the result is no longer needed.
+    private(set) var containers: [any PickleContainer] = []
 
     init(_ bytes: [UInt8], file: String) {
         (self.bytes, self.file) = (bytes, file)
@@ -42,12 +44,12 @@ struct RestrictedUnpickler {
             case 0x8C: stack.append(.string(try text(start, length: Int(try byte()))))           // SHORT_BINUNICODE
             case 0x43: stack.append(.bytes(try read(Int(try byte()))))                          // SHORT_BINBYTES
             case 0x42: stack.append(.bytes(try read(Int(try littleEndian(4)))))                 // BINBYTES
-            case 0x7D: stack.append(.dict(PickleDict()))               // EMPTY_DICT
-            case 0x5D: stack.append(.list(PickleList()))               // EMPTY_LIST
-            case 0x29: stack.append(.tuple([]))                        // EMPTY_TUPLE
-            case 0x74: stack.append(.tuple(try popMark(start)))        // TUPLE
+            case 0x7D: stack.append(.dict(made(PickleDict())))         // EMPTY_DICT
+            case 0x5D: stack.append(.list(made(PickleList())))         // EMPTY_LIST
+            case 0x29: stack.append(.tuple(made(PickleTuple([]))))     // EMPTY_TUPLE
+            case 0x74: stack.append(.tuple(made(PickleTuple(try popMark(start)))))   // TUPLE
             case 0x85, 0x86, 0x87:                                     // TUPLE1, TUPLE2, TUPLE3
-                stack.append(.tuple(try pop(start, Int(opcode - 0x84))))
+                stack.append(.tuple(made(PickleTuple(try pop(start, Int(opcode - 0x84))))))
             case 0x71: memo[Int(try byte())] = try top(start)          // BINPUT
             case 0x72: memo[Int(try littleEndian(4))] = try top(start) // LONG_BINPUT
             case 0x94: memo[memo.count] = try top(start)               // MEMOIZE
@@ -68,7 +70,7 @@ struct RestrictedUnpickler {
             case 0x52:                                                 // REDUCE
                 let popped = try pop(start, 2)
                 guard case let .tuple(arguments) = popped[1] else { throw fail(start, "REDUCE arguments are not a tuple") }
-                stack.append(try call(start, popped[0], arguments))
+                stack.append(try call(start, popped[0], arguments.items))
             case 0x81:                                                 // NEWOBJ cls args
                 let popped = try pop(start, 2)
                 guard case let .global(.inert(name)) = popped[0] else {
@@ -111,12 +113,12 @@ struct RestrictedUnpickler {
     }
 
     /// `callable(*arguments)` for the allowed callables.
-    private func call(_ at: Int, _ callable: PickleValue, _ a: [PickleValue]) throws(ImportError) -> PickleValue {
+    private mutating func call(_ at: Int, _ callable: PickleValue, _ a: [PickleValue]) throws(ImportError) -> PickleValue {
         guard case let .global(global) = callable else { throw fail(at, "REDUCE calls a \(callable.typeName)") }
         switch global {
         case .orderedDict:
             guard a.isEmpty else { throw fail(at, "OrderedDict called with arguments") }
-            return .dict(PickleDict())
+            return .dict(made(PickleDict()))
         case .torchSize:
             guard a.count == 1, case .tuple = a[0] else { throw fail(at, "torch.Size without a tuple") }
             return a[0]
@@ -139,7 +141,7 @@ struct RestrictedUnpickler {
 
     /// A storage persistent id: ('storage', storage type, key, location, element count).
     private func persistent(_ at: Int, _ id: PickleValue) throws(ImportError) -> PickleValue {
-        guard case let .tuple(fields) = id, fields.count == 5, case .string("storage") = fields[0],
+        guard case let .tuple(tuple) = id, case let fields = tuple.items, fields.count == 5, case .string("storage") = fields[0],
               case let .global(.storage(dtype)) = fields[1], case let .string(key) = fields[2],
               case let .int(count) = fields[4], count >= 0
         else { throw fail(at, "persistent id is not a ('storage', type, key, location, numel) tuple") }
@@ -147,9 +149,9 @@ struct RestrictedUnpickler {
     }
 
     private func integers(_ value: PickleValue) -> [Int]? {
-        guard case let .tuple(items) = value else { return nil }
+        guard case let .tuple(tuple) = value else { return nil }
         var out: [Int] = []
-        for item in items {
+        for item in tuple.items {
             guard case let .int(v) = item else { return nil }
             out.append(Int(v))
         }
@@ -157,6 +159,11 @@ struct RestrictedUnpickler {
     }
 
     // MARK: - Containers
+
+    private mutating func made<Container: PickleContainer>(_ container: Container) -> Container {
+        containers.append(container)
+        return container
+    }
 
     private func insert(_ at: Int, pairs: [PickleValue], into target: PickleValue) throws(ImportError) {
         guard case let .dict(dict) = target else { throw fail(at, "SETITEM on a \(target.typeName)") }

@@ -17,6 +17,8 @@ final class TorchCheckpoint {
     private let archive: Archive
     private let recordRoot: String
     private let records: [String: Entry]
+    /// Every container of the pickle, emptied at the end (see `PickleContainer`).
+    private let containers: [any PickleContainer]
 
     init(contentsOf url: URL) throws(ImportError) {
         file = url.path
@@ -38,8 +40,16 @@ final class TorchCheckpoint {
             guard text == "little" else { throw .notACheckpoint(file: url.path, reason: "storages are \(text)-endian") }
         }
         var unpickler = RestrictedUnpickler(Array(try Self.read(records[pickle]!, of: archive, file: file)), file: file)
-        root = try unpickler.load()
+        do {
+            root = try unpickler.load()
+        } catch {
+            for container in unpickler.containers { container.empty() }
+            throw error
+        }
+        containers = unpickler.containers
     }
+
+    deinit { for container in containers { container.empty() } }
 
     /// The tensor `reference` as Float32, laid out contiguously in row-major order (what
     /// `.float().contiguous()` gives), after checking that its view lies inside its storage.

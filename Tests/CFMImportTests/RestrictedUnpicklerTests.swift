@@ -50,6 +50,21 @@ final class RestrictedUnpicklerTests: XCTestCase {
         }
     }
 
+    func testLetsGoOfDeepNestingWithoutRecursion() throws {
+        // A million nested 1-tuples (1 MB of pickle), and 200 000 nested lists built through
+        // the memo: released the ordinary way, either would overflow the stack.
+        let tuples: [UInt8] = [0x80, 2, 0x29] + Array(repeating: 0x85, count: 1_000_000) + [0x2E]
+        let nest: [UInt8] = [0x71, 0, 0x30, 0x5D, 0x68, 0, 0x61]   // BINPUT 0, POP, EMPTY_LIST, BINGET 0, APPEND
+        let lists: [UInt8] = [0x80, 2, 0x5D] + Array([[UInt8]](repeating: nest, count: 200_000).joined()) + [0x2E]
+        for pickle in [tuples, lists, Array(lists.dropLast())] {
+            var unpickler = RestrictedUnpickler(pickle, file: "deep.pkl")
+            let root = try? unpickler.load()
+            XCTAssertEqual(root == nil, pickle.last != 0x2E, "loads unless the STOP is missing")
+            if case let .tuple(tuple)? = root { XCTAssertNil(PickleValue.tuple(tuple).key, "keys nest at most 8 deep") }
+            for container in unpickler.containers { container.empty() }
+        }
+    }
+
     func testRefusesUnknownOpcodesAndTruncation() {
         XCTAssertThrowsError(try load([0x80, 2, 0x69, 0x2E])) { XCTAssertTrue("\($0)".contains("opcode 0x69")) }   // INST
         XCTAssertThrowsError(try load([0x80, 2, 0x58, 9, 0, 0, 0, 0x61])) { XCTAssertTrue("\($0)".contains("truncated")) }
