@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
@@ -41,6 +42,11 @@ let package = Package(
         .target(name: "CFMDetector", dependencies: [
             "CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "Yams", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // `cfm import`: the authors' release checkpoints (PyTorch zip + a restricted unpickler,
+        // timm safetensors) → extractor weights and a complete model bundle, without Python.
+        .target(name: "CFMImport", dependencies: [
+            "CFMDetector", "CFMModels", "CFMTensor", "ZIPFoundation", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Mapper training on nominal parts (backprop, Adam), calibration, feature cache.
         .target(name: "CFMTraining", dependencies: ["CFMDetector", "CFMModels", "CFMTensor"]),
         // The offline workflows as library jobs with typed options and results: training,
@@ -58,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "cfm",
             dependencies: [
-                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMTraining", "CFMJobs", "CFMService", "Yams",
+                "CFMTensor", "CFMModels", "CFMData", "CFMDetector", "CFMImport", "CFMTraining", "CFMJobs", "CFMService", "Yams",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -72,6 +78,8 @@ let package = Package(
         .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMServiceTests", dependencies: ["CFMService", "CFMDetector", "CFMData", "CFMTensor", "CSystemd", "CZeroMQ",
                                                             .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CFMImportTests", dependencies: ["CFMImport", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport", "ZIPFoundation",
+                                                           .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CFMTrainingTests", dependencies: ["CFMTraining", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMJobsTests", dependencies: ["CFMJobs", "CFMTraining", "CFMDetector", "CFMData", "CFMModels", "CFMTensor",
                                                          "CFMTestSupport"]),

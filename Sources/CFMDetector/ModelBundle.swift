@@ -77,9 +77,11 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var calibration: Calibration?
     public var createdAt: String
     public var toolVersion: String
+    /// Where the weights came from, for bundles made by `cfm import` (absent in trained ones).
+    public var provenance: Provenance?
 
     enum CodingKeys: String, CodingKey {
-        case format, tier, extractors, mappers, training, calibration, batchnorm, preprocessing, scoring
+        case format, tier, extractors, mappers, training, calibration, batchnorm, preprocessing, scoring, provenance
         case className = "class", rgbDim = "rgb_dim", xyzDim = "xyz_dim", hiddenDim = "hidden_dim"
         case createdAt = "created_at", toolVersion = "tool_version"
     }
@@ -106,6 +108,37 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         }
         if let requestedMode, requestedMode != batchnorm {
             throw BundleError.wrongBatchNorm(bundle: bundle.path, trained: batchnorm, requested: requestedMode)
+        }
+    }
+}
+
+extension ModelManifest {
+    /// The release files an imported bundle was made from, and by what and when.
+    public struct Provenance: Codable, Sendable, Equatable {
+        /// One release file: what it became, its name (without directories) and SHA-256.
+        public struct Source: Codable, Sendable, Equatable {
+            /// `vit`, `pointmae`, `mapper_2d_to_3d` or `mapper_3d_to_2d`.
+            public var role: String
+            public var file: String
+            /// Lowercase hex digest of the whole file.
+            public var sha256: String
+
+            public init(role: String, file: String, sha256: String) { (self.role, self.file, self.sha256) = (role, file, sha256) }
+        }
+
+        public var sources: [Source]
+        /// The importing tool and its version, e.g. `cfm import 0.1.0`.
+        public var tool: String
+        /// ISO 8601 time of the import.
+        public var importedAt: String
+
+        public init(sources: [Source], tool: String, importedAt: String) {
+            (self.sources, self.tool, self.importedAt) = (sources, tool, importedAt)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sources, tool
+            case importedAt = "imported_at"
         }
     }
 }

@@ -10,7 +10,7 @@ struct CFM: ParsableCommand {
         commandName: "cfm",
         abstract: "Multimodal (RGB + 3D) industrial anomaly detection by crossmodal feature mapping.",
         version: version,
-        subcommands: [Demo.self, Serve.self, Replay.self, Synth.self, InitWeights.self, Train.self, Calibrate.self,
+        subcommands: [Demo.self, Serve.self, Replay.self, Synth.self, InitWeights.self, Import.self, Train.self, Calibrate.self,
                       Eval.self, Infer.self, Extract.self, Bench.self, Keygen.self, Version.self])
 }
 
