@@ -67,7 +67,7 @@ def aupro_exact(maps, masks):
         keep = fpr <= limit
         x, y = fpr[keep], pro[keep]
         x, y = np.append(x, limit), np.append(y, np.interp(limit, fpr, pro))
-        areas.append(np.trapz(y, x) / limit)
+        areas.append(np.trapezoid(y, x) / limit)
     return areas
 
 
