@@ -6,11 +6,14 @@ import CFMTensor
 ///
 /// Two points closer than `reach · side` lie in cells at most `reach` apart along every axis,
 /// so a search that visits a cell's `neighbours` sees every such pair. Cell coordinates are
-/// ⌊coordinate / side⌋ clamped to ±2²⁰ (clamping never moves two cells further apart, so
+/// ⌊coordinate / side⌋ clamped to ±2¹⁹ (clamping never moves two cells further apart, so
 /// the guarantee holds for huge coordinates too); a non-finite coordinate goes to cell 0.
+/// Cells are found through `CellTable`, an open-addressing hash of the packed coordinates.
 struct CellGrid {
     /// Number of occupied cells.
     let cellCount: Int
+    /// Each cell's integer coordinates.
+    let keys: [SIMD3<Int32>]
     /// The points of cell c are `order[start[c]..<start[c + 1]]`, ascending.
     let start: [Int32]
     /// Point indices grouped by cell.
@@ -24,24 +27,24 @@ struct CellGrid {
 
     /// Hashes `count` points stored [count, 3] (metres) into cells of side `side`.
     init(points: UnsafeBufferPointer<Float>, count: Int, side: Double, reach: Int) {
-        let limit = Double(1 << 20)
+        let limit = Double(1 << 19)
         func cellCoordinate(_ value: Float) -> Int32 {
             let c = (Double(value) / side).rounded(.down)
             return c.isNaN ? 0 : Int32(max(-limit, min(limit, c)))
         }
         // Cell ids in order of first appearance; neighbouring points of a row-major scan share
         // a cell, so the last key is remembered.
-        var lookup = [SIMD3<Int32>: Int32]()
+        var lookup = CellTable(capacityFor: max(16, count / 16))
         var keys: [SIMD3<Int32>] = [], cellOfPoint = [Int32](repeating: 0, count: count)
         var lastKey = SIMD3<Int32>(repeating: .max), lastCell: Int32 = -1
         for i in 0..<count {
             let key = SIMD3(cellCoordinate(points[3 * i]), cellCoordinate(points[3 * i + 1]), cellCoordinate(points[3 * i + 2]))
             if key != lastKey {
-                if let known = lookup[key] {
+                if let known = lookup.cell(key) {
                     lastCell = known
                 } else {
                     lastCell = Int32(keys.count)
-                    lookup[key] = lastCell
+                    lookup.insert(key, cell: lastCell)
                     keys.append(key)
                 }
                 lastKey = key
@@ -49,6 +52,7 @@ struct CellGrid {
             cellOfPoint[i] = lastCell
         }
         cellCount = keys.count
+        self.keys = keys
         // Counting sort by cell keeps each cell's points ascending.
         var start = [Int32](repeating: 0, count: cellCount + 1)
         for c in cellOfPoint { start[Int(c) + 1] += 1 }
@@ -76,7 +80,7 @@ struct CellGrid {
         var neighbourStart: [Int32] = [0], neighbours: [Int32] = []
         for key in keys {
             for offset in offsets {
-                if let d = lookup[key &+ offset] { neighbours.append(d) }
+                if let d = lookup.cell(key &+ offset) { neighbours.append(d) }
             }
             neighbourStart.append(Int32(neighbours.count))
         }
@@ -87,6 +91,61 @@ struct CellGrid {
     /// The points of cell `c` as a range of positions into `order` / `coordinates`.
     func positions(_ c: Int) -> Range<Int> { Int(start[c])..<Int(start[c + 1]) }
 
+    /// The largest axis distance, in cells, between cells `a` and `b` (1 = touching).
+    func ring(_ a: Int, _ b: Int) -> Int32 {
+        let d = keys[a] &- keys[b]
+        return max(abs(d.x), abs(d.y), abs(d.z))
+    }
+
     /// The neighbour cells of `c`, itself first.
     func neighbourCells(_ c: Int) -> ArraySlice<Int32> { neighbours[Int(neighbourStart[c])..<Int(neighbourStart[c + 1])] }
+}
+
+/// Cell coordinates (each within ±(2²⁰ − 1)) → cell id, open addressing with linear probing
+/// on a multiplicative hash of the coordinates packed into 21 bits each. Grows at half full.
+struct CellTable {
+    private var slots: [UInt64]
+    private var cells: [Int32]
+    private var used = 0
+    private static let empty = UInt64.max
+
+    init(capacityFor count: Int) {
+        var capacity = 16
+        while capacity < 2 * count { capacity *= 2 }
+        slots = [UInt64](repeating: Self.empty, count: capacity)
+        cells = [Int32](repeating: -1, count: capacity)
+    }
+
+    private static func pack(_ key: SIMD3<Int32>) -> UInt64 {
+        let bias = Int32(1 << 20)
+        return UInt64(UInt32(key.x &+ bias)) | UInt64(UInt32(key.y &+ bias)) << 21 | UInt64(UInt32(key.z &+ bias)) << 42
+    }
+
+    private func slot(_ packed: UInt64) -> Int {
+        var i = Int(truncatingIfNeeded: (packed &* 0x9E37_79B9_7F4A_7C15) >> 32) & (slots.count - 1)
+        while slots[i] != Self.empty && slots[i] != packed { i = (i + 1) & (slots.count - 1) }
+        return i
+    }
+
+    func cell(_ key: SIMD3<Int32>) -> Int32? {
+        let i = slot(Self.pack(key))
+        return slots[i] == Self.empty ? nil : cells[i]
+    }
+
+    mutating func insert(_ key: SIMD3<Int32>, cell: Int32) {
+        if 2 * (used + 1) > slots.count {
+            let old = zip(slots, cells).filter { $0.0 != Self.empty }
+            slots = [UInt64](repeating: Self.empty, count: 2 * slots.count)
+            cells = [Int32](repeating: -1, count: slots.count)
+            for (packed, c) in old {
+                let i = slot(packed)
+                slots[i] = packed
+                cells[i] = c
+            }
+        }
+        let packed = Self.pack(key), i = slot(packed)
+        if slots[i] == Self.empty { used += 1 }
+        slots[i] = packed
+        cells[i] = cell
+    }
 }

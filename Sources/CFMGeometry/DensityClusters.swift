@@ -128,19 +128,35 @@ extension CellGrid {
 
     /// The connected components of the core positions (cores linked when neighbours). Within
     /// a cell every core is compared with the cell's first core; cells where one of those
-    /// comparisons fails are "loose" and compared pair by pair. Across cells, a pair of
+    /// comparisons fails are "loose" and compared pair by pair. Across cells — touching cells
+    /// first, then those two cells apart, so most far pairs are already joined — a pair of
     /// cells whose first cores are already in one component is skipped (both are then wholly
-    /// in it), otherwise their cores are compared until one link is found.
+    /// in it), otherwise their cores are compared until one link is found. A core further than
+    /// eps from the other cell's bounding box of cores is not compared at all (the box
+    /// distance never exceeds a true distance, also in Float64 rounding).
     func coreComponents(isCore: [Bool], limit: Double) -> UnionFind {
         var components = UnionFind(count: order.count)
         var firstCore = [Int](repeating: -1, count: cellCount), loose = [Bool](repeating: false, count: cellCount)
         var cores = [[Int]](repeating: [], count: cellCount)
+        var low = [SIMD3<Double>](repeating: .zero, count: cellCount), high = low
         coordinates.withUnsafeBufferPointer { c in
+            func point(_ p: Int) -> SIMD3<Double> { SIMD3(c[3 * p], c[3 * p + 1], c[3 * p + 2]) }
+            /// Whether `p` may be within eps of a core of `cell`: ((gx² + gy²) + gz²) < limit for
+            /// the gaps g between `p` and the cell's box of cores.
+            func mayReach(_ p: Int, _ cell: Int) -> Bool {
+                let x = point(p)
+                let gap = pointwiseMax(pointwiseMax(low[cell] - x, x - high[cell]), .zero)
+                return gap.x * gap.x + gap.y * gap.y + gap.z * gap.z < limit
+            }
             for cell in 0..<cellCount {
                 cores[cell] = positions(cell).filter { isCore[$0] }
                 guard let first = cores[cell].first else { continue }
                 firstCore[cell] = first
+                low[cell] = point(first)
+                high[cell] = low[cell]
                 for q in cores[cell].dropFirst() {
+                    low[cell] = pointwiseMin(low[cell], point(q))
+                    high[cell] = pointwiseMax(high[cell], point(q))
                     if Self.close(c, first, q, limit) { components.union(first, q) } else { loose[cell] = true }
                 }
                 if loose[cell] {
@@ -151,20 +167,22 @@ extension CellGrid {
                     }
                 }
             }
-            for cell in 0..<cellCount where firstCore[cell] >= 0 {
-                for d in neighbourCells(cell).dropFirst() where Int(d) > cell && firstCore[Int(d)] >= 0 {
-                    let other = Int(d)
-                    if loose[cell] || loose[other] {
-                        for p in cores[cell] {
-                            for q in cores[other] where components.root(p) != components.root(q) && Self.close(c, p, q, limit) {
-                                components.union(p, q)
+            for ring: Int32 in 1...2 {
+                for cell in 0..<cellCount where firstCore[cell] >= 0 {
+                    for d in neighbourCells(cell).dropFirst() where Int(d) > cell && firstCore[Int(d)] >= 0 && self.ring(cell, Int(d)) == ring {
+                        let other = Int(d)
+                        if loose[cell] || loose[other] {
+                            for p in cores[cell] where mayReach(p, other) {
+                                for q in cores[other] where components.root(p) != components.root(q) && Self.close(c, p, q, limit) {
+                                    components.union(p, q)
+                                }
                             }
-                        }
-                    } else if components.root(firstCore[cell]) != components.root(firstCore[other]) {
-                        link: for p in cores[cell] {
-                            for q in cores[other] where Self.close(c, p, q, limit) {
-                                components.union(p, q)
-                                break link
+                        } else if components.root(firstCore[cell]) != components.root(firstCore[other]) {
+                            link: for p in cores[cell] where mayReach(p, other) {
+                                for q in cores[other] where Self.close(c, p, q, limit) {
+                                    components.union(p, q)
+                                    break link
+                                }
                             }
                         }
                     }
