@@ -45,6 +45,8 @@ public struct MVTec3DClass: Sendable {
     public let directory: URL
     /// The folder name, e.g. `bagel`.
     public var name: String { directory.lastPathComponent }
+    /// The class folder's layout, detected when opened.
+    public let layout: DatasetLayout
 
     /// The name of nominal (defect-free) sample folders.
     public static let nominal = "good"
@@ -55,11 +57,15 @@ public struct MVTec3DClass: Sendable {
             throw .missingDirectory(path: directory.path, expected: "a class folder with train/validation/test splits")
         }
         self.directory = directory
+        layout = DatasetLayout(classDirectory: directory)
     }
 
     /// The folder of `split`, which must exist.
     private func splitDirectory(_ split: DatasetSplit) throws(DatasetError) -> URL {
         let folder = directory.appendingPathComponent(split.rawValue)
+        guard layout.splits.contains(split) else {
+            throw .missingDirectory(path: folder.path, expected: "a \(split.rawValue) split, which the \(layout.rawValue) layout does not have")
+        }
         guard DatasetListing.isDirectory(folder) else {
             throw .missingDirectory(path: folder.path, expected: "\(split.rawValue)/<good or defect type>/{rgb,xyz}")
         }

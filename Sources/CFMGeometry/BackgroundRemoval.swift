@@ -14,9 +14,13 @@ public struct BackgroundRemovalOptions: Sendable, Equatable {
     public var seed: UInt64 = 0
     /// Foreground points closer than this to the plane (metres) are cleared.
     public var planeDistance = 0.005
-    /// Two 8-neighbour pixels belong to one cluster when their points are at most this far
-    /// apart (metres); only the largest cluster is kept.
+    /// How the part is kept once the plane is gone (`ClusterCleaning`).
+    public var clusterCleaning = ClusterCleaning.dbscan
+    /// Metres: DBSCAN's eps (points closer than this are neighbours), or for
+    /// `.pixelNeighbours` the largest distance that links two 8-neighbour pixels.
     public var clusterDistance = 0.006
+    /// DBSCAN's minimum number of neighbours (itself included) of a core point.
+    public var clusterMinPoints = 30
 
     public init() {}
 
@@ -30,6 +34,7 @@ public struct BackgroundRemovalOptions: Sendable, Equatable {
         try require(iterations >= 1, "iterations", iterations, "at least 1")
         try require(planeDistance > 0, "planeDistance", planeDistance, "positive")
         try require(clusterDistance > 0, "clusterDistance", clusterDistance, "positive")
+        try require(clusterMinPoints >= 1, "clusterMinPoints", clusterMinPoints, "at least 1")
     }
 }
 
@@ -55,7 +60,7 @@ public struct BackgroundRemovalReport: Sendable, Equatable {
 extension OrganizedCloud {
     /// Removes the support plane and stray clusters in place: RANSAC plane fit
     /// on the foreground points of the border ring, clear every foreground point with
-    /// |n·p + d| < `planeDistance`, then keep only the largest connected cluster. Without a
+    /// |n·p + d| < `planeDistance`, then keep only the largest cluster (`clusterCleaning`). Without a
     /// plane (too few border points) nothing is removed and the report says so.
     public mutating func removeBackground(
         options: BackgroundRemovalOptions = BackgroundRemovalOptions()
@@ -71,7 +76,10 @@ extension OrganizedCloud {
                                            removedByPlane: 0, removedByCluster: 0, remaining: foregroundCount)
         }
         let removedByPlane = clearPoints(near: fit.plane, distance: options.planeDistance)
-        let removedByCluster = keepLargestCluster(linkDistance: Float(options.clusterDistance))
+        let removedByCluster = switch options.clusterCleaning {
+        case .dbscan: keepLargestDensityCluster(eps: options.clusterDistance, minPoints: options.clusterMinPoints)
+        case .pixelNeighbours: keepLargestCluster(linkDistance: Float(options.clusterDistance))
+        }
         return BackgroundRemovalReport(plane: fit.plane, borderPoints: border.count / 3, planeInliers: fit.inliers,
                                        removedByPlane: removedByPlane, removedByCluster: removedByCluster,
                                        remaining: foregroundCount)

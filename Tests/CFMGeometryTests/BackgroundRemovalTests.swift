@@ -68,7 +68,7 @@ struct SyntheticScene {
     }
 
     @Test func keepsOnlyTheLargestObject() throws {
-        let scene = SyntheticScene(objects: [(50, 60, 15), (110, 100, 28)])
+        let scene = SyntheticScene(size: 400, objects: [(125, 150, 38), (275, 250, 70)])
         var cloud = scene.cloud
         let report = try cloud.removeBackground()
         let small = scene.survivors(1, in: cloud), large = scene.survivors(2, in: cloud)

@@ -137,7 +137,7 @@ public enum SyntheticDataset {
         if job.split == .test { try PNGFile.write(sample.mask, to: folder.appendingPathComponent("gt/\(job.stem).png")) }
     }
 
-    private static func createDirectory(_ url: URL) throws(ImageFileError) {
+    static func createDirectory(_ url: URL) throws(ImageFileError) {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
