@@ -66,7 +66,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var rgbDim: Int, xyzDim: Int, hiddenDim: Int
     public var batchnorm: BatchNormMode
     /// The preprocessing the mappers were trained with. Absent in bundles written before it was
-    /// recorded (`cfm-model-bundle/1`): those were trained with the defaults (`preprocessOptions`).
+    /// recorded (`cfm-model-bundle/1`): those were trained with `PreprocessOptions.beforeDensityClusters`.
     public var preprocessing: PreprocessOptions?
     /// How ψ2D and ψ3D become the map and the score. Absent in `cfm-model-bundle/1`: the one
     /// definition there was then (`scoringDefinition`).
@@ -96,7 +96,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     }
 
     /// The preprocessing to score with: the recorded one, or the defaults an earlier bundle was trained with.
-    public var preprocessOptions: PreprocessOptions { preprocessing ?? PreprocessOptions() }
+    public var preprocessOptions: PreprocessOptions { preprocessing ?? .beforeDensityClusters }
 
     /// The scoring to apply: the recorded one, or the only one an earlier bundle knew.
     public var scoringDefinition: ScoringDefinition { scoring ?? ScoringDefinition() }

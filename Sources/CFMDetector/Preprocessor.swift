@@ -25,15 +25,27 @@ public struct PreprocessOptions: Sendable, Equatable, Codable {
 
     public init() {}
 
+    /// What a bundle without a `preprocessing:` section (`cfm-model-bundle/1`) was trained
+    /// with: today's defaults but the 8-neighbour pixel rule for cluster cleaning (DBSCAN, the
+    /// official rule, became the default later).
+    public static var beforeDensityClusters: PreprocessOptions {
+        var o = PreprocessOptions()
+        o.background.clusterCleaning = .pixelNeighbours
+        return o
+    }
+
     /// The manifest's key names (flat, as in the serve config's `preprocessing:` section).
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case removeBackground = "background_removal", borderWidth = "border_width", ransacIterations = "ransac_iterations"
         case ransacSampleSize = "ransac_sample_size", inlierDistance = "inlier_distance", planeDistance = "plane_distance"
-        case clusterDistance = "cluster_distance", seed, size, mean, std
+        case clusterDistance = "cluster_distance", clusterCleaning = "cluster_cleaning", clusterMinPoints = "cluster_min_points"
+        case seed, size, mean, std
     }
 
-    /// Every key is required: a recorded section is complete (a bundle without the section
-    /// was trained with the defaults, which `ModelManifest` supplies).
+    /// Every key is required — a recorded section is complete (a bundle without the section
+    /// was trained with `beforeDensityClusters`, which `ModelManifest` supplies) — except the
+    /// cluster-cleaning rule and its minimum, absent from sections written before DBSCAN
+    /// existed: those bundles used the pixel rule.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         removeBackground = try c.decode(Bool.self, forKey: .removeBackground)
@@ -43,6 +55,8 @@ public struct PreprocessOptions: Sendable, Equatable, Codable {
         background.inlierDistance = try c.decode(Double.self, forKey: .inlierDistance)
         background.planeDistance = try c.decode(Double.self, forKey: .planeDistance)
         background.clusterDistance = try c.decode(Double.self, forKey: .clusterDistance)
+        background.clusterCleaning = try c.decodeIfPresent(ClusterCleaning.self, forKey: .clusterCleaning) ?? .pixelNeighbours
+        background.clusterMinPoints = try c.decodeIfPresent(Int.self, forKey: .clusterMinPoints) ?? background.clusterMinPoints
         background.seed = try c.decode(UInt64.self, forKey: .seed)
         size = try c.decode(Int.self, forKey: .size)
         mean = try c.decode([Float].self, forKey: .mean)
@@ -62,6 +76,8 @@ public struct PreprocessOptions: Sendable, Equatable, Codable {
         try c.encode(background.inlierDistance, forKey: .inlierDistance)
         try c.encode(background.planeDistance, forKey: .planeDistance)
         try c.encode(background.clusterDistance, forKey: .clusterDistance)
+        try c.encode(background.clusterCleaning, forKey: .clusterCleaning)
+        try c.encode(background.clusterMinPoints, forKey: .clusterMinPoints)
         try c.encode(background.seed, forKey: .seed)
         try c.encode(size, forKey: .size)
         try c.encode(mean, forKey: .mean)

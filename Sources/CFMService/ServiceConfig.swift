@@ -91,6 +91,8 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public var inlierDistance: Double? = nil
         public var planeDistance: Double? = nil
         public var clusterDistance: Double? = nil
+        public var clusterCleaning: ClusterCleaning? = nil
+        public var clusterMinPoints: Int? = nil
         public var seed: Int? = nil
         public init() {}
 
@@ -104,6 +106,8 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
             if let v = inlierDistance { o.background.inlierDistance = v }
             if let v = planeDistance { o.background.planeDistance = v }
             if let v = clusterDistance { o.background.clusterDistance = v }
+            if let v = clusterCleaning { o.background.clusterCleaning = v }
+            if let v = clusterMinPoints { o.background.clusterMinPoints = v }
             if let v = seed { o.background.seed = UInt64(v) }
             return o
         }
@@ -119,6 +123,8 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
                 ("inlier_distance", inlierDistance.map { "\($0)" }, "\(b.inlierDistance)"),
                 ("plane_distance", planeDistance.map { "\($0)" }, "\(b.planeDistance)"),
                 ("cluster_distance", clusterDistance.map { "\($0)" }, "\(b.clusterDistance)"),
+                ("cluster_cleaning", clusterCleaning.map(\.rawValue), b.clusterCleaning.rawValue),
+                ("cluster_min_points", clusterMinPoints.map { "\($0)" }, "\(b.clusterMinPoints)"),
                 ("seed", seed.map { "\($0)" }, "\(b.seed)"),
             ]
             guard let (key, set, value) = keys.first(where: { $0.1 != nil && $0.1 != $0.2 }) else { return nil }
@@ -223,7 +229,7 @@ extension ServiceConfig {
                    "linger_ms"],
         "pipeline": ["queue_depth", "overflow", "in_flight", "drain_timeout_s"],
         "preprocessing": ["background_removal", "border_width", "ransac_iterations", "ransac_sample_size",
-                          "inlier_distance", "plane_distance", "cluster_distance", "seed"],
+                          "inlier_distance", "plane_distance", "cluster_distance", "cluster_cleaning", "cluster_min_points", "seed"],
         "decision": ["threshold"],
         "logging": ["level", "journald", "summary_interval_s", "errors_per_minute", "log_rejects", "log_passes"],
         "watchdog": ["enabled", "stall_timeout_s", "status_interval_s"],
@@ -499,7 +505,7 @@ extension ServiceConfig.Preprocessing {
     enum CodingKeys: String, CodingKey {
         case backgroundRemoval = "background_removal", borderWidth = "border_width", ransacIterations = "ransac_iterations",
              ransacSampleSize = "ransac_sample_size", inlierDistance = "inlier_distance", planeDistance = "plane_distance",
-             clusterDistance = "cluster_distance", seed
+             clusterDistance = "cluster_distance", clusterCleaning = "cluster_cleaning", clusterMinPoints = "cluster_min_points", seed
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -510,6 +516,8 @@ extension ServiceConfig.Preprocessing {
         inlierDistance = try c.double(.inlierDistance, 1e-6...1)
         planeDistance = try c.double(.planeDistance, 0...1)
         clusterDistance = try c.double(.clusterDistance, 1e-6...1)
+        clusterCleaning = try c.choice(.clusterCleaning)
+        clusterMinPoints = try c.int(.clusterMinPoints, 1...1_000_000)
         seed = try c.int(.seed, 0...Int.max)
     }
 }

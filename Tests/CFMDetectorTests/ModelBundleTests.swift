@@ -67,6 +67,12 @@ import Testing
         let read = try ModelBundle.manifest(at: bundle, extractors: nil)
         #expect(read.preprocessOptions == options)
         #expect(read.scoringDefinition == ScoringDefinition())
+        #expect(text.contains("cluster_cleaning: dbscan") && text.contains("cluster_min_points: 30"))
+
+        // A section written before DBSCAN existed has no cluster_cleaning: the pixel rule.
+        let older = text.replacingOccurrences(of: "cluster_cleaning: dbscan", with: "")
+        try older.write(to: bundle.appendingPathComponent(BundleFile.manifest), atomically: true, encoding: .utf8)
+        #expect(try ModelBundle.manifest(at: bundle, extractors: nil).preprocessOptions.background.clusterCleaning == .pixelNeighbours)
     }
 
     /// A `cfm-model-bundle/1` manifest (no preprocessing or scoring section, FNV-1a checksums)
@@ -102,7 +108,9 @@ import Testing
         #expect(!text.contains("preprocessing") && !text.contains("scoring"))
 
         let read = try ModelBundle.manifest(at: bundle, extractors: nil)
-        #expect(read.preprocessing == nil && read.preprocessOptions == PreprocessOptions())
+        var pixelRule = PreprocessOptions()
+        pixelRule.background.clusterCleaning = .pixelNeighbours
+        #expect(read.preprocessing == nil && read.preprocessOptions == pixelRule, "version 1 bundles used the pixel rule")
         #expect(read.scoringDefinition == ScoringDefinition())
         #expect(read.mappers.allSatisfy { $0.checksum.hasPrefix("fnv1a64:") })
         // A corrupt file is still caught under the old checksum.
