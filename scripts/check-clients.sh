@@ -62,10 +62,12 @@ received_published() { sed -n 's/.*received \([0-9]*\), published \([0-9]*\).*/\
 port=$((5800 + RANDOM % 150 * 4))
 
 # 1. The C client against one daemon (PULL bind input, PUB output), recording the passes.
-# The explicit threshold makes every frame of the client's synthetic part a pass.
+# Every frame is scored (a queue for all of them), and the explicit threshold makes every
+# frame of the client's synthetic part a pass.
 FRAMES=4
 serve single "input: {endpoint: \"tcp://127.0.0.1:$port\", pattern: pull, mode: bind}
-output: {endpoint: \"tcp://127.0.0.1:$((port + 1))\", heartbeat_interval_s: 0.5}
+output: {endpoint: \"tcp://127.0.0.1:$((port + 1))\", heartbeat_interval_s: 1}
+pipeline: {overflow: block, queue_depth: $FRAMES}
 decision: {threshold: 1000000}
 recording: {directory: $WORK/recorded, class_name: line, which: pass, max_frames: 3}"
 status=0

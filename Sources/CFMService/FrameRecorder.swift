@@ -19,7 +19,7 @@ import Logging
 /// in a bounded queue; the writer thread encodes and writes. When the queue is full the
 /// frame is not recorded and counted as `skipped`: the line never waits for the disk.
 /// Memory: at most `queueCapacity` frames held. The caps (`max_frames`, `max_bytes`) count
-/// what the folder already holds: recording stops, said once in the log, at the first frame
+/// what the folders recorded into already hold (a restart does not start over): recording stops, said once in the log, at the first frame
 /// that would pass either (a frame that would pass `max_bytes` is removed again).
 public final class FrameRecorder: @unchecked Sendable {
     /// Counters since the recorder started.
@@ -44,6 +44,8 @@ public final class FrameRecorder: @unchecked Sendable {
     private var folderFrames = 0
     private var folderBytes = 0
     private var nextIndex: [Verdict: Int] = [:]
+    /// The last write failed: further failures are counted, not logged, until one succeeds.
+    private var failing = false
 
     /// `settings.directory` must be set. `queueCapacity`: frames waiting for the writer.
     public init(settings: ServiceConfig.Recording, logger: Logger, queueCapacity: Int = 4) {
@@ -130,10 +132,12 @@ public final class FrameRecorder: @unchecked Sendable {
             try TIFFFile.write(Self.metresWithHolesAsZero(frame), to: tiff)
         } catch {
             try? FileManager.default.removeItem(at: png)
-            logger.warning("recording: frame \(frame.frameId) not recorded: \(error)")
+            if !failing { logger.warning("recording: frame \(frame.frameId) not recorded (counted as skipped until a write succeeds): \(error)") }
+            failing = true
             condition.lock(); counts.skipped += 1; condition.unlock()
             return
         }
+        failing = false
         nextIndex[verdict] = index + 1
         let bytes = [png, tiff].reduce(0) { $0 + (((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size]) as? Int) ?? 0) }
         if let maxBytes = settings.maxBytes, folderBytes + bytes > maxBytes {
