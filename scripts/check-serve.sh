@@ -8,6 +8,7 @@
 # Usage: bash scripts/check-serve.sh    (CFM=path/to/cfm to test another binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/tiny-model.sh
 CFM=${CFM:-"$(swift build -c release --show-bin-path)/cfm"}
 RUNS=${RUNS:-3}
 WORK=${CFM_SERVE_WORK:-$(mktemp -d /tmp/cfm-check-serve.XXXXXX)}
@@ -15,12 +16,7 @@ WORK=${CFM_SERVE_WORK:-$(mktemp -d /tmp/cfm-check-serve.XXXXXX)}
 cd "$WORK"
 failures=0
 
-if [ ! -d model ]; then
-    "$CFM" synth --out data --classes cookie --size 160 --train 4 --validation 4 --test-per-type 1 --seed 3 > /dev/null
-    "$CFM" init-weights --seed 0 --out ext > /dev/null
-    "$CFM" train --data data/cookie --extractors ext --tier tiny --epochs 1 --shots 4 --out model 2> /dev/null > /dev/null
-    "$CFM" calibrate --data data/cookie --model model --extractors ext --false-reject-rate 0.25 2> /dev/null > /dev/null
-fi
+make_tiny_model "$CFM" "$WORK"
 
 # run NAME PIPELINE FRAMES SLEEP: serve, stream FRAMES frames, SIGTERM after SLEEP s.
 run() {

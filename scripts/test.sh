@@ -7,3 +7,4 @@ source scripts/setup.sh
 swift build -c release
 swift test
 bash scripts/check-cli.sh
+bash scripts/check-clients.sh

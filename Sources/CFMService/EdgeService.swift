@@ -54,6 +54,8 @@ public final class EdgeService: @unchecked Sendable {
     public private(set) var security: SocketSecurity?
     /// The Prometheus scrape endpoint's bound address (`metrics.listen`), once running.
     public private(set) var metricsAddress: ListenAddress?
+    /// Records scored frames (config `recording`), once running; nil = recording off.
+    public private(set) var recorder: FrameRecorder?
     /// Results refused by the output in a row (publisher thread only): logged when it starts and ends.
     private var undeliveredRun = 0
 
@@ -136,9 +138,14 @@ public final class EdgeService: @unchecked Sendable {
         }
 
         let metrics = settings.metrics.listen == nil ? nil : ServiceMetrics()
+        if settings.recording.directory != nil {
+            let recorder = FrameRecorder(settings: settings.recording, logger: logger)
+            try recorder.start()
+            self.recorder = recorder
+        }
         let pipeline = FramePipeline(
             options: .init(queueDepth: settings.pipeline.queueDepth, overflow: settings.pipeline.overflow, workers: settings.pipeline.inFlight),
-            processors: processors)
+            processors: recording(processors))
         let publisher = ResultPublisher(
             pipeline: pipeline, output: output,
             options: .init(pattern: settings.output.pattern, topicPrefix: settings.output.topicPrefix, includeMaps: settings.output.publishMaps,
@@ -207,6 +214,7 @@ public final class EdgeService: @unchecked Sendable {
         publisher.finish(flushUntil: monotonicNs() + UInt64(settings.output.lingerMs) * 1_000_000)
         publisher.join()
         metricsServer?.stop()
+        recorder?.finish(until: monotonicNs() + 2_000_000_000)
         let after = pipeline.snapshot
         let forced = drained ? "" : " (drain timeout: the rest published as dropped"
             + (abandoned > 0 ? ", \(abandoned) worker(s) given up in inference)" : ")")
@@ -321,8 +329,9 @@ public final class EdgeService: @unchecked Sendable {
             if fresh.pipeline != config.pipeline { restartOnly.append("pipeline"); fresh.pipeline = config.pipeline }
             if fresh.security != config.security { restartOnly.append("security"); fresh.security = config.security }
             if fresh.metrics != config.metrics { restartOnly.append("metrics"); fresh.metrics = config.metrics }
+            if fresh.recording != config.recording { restartOnly.append("recording"); fresh.recording = config.recording }
             let processors = try factory(fresh)
-            pipeline.replaceProcessors(processors)
+            pipeline.replaceProcessors(recording(processors))
             stateLock.lock()
             _config = fresh
             _logger.logLevel = fresh.logLevel
@@ -336,6 +345,19 @@ public final class EdgeService: @unchecked Sendable {
             let reason = "\(error)".replacingOccurrences(of: "\n", with: " ")
             stateLock.lock(); _reloads.refused += 1; refusedReload = reason; stateLock.unlock()
             logger.error("reload refused, the previous config and model keep serving: \(reason)", metadata: LifecycleEvent.reloadRefused.metadata)
+        }
+    }
+
+    /// The processors, each also offering its scored frames to the recorder (when
+    /// recording is on): a non-blocking hand-off on the worker thread, after scoring.
+    private func recording(_ processors: [FramePipeline.Processor]) -> [FramePipeline.Processor] {
+        guard let recorder else { return processors }
+        return processors.map { process in
+            { frame in
+                let inference = try process(frame)
+                recorder.offer(frame, verdict: inference.verdict)
+                return inference
+            }
         }
     }
 
@@ -360,6 +382,13 @@ public final class EdgeService: @unchecked Sendable {
         "received \(s.received), published \(s.published), undelivered \(s.undelivered), pass \(s.passed), reject \(s.rejected), error \(s.errors)"
             + (s.errorCodes.isEmpty ? "" : " (" + s.errorCodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
             + ", dropped \(s.dropped), p50 \(String(format: "%.1f", s.p50Ms)) ms, p99 \(String(format: "%.1f", s.p99Ms)) ms" + refusedPeers
+            + recordingCounts
+    }
+
+    /// Frames recorded and skipped (the writer was behind), when recording is on.
+    private var recordingCounts: String {
+        guard let counts = recorder?.snapshot else { return "" }
+        return ", recorded \(counts.recorded)" + (counts.skipped > 0 ? " (skipped \(counts.skipped))" : "") + (counts.capped ? " (cap reached)" : "")
     }
 
     /// Rejects at NOTICE, passes at INFO when `logging.log_passes`, errors at WARNING (at most

@@ -183,6 +183,31 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public init() {}
     }
 
+    /// Recording frames from the line into the MVTec 3D-AD layout (`FrameRecorder`).
+    public struct Recording: Codable, Sendable, Equatable {
+        /// Which scored frames to record.
+        public enum Which: String, Codable, Sendable, CaseIterable {
+            case all, pass, reject
+            public func includes(_ verdict: Verdict) -> Bool {
+                switch self {
+                case .all: verdict == .pass || verdict == .reject
+                case .pass: verdict == .pass
+                case .reject: verdict == .reject
+                }
+            }
+        }
+        /// Dataset root to record into; null = recording off.
+        public var directory: String? = nil
+        /// Class folder under `directory` (`cfm train --data <directory>/<class_name>`).
+        public var className = "recorded"
+        public var which: Which = .pass
+        /// Stop recording once the class folder holds this many frames (null = no cap).
+        public var maxFrames: Int? = 1000
+        /// Stop recording once the class folder holds this many bytes (null = no cap).
+        public var maxBytes: Int? = 10_000_000_000
+        public init() {}
+    }
+
     public var model = Model()
     public var input = Input()
     public var output = Output()
@@ -193,6 +218,7 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
     public var watchdog = Watchdog()
     public var security = Security()
     public var metrics = Metrics()
+    public var recording = Recording()
 
     public init() {}
 
@@ -235,6 +261,7 @@ extension ServiceConfig {
         "watchdog": ["enabled", "stall_timeout_s", "status_interval_s"],
         "security": ["curve", "secret_key", "authorized_keys"],
         "metrics": ["listen"],
+        "recording": ["directory", "class_name", "which", "max_frames", "max_bytes"],
     ]
 
     /// Reads and validates `url`.
@@ -418,7 +445,7 @@ private extension KeyedDecodingContainer {
 }
 
 extension ServiceConfig {
-    enum CodingKeys: String, CodingKey { case model, input, output, pipeline, preprocessing, decision, logging, watchdog, security, metrics }
+    enum CodingKeys: String, CodingKey { case model, input, output, pipeline, preprocessing, decision, logging, watchdog, security, metrics, recording }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -432,6 +459,7 @@ extension ServiceConfig {
         watchdog = try c.value(.watchdog, Watchdog())
         security = try c.value(.security, Security())
         metrics = try c.value(.metrics, Metrics())
+        recording = try c.value(.recording, Recording())
     }
 }
 
@@ -586,6 +614,28 @@ extension ServiceConfig.Metrics {
             do { _ = try ListenAddress(listen) } catch {
                 throw DecodingError.dataCorruptedError(forKey: .listen, in: c, debugDescription: "\(error)")
             }
+        }
+    }
+}
+
+extension ServiceConfig.Recording {
+    enum CodingKeys: String, CodingKey { case directory, className = "class_name", which, maxFrames = "max_frames", maxBytes = "max_bytes" }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
+        directory = try c.decodeIfPresent(String.self, forKey: .directory)
+        if directory?.isEmpty == true {
+            throw DecodingError.dataCorruptedError(forKey: .directory, in: c, debugDescription: "must not be empty (null = recording off)")
+        }
+        className = try c.text(.className, d.className)
+        if className.contains("/") || className.hasPrefix(".") {
+            throw DecodingError.dataCorruptedError(forKey: .className, in: c, debugDescription: "'\(className)' is not a folder name")
+        }
+        which = try c.choice(.which, d.which)
+        // An explicit null lifts a cap; an absent key keeps the default.
+        maxFrames = c.contains(.maxFrames) ? try c.decodeIfPresent(Int.self, forKey: .maxFrames) : d.maxFrames
+        maxBytes = c.contains(.maxBytes) ? try c.decodeIfPresent(Int.self, forKey: .maxBytes) : d.maxBytes
+        for (key, value) in [(CodingKeys.maxFrames, maxFrames), (.maxBytes, maxBytes)] {
+            if let v = value, v < 1 { throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "\(v) is below 1 (null = no cap)") }
         }
     }
 }
