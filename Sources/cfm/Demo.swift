@@ -45,8 +45,8 @@ struct Demo: ParsableCommand {
         let c = try CalibrationJob.run(calibration, progress: Progress.display())
         print(String(format: "threshold %.4f (false-reject rate %g on %d nominal parts)", c.threshold, c.falseRejectRate, c.samples))
         step("5. serve on loopback (cfm serve, ZeroMQ) and stream the test split into it (cfm replay)")
-        let results = try serveAndReplay(classDir: classDir.path, extractors: extractors, model: model, work: dir)
-        printVerdicts(results)
+        let replay = try serveAndReplay(classDir: classDir, extractors: extractors, model: model, work: dir)
+        printVerdicts(replay)
         step("6. evaluate the test split with the MVTec 3D-AD metrics (cfm eval)")
         let evaluation = try EvaluationJob.run(.init(data: classDir, scorer: .model(bundle: model, extractors: extractors),
                                                      out: dir.appendingPathComponent("eval")), progress: Progress.display())
@@ -61,9 +61,10 @@ struct Demo: ParsableCommand {
             """)
     }
 
-    /// Starts `cfm serve` as a child process on loopback ports, streams the test split with
-    /// `cfm replay`, stops the daemon (SIGTERM: drain, exit 0) and returns replay's report.
-    private func serveAndReplay(classDir: String, extractors: URL, model: URL, work: URL) throws -> [String: Any] {
+    /// Starts `cfm serve` as a child process on loopback ports, streams the test split into it
+    /// (`ReplayJob`, as `cfm replay` does), stops the daemon (SIGTERM: drain, exit 0) and
+    /// returns the per-frame results.
+    private func serveAndReplay(classDir: URL, extractors: URL, model: URL, work: URL) throws -> ReplayJob.Result {
         let config = work.appendingPathComponent("cfm.yaml")
         try """
             model: {extractors: \(extractors.path), bundle: \(model.path)}
@@ -91,25 +92,24 @@ struct Demo: ParsableCommand {
         }
         print("   cfm serve is ready (READY=1 over NOTIFY_SOCKET)")
         // PUSH → PULL: frames wait for the connection and back-pressure holds them; no frame is lost.
-        let replay = try Replay.parse(["--data", classDir, "--endpoint", "tcp://127.0.0.1:25555", "--pattern", "push",
-                                       "--results", "tcp://127.0.0.1:25556", "--rate", "0", "--timeout", "300"])
-        let report = try replay.stream()
-        replay.printSummary(report)
-        return report
+        var replay = ReplayJob.Options(data: classDir)
+        (replay.endpoint, replay.results, replay.pattern) = ("tcp://127.0.0.1:25555", "tcp://127.0.0.1:25556", .push)
+        (replay.rate, replay.timeout) = (0, 300)
+        let result = try ReplayJob.run(replay)
+        Replay.printSummary(result)
+        return result
     }
 
-    /// The verdict table and confusion matrix of replay's per-frame results.
-    private func printVerdicts(_ report: [String: Any]) {
-        let frames = (report["frames"] as? [[Any]]) ?? []
+    /// The verdict table and confusion matrix of the replayed parts.
+    private func printVerdicts(_ replay: ReplayJob.Result) {
         print("\n   part              score   verdict")
         var matrix = [[0, 0], [0, 0]]  // [defective, nominal] × [reject, pass]
-        for frame in frames {
-            let id = frame[0] as? String ?? "", verdict = frame[1] as? String ?? "", score = frame[2] as? Double
-            let key = id.split(separator: "-").dropFirst(2).joined(separator: "-")
-            print("   " + key.padding(toLength: 16, withPad: " ", startingAt: 0)
-                + (score.map { String(format: "  %6.3f", $0) } ?? "       -") + "  " + verdict)
-            guard verdict == "pass" || verdict == "reject" else { continue }
-            matrix[key.hasPrefix("good/") ? 1 : 0][verdict == "reject" ? 0 : 1] += 1
+        for frame in replay.frames {
+            let part = frame.sample ?? frame.frameId, verdict = frame.result?.verdict
+            print("   " + part.padding(toLength: 16, withPad: " ", startingAt: 0)
+                + (frame.result?.score.map { String(format: "  %6.3f", Double($0)) } ?? "       -") + "  " + (verdict?.rawValue ?? "missing"))
+            guard let verdict, verdict == .pass || verdict == .reject else { continue }
+            matrix[part.hasPrefix(MVTec3DClass.nominal + "/") ? 1 : 0][verdict == .reject ? 0 : 1] += 1
         }
         print("\n   confusion matrix      verdict reject   verdict pass")
         print(String(format: "   defective parts      %14d %14d", matrix[0][0], matrix[0][1]))
