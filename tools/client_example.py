@@ -178,6 +178,11 @@ def main():
         if body["verdict"] in ("pass", "reject"):
             print(f"{fid:24s} {body['verdict']:7s} score {body['score']:.4f} threshold {body['threshold']:.4f} "
                   f"tier {body['tier']} daemon {body['latency_ms']:.1f} ms round trip {rtt:.1f} ms")
+            if body.get("regions"):
+                # Largest defect first: box [x_min, y_min, x_max, y_max] in sensor pixels, max exclusive.
+                largest = body["regions"][0]
+                print(f"  {body['regions_total']} region(s); largest box {largest['box']} "
+                      f"area {largest['area']} px peak {largest['peak']:.4f}")
         else:
             print(f"{fid:24s} {body['verdict']:7s} {err.get('code')}: {err.get('message')}")
         if code is not None and err.get("code") != code:

@@ -8,10 +8,12 @@ import Foundation
 /// A model bundle (or the non-learned baseline) on the labelled test split of one class: the
 /// MVTec 3D-AD metrics, and every map, score and overlay for a person to look at.
 ///
-/// Writes `out`/metrics.json (overall and per defect type), scores.json
-/// ({"<defect>/<id>": score}), maps/<defect>/<id>.tiff (float32 anomaly map) and
-/// overlays/<defect>/<id>.png (heat map over the model's RGB input, ground-truth contour in
-/// white; the colour scale tops out at the calibrated threshold, else at the map's maximum).
+/// Writes `out`/metrics.json (overall and per defect type; with a calibrated bundle also
+/// `at_threshold`, the confusion matrix and false-reject and miss rates at its threshold),
+/// scores.json ({"<defect>/<id>": score}), maps/<defect>/<id>.tiff (float32 anomaly map),
+/// overlays/<defect>/<id>.png (an `OverlayPanel` at the sensor's resolution: RGB | height above
+/// the plane | heat map anchored at the threshold with the defect regions boxed, ground-truth
+/// contour in green) and report.html with roc.png and pro.png (`EvaluationPage`).
 public enum EvaluationJob {
     /// What scores the test frames.
     public enum Scorer: Sendable {
@@ -81,6 +83,7 @@ public enum EvaluationJob {
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
 
         var images: [EvaluatedImage] = [], scores: [String: Float] = [:], frameMs: [Double] = []
+        var listed: [EvaluationPage.Sample] = []
         for (i, sample) in samples.enumerated() {
             var times = StageTimes()
             let frame: PreprocessedFrame, loaded: LoadedSample, detection: Detection
@@ -91,7 +94,7 @@ public enum EvaluationJob {
                 throw JobError("test/\(sample.key): \(error)")
             }
             frameMs.append(times.total)
-            let mask = loaded.mask.resizedMask(to: size)
+            let mask = loaded.mask.evaluationMask(size: size)
             images.append(EvaluatedImage(defect: sample.defect, id: sample.id, score: detection.score,
                                          pixelMap: AnomalyScoring.pixelMap(detection.anomalyMap),
                                          regionMap: AnomalyScoring.regionMap(detection.anomalyMap),
@@ -104,16 +107,27 @@ public enum EvaluationJob {
             }
             try TIFFFile.write(detection.anomalyMap.reshaped([size, size, 1]),
                                to: outDir.appendingPathComponent("maps/\(sample.key).tiff"))
-            let peak = detection.anomalyMap.maxAbs
-            let scale = scorer.threshold.map { $0 * peak / max(detection.score, .leastNormalMagnitude) } ?? peak
-            try PNGFile.write(Overlay.render(frame.rgb, map: detection.anomalyMap, scale: scale, contour: mask),
-                              to: outDir.appendingPathComponent("overlays/\(sample.key).png"))
+            let heights = frame.background?.plane.map { HeightField(cloud: loaded.cloud, unit: options.unit, plane: $0) }
+            let panel = OverlayPanel.render(rgb: loaded.rgb, heights: heights, map: detection.anomalyMap, score: detection.score,
+                                            threshold: scorer.threshold, truth: loaded.mask, title: sample.key)
+            let picture = "overlays/\(sample.key).png"
+            try PNGFile.write(panel, to: outDir.appendingPathComponent(picture), compression: .fast)
+            listed.append(EvaluationPage.Sample(key: sample.key, defect: sample.defect, score: detection.score,
+                                                anomalous: !sample.isNominal, image: picture))
             progress?(JobProgress(phase: "eval", done: i + 1, total: samples.count,
                                   status: String(format: "%@ score %.4f %.0f ms", sample.key, detection.score, times.total)))
         }
 
         let metricsStart = DispatchTime.now().uptimeNanoseconds
-        let report = EvaluationReport(images, sampling: options.proThresholds == 0 ? .exact : .thresholds(options.proThresholds))
+        let sampling: PROCurve.Sampling = options.proThresholds == 0 ? .exact : .thresholds(options.proThresholds)
+        let report = EvaluationReport(images, sampling: sampling)
+        let page = EvaluationPage(
+            title: "\(name): \(scorer.name)",
+            details: [("model", scorer.modelPath ?? "baseline"), ("data", options.data.standardizedFileURL.path),
+                      ("ground truth", GroundTruthResampling.official.summary(size: size))],
+            overall: report.overall, byDefect: report.byDefect, threshold: scorer.threshold, samples: listed,
+            pro: try? PROCurve(maps: images.map(\.regionMap), truths: images.map(\.truth),
+                               sampling: sampling, maxFPR: 0.3))
         let metricsSeconds = Double(DispatchTime.now().uptimeNanoseconds - metricsStart) / 1e9
         let trainedClass = scorer.manifest?.className
         let result = Result(className: name, scorerName: scorer.name, trainedClass: trainedClass == name ? nil : trainedClass,
@@ -125,11 +139,12 @@ public enum EvaluationJob {
         metrics.merge(scorer.description) { $1 }
         metrics["data"] = options.data.standardizedFileURL.path
         metrics["threshold"] = scorer.threshold.map { jsonNumber($0) } ?? NSNull()
+        if let rates = page.rates { metrics["at_threshold"] = rates.jsonObject }
         metrics["pro_curve"] = options.proThresholds == 0 ? "exact" : "\(options.proThresholds) thresholds (CFM authors' sampling)"
         metrics["by_defect"] = report.byDefect.mapValues(\.jsonObject)
         metrics["samples_by_defect"] = Dictionary(grouping: samples, by: \.defect).mapValues(\.count)
         metrics["background_removal"] = preprocessor.options.removeBackground
-        metrics["gt_resize"] = "centred zero padding to a square, then PyTorch-nearest to \(size)×\(size) (as the point cloud)"
+        metrics["gt_resize"] = GroundTruthResampling.official.summary(size: size)
         metrics["map_normalisation"] = ["p_auroc": "map / sqrt(mean(map))", "aupro": "map / mean(non-zero map)"]
         metrics["timing"] = [
             "fps": result.framesPerSecond,
@@ -138,6 +153,7 @@ public enum EvaluationJob {
         ]
         try writeJSON(metrics, to: outDir.appendingPathComponent("metrics.json"))
         try writeJSON(scores.mapValues(jsonNumber), to: outDir.appendingPathComponent("scores.json"))
+        try page.write(to: outDir)
         return result
     }
 }
@@ -181,6 +197,11 @@ private enum LoadedScorer {
         case let .crossmodal(detector, _): try detector.detect(frame.input, times: &times).0
         case let .baseline(baseline, _): try times.measure("baseline") { try baseline.detect(frame) }
         }
+    }
+
+    /// The bundle directory, nil for the baseline.
+    var modelPath: String? {
+        if case let .crossmodal(_, bundle) = self { bundle.standardizedFileURL.path } else { nil }
     }
 
     /// The calibrated threshold, if any (the baseline has none).

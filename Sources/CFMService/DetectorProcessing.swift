@@ -1,5 +1,7 @@
+import CFMData
 import CFMDetector
 import CFMModels
+import CFMTensor
 import Foundation
 
 /// Why the daemon cannot score frames with a config (startup or reload refuses it).
@@ -79,11 +81,21 @@ public enum DetectorProcessing {
                 var times = StageTimes()
                 let pre = try times.measure("preprocess") { try preprocessor(rgb: frame.rgb, cloud: frame.cloud, unit: frame.unit) }
                 let (detection, _) = try detector.detect(pre.input, times: &times)
+                let regions = Self.regions(map: detection.anomalyMap, score: detection.score, threshold: threshold, frame: frame)
                 return Inference(score: detection.score, threshold: threshold, tier: detector.tier.rawValue, model: model,
                                  stagesMs: times.stages, foregroundPoints: pre.foregroundPoints,
-                                 map: publishMaps ? detection.anomalyMap.scalars : nil)
+                                 map: publishMaps ? detection.anomalyMap.scalars : nil, regions: regions)
             }
         }
+    }
+}
+
+extension DetectorProcessing {
+    /// Where a scored frame's defects are: the regions of `map` [S, S] (the detector's input grid
+    /// over the padded frame) above `threshold`, back-mapped to the frame's sensor pixels.
+    static func regions(map: Tensor, score: Float, threshold: Float, frame: Frame) -> DefectRegions {
+        let grid = SensorMapGrid(sensorHeight: frame.height, sensorWidth: frame.width, mapSize: map.shape[0])
+        return DefectRegions(map: map, score: score, threshold: threshold, grid: grid)
     }
 }
 

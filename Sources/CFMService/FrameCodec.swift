@@ -30,11 +30,14 @@ public struct Inference: Sendable {
     public var foregroundPoints: Int?
     /// The 224×224 anomaly map, when maps are published.
     public var map: [Float]?
+    /// Where the defects are, in sensor pixels (largest first, capped); none for a pass.
+    public var regions: DefectRegions?
 
     public init(score: Float, threshold: Float, tier: String, model: String, stagesMs: [(name: String, ms: Double)] = [],
-                foregroundPoints: Int? = nil, map: [Float]? = nil) {
+                foregroundPoints: Int? = nil, map: [Float]? = nil, regions: DefectRegions? = nil) {
         (self.score, self.threshold, self.tier, self.model, self.stagesMs, self.foregroundPoints, self.map) =
             (score, threshold, tier, model, stagesMs, foregroundPoints, map)
+        self.regions = regions
     }
 
     /// score > threshold → reject, else pass.

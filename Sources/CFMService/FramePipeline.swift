@@ -192,7 +192,8 @@ public final class FramePipeline: @unchecked Sendable {
                 result = FrameResult(frameId: job.frame.frameId, verdict: inference.verdict, score: inference.score,
                                      threshold: inference.threshold, tier: inference.tier, model: inference.model,
                                      stagesMs: inference.stagesMs, foregroundPoints: inference.foregroundPoints,
-                                     receivedNs: job.receivedNs, map: inference.map)
+                                     receivedNs: job.receivedNs, map: inference.map,
+                                     regions: inference.regions?.regions, regionsTotal: inference.regions?.total)
             } catch {
                 result = FrameResult(frameId: job.frame.frameId, verdict: .error,
                                      error: FrameError.from(error, frameId: job.frame.frameId), receivedNs: job.receivedNs)

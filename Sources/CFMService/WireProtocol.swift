@@ -1,3 +1,4 @@
+import CFMData
 import CFMDetector
 import Foundation
 
@@ -201,17 +202,22 @@ public struct FrameResult: Sendable {
     public var receivedNs: Int64
     public var publishedNs: Int64
     public var map: [Float]?
+    /// Connected regions above the threshold in sensor pixels, largest first, at most
+    /// `DefectRegions.defaultLimit`; empty for a pass, nil for errors and drops.
+    public var regions: [DefectRegion]?
+    /// How many regions there were before the cap; nil when `regions` is.
+    public var regionsTotal: Int?
     /// Publication sequence number (`seq`), assigned by the publisher; nil until then.
     public var sequence: UInt64?
 
     public init(frameId: String?, verdict: Verdict, score: Float? = nil, threshold: Float? = nil, tier: String? = nil,
                 model: String? = nil, latencyMs: Double = 0, stagesMs: [(name: String, ms: Double)] = [],
                 foregroundPoints: Int? = nil, error: FrameError? = nil, receivedNs: Int64 = 0, publishedNs: Int64 = 0,
-                map: [Float]? = nil) {
+                map: [Float]? = nil, regions: [DefectRegion]? = nil, regionsTotal: Int? = nil) {
         self.frameId = frameId; self.verdict = verdict; self.score = score; self.threshold = threshold
         self.tier = tier; self.model = model; self.latencyMs = latencyMs; self.stagesMs = stagesMs
         self.foregroundPoints = foregroundPoints; self.error = error; self.receivedNs = receivedNs
-        self.publishedNs = publishedNs; self.map = map
+        self.publishedNs = publishedNs; self.map = map; self.regions = regions; self.regionsTotal = regionsTotal
     }
 }
 
@@ -220,8 +226,8 @@ public struct FrameResult: Sendable {
 extension FrameResult: Codable {
     enum CodingKeys: String, CodingKey {
         case v, seq, frameId = "frame_id", verdict, score, threshold, tier, model, latencyMs = "latency_ms",
-             stagesMs = "stages_ms", foregroundPoints = "foreground_points", error, receivedNs = "received_ns",
-             publishedNs = "published_ns"
+             stagesMs = "stages_ms", foregroundPoints = "foreground_points", regions, regionsTotal = "regions_total",
+             error, receivedNs = "received_ns", publishedNs = "published_ns"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -239,6 +245,8 @@ extension FrameResult: Codable {
         try c.encode(microsecond(latencyMs), forKey: .latencyMs)
         try c.encode(Dictionary(stagesMs.map { ($0.name, microsecond($0.ms)) }) { $1 }, forKey: .stagesMs)
         try c.encode(foregroundPoints, forKey: .foregroundPoints)
+        try c.encode(regions, forKey: .regions)
+        try c.encode(regionsTotal, forKey: .regionsTotal)
         try c.encode(error, forKey: .error)
         try c.encode(receivedNs, forKey: .receivedNs)
         try c.encode(publishedNs, forKey: .publishedNs)
@@ -258,7 +266,9 @@ extension FrameResult: Codable {
                   stagesMs: stages.map { (name: $0.key, ms: $0.value) }.sorted { $0.name < $1.name },
                   foregroundPoints: try c.decodeIfPresent(Int.self, forKey: .foregroundPoints), error: error,
                   receivedNs: try c.decodeIfPresent(Int64.self, forKey: .receivedNs) ?? 0,
-                  publishedNs: try c.decodeIfPresent(Int64.self, forKey: .publishedNs) ?? 0)
+                  publishedNs: try c.decodeIfPresent(Int64.self, forKey: .publishedNs) ?? 0,
+                  regions: try c.decodeIfPresent([DefectRegion].self, forKey: .regions),
+                  regionsTotal: try c.decodeIfPresent(Int.self, forKey: .regionsTotal))
         sequence = try c.decodeIfPresent(UInt64.self, forKey: .seq)
     }
 }

@@ -11,13 +11,16 @@ struct Eval: ParsableCommand {
         discussion: """
             Writes OUT/metrics.json (overall and per defect type, each defect's images together with \
             the good ones), OUT/scores.json ({"<defect>/<id>": score}), OUT/maps/<defect>/<id>.tiff \
-            (float32 224×224 anomaly map) and OUT/overlays/<defect>/<id>.png (heat map over the \
-            model's RGB input, ground-truth contour in white; the colour scale tops out at the \
-            calibrated threshold, or at the map's maximum in an uncalibrated bundle). The bundle's \
+            (float32 224×224 anomaly map), OUT/overlays/<defect>/<id>.png (a panel at the sensor's \
+            resolution: RGB | height above the plane | heat map anchored at the threshold with the \
+            defect regions boxed and the ground-truth contour in green) and OUT/report.html with \
+            roc.png and pro.png. A calibrated bundle also gets metrics.json's at_threshold: the \
+            confusion matrix and the false-reject and miss rates at its threshold. The bundle's \
             manifest sets the tier, BatchNorm mode, preprocessing and scoring.
 
-            Ground-truth masks are brought onto the 224×224 map grid the way the point cloud is: \
-            centred zero padding to a square, then PyTorch-nearest resizing. P-AUROC ranks each \
+            Ground-truth masks are brought onto the 224×224 map grid by the official evaluation \
+            protocol: padded to a centred square by replicating their edge pixels, resized with \
+            Pillow's NEAREST (pixel-centre sampling), anomalous where value/255 > 0.5. P-AUROC ranks each \
             map divided by √(its mean), AUPRO thresholds each map divided by the mean of its non-zero \
             values (docs/evaluation.md). AUPRO uses the exact curve (every distinct score) unless \
             --pro-thresholds N asks for the CFM authors' N sampled thresholds (99 in their tables).

@@ -7,7 +7,13 @@ import Foundation
 /// `cfm infer`: one frame from files, end to end, with everything a person needs to judge it.
 struct Infer: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score one RGB + XYZ frame: result.json, anomaly_map.tiff, overlay.png (and --dump features).")
+        abstract: "Score one RGB + XYZ frame: result.json, anomaly_map.tiff, overlay.png (and --dump features).",
+        discussion: """
+            result.json has the score, verdict, threshold, stage times and, with a calibrated bundle, \
+            the defect regions in sensor pixels (as the daemon's results). overlay.png is a panel at \
+            the sensor's resolution: RGB | height above the support plane | heat map anchored at the \
+            threshold with the regions boxed, score and verdict in the header.
+            """)
 
     @Option(help: "RGB image (PNG).") var rgb: String
     @Option(help: "Organized point cloud (3-channel float32 TIFF), pixel-registered with the RGB image.") var xyz: String
@@ -20,10 +26,8 @@ struct Infer: ParsableCommand {
     func run() throws {
         let detector = try extractor.detector(model: model)
         var times = StageTimes()
-        let frame = try times.measure("preprocess") {
-            try detector.weights.preprocessor(rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
-                                              cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)), unit: unit.unit)
-        }
+        let (image, cloud) = (try PNGFile.readRGB(URL(fileURLWithPath: rgb)), try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
+        let frame = try times.measure("preprocess") { try detector.weights.preprocessor(rgb: image, cloud: cloud, unit: unit.unit) }
         let (detection, features) = try detector.detect(frame.input, times: &times)
         let threshold = detector.manifest?.calibration?.threshold
         let verdict = threshold.map { detection.score > $0 ? "reject" : "pass" } ?? "uncalibrated"
@@ -32,15 +36,19 @@ struct Infer: ParsableCommand {
 
         try TIFFFile.write(detection.anomalyMap.reshaped([detector.inputSize, detector.inputSize, 1]),
                            to: outDir.appendingPathComponent("anomaly_map.tiff"))
-        let scale = threshold.map { $0 * detection.anomalyMap.maxAbs / max(detection.score, .leastNormalMagnitude) }
-        try PNGFile.write(Overlay.render(frame.rgb, map: detection.anomalyMap, scale: scale ?? detection.anomalyMap.maxAbs),
-                          to: outDir.appendingPathComponent("overlay.png"))
+        let frameId = URL(fileURLWithPath: rgb).deletingPathExtension().lastPathComponent
+        let heights = frame.background?.plane.map { HeightField(cloud: cloud, unit: unit.unit, plane: $0) }
+        try PNGFile.write(OverlayPanel.render(rgb: image, heights: heights, map: detection.anomalyMap, score: detection.score,
+                                              threshold: threshold, title: frameId),
+                          to: outDir.appendingPathComponent("overlay.png"), compression: .fast)
+        let grid = SensorMapGrid(sensorHeight: image.height, sensorWidth: image.width, mapSize: detector.inputSize)
+        let regions = threshold.map { DefectRegions(map: detection.anomalyMap, score: detection.score, threshold: $0, grid: grid) }
         if dump {
             try SafeTensors.write(detector.dump(frame.input, features, detection),
                                   metadata: ["tier": detector.tier.rawValue], to: outDir.appendingPathComponent("features.safetensors"))
         }
         var result: [String: Any] = [
-            "frame_id": URL(fileURLWithPath: rgb).deletingPathExtension().lastPathComponent,
+            "frame_id": frameId,
             "score": detection.score, "verdict": verdict, "tier": detector.tier.rawValue,
             "latency_ms": times.total,
             "stages_ms": Dictionary(uniqueKeysWithValues: times.stages.map { ($0.name, $0.ms) }),
@@ -49,6 +57,8 @@ struct Infer: ParsableCommand {
                                                           "removed_by_cluster": $0.removedByCluster] as [String: Any] } ?? "off",
         ]
         result["threshold"] = threshold ?? NSNull()
+        result["regions"] = regions.map { $0.regions.map { ["box": $0.box, "area": $0.area, "peak": $0.peak] as [String: Any] } } ?? NSNull()
+        result["regions_total"] = regions?.total ?? NSNull()
         try writeJSON(result, to: outDir.appendingPathComponent("result.json"))
         print("\(verdict) score \(String(format: "%.4f", detection.score))" + (threshold.map { String(format: " threshold %.4f", $0) } ?? ""))
     }

@@ -77,10 +77,24 @@ private enum Fixture {
         #expect(result.report.overall.imageAUROC != nil && result.frameMs.count == samples.count)
         for sample in samples {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("maps/\(sample.key).tiff").path))
+            // The overlay is a panel of three sensor-resolution tiles.
+            let panel = try PNGFile.readRGB(out.appendingPathComponent("overlays/\(sample.key).png"))
+            let rgb = try PNGFile.readRGB(sample.rgb)
+            #expect(panel.width > 3 * rgb.width && panel.height > rgb.height)
         }
-        for file in ["metrics.json", "scores.json"] {
+        for file in ["metrics.json", "scores.json", EvaluationPage.pageFile, EvaluationPage.rocFile] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path))
         }
+        let metrics = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("metrics.json")))
+            as? [String: Any])
+        #expect(metrics["gt_resize"] as? String == GroundTruthResampling.official.summary(size: 224))
+        // Calibrated: the rates at the threshold, over every test sample.
+        let rates = try #require(metrics["at_threshold"] as? [String: Any])
+        let counted = ["rejected_defective", "passed_defective", "rejected_good", "passed_good"].compactMap { rates[$0] as? Int }
+        #expect(counted.count == 4 && counted.reduce(0, +) == samples.count)
+        #expect((rates["threshold"] as? Double).map { Float($0) } == calibration.threshold)
+        let html = try String(contentsOf: out.appendingPathComponent(EvaluationPage.pageFile), encoding: .utf8)
+        #expect(html.contains("overlays/\(samples[0].key).png"))
     }
 
     /// A rate the validation split cannot support is refused before anything is loaded or

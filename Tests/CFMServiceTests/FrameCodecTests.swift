@@ -105,14 +105,16 @@ final class FrameCodecTests: XCTestCase {
     func testResultCarriesEveryFieldOfTheProtocol() throws {
         let r = FrameResult(frameId: "p1", verdict: .reject, score: 3.5, threshold: 2, tier: "small", model: "m@1",
                             latencyMs: 12.3456, stagesMs: [("preprocess", 1.5), ("extract2d", 7.25)], foregroundPoints: 1234,
-                            receivedNs: 100, publishedNs: 200, map: [1, 2, 3])
+                            receivedNs: 100, publishedNs: 200, map: [1, 2, 3],
+                            regions: [DefectRegion(box: [3, 4, 30, 40], area: 900, peak: 3.5)], regionsTotal: 2)
         let parts = FrameCodec.encode(r, topicPrefix: "result", includeMap: true)
         XCTAssertEqual(parts.count, 3)
         XCTAssertEqual(String(decoding: parts[0], as: UTF8.self), "result.reject")
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(parts[1])) as? [String: Any])
         XCTAssertEqual(Set(json.keys), ["v", "seq", "frame_id", "verdict", "score", "threshold", "tier", "model", "latency_ms", "stages_ms",
-                                        "foreground_points", "error", "received_ns", "published_ns"])
+                                        "foreground_points", "regions", "regions_total", "error", "received_ns", "published_ns"])
         XCTAssertTrue(json["error"] is NSNull)
+        XCTAssertEqual((json["regions"] as? [[String: Any]])?.first?["box"] as? [Int], [3, 4, 30, 40])
         XCTAssertTrue(json["seq"] is NSNull)
         XCTAssertEqual((json["stages_ms"] as? [String: Any])?["extract2d"] as? Double, 7.25)
         XCTAssertEqual(parts[2].count, 12)
@@ -124,6 +126,8 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertEqual(back.foregroundPoints, 1234)
         XCTAssertEqual(back.latencyMs, 12.346, accuracy: 1e-9)
         XCTAssertEqual(back.map, [1, 2, 3])
+        XCTAssertEqual(back.regions, [DefectRegion(box: [3, 4, 30, 40], area: 900, peak: 3.5)])
+        XCTAssertEqual(back.regionsTotal, 2)
         XCTAssertEqual(back.receivedNs, 100)
         XCTAssertEqual(back.publishedNs, 200)
         XCTAssertEqual(FrameCodec.encode(r, includeMap: false).count, 2)
@@ -138,6 +142,7 @@ final class FrameCodecTests: XCTestCase {
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(parts[1])) as? [String: Any])
         XCTAssertTrue(json["frame_id"] is NSNull)
         XCTAssertTrue(json["score"] is NSNull)
+        XCTAssertTrue(json["regions"] is NSNull)
         XCTAssertEqual((json["error"] as? [String: Any])?["code"] as? String, "bad_parts")
         XCTAssertEqual(json["seq"] as? Int, 7)
         XCTAssertEqual(try FrameCodec.decodeResult(parts).error?.code, .badParts)

@@ -1,4 +1,5 @@
 @testable import CFMService
+import CFMData
 import Foundation
 import XCTest
 
@@ -36,10 +37,12 @@ final class ResultSchemaTests: XCTestCase {
     private func results() -> [FrameResult] {
         var scored = FrameResult(frameId: "p1", verdict: .reject, score: 3.5, threshold: 2, tier: "small", model: "m/cookie@abc",
                                  latencyMs: 12.3456, stagesMs: [("preprocess", 1.5), ("extract2d", 7.25)], foregroundPoints: 1234,
-                                 receivedNs: 100, publishedNs: 200, map: [1, 2, 3])
+                                 receivedNs: 100, publishedNs: 200, map: [1, 2, 3],
+                                 regions: [DefectRegion(box: [10, 20, 74, 52], area: 1536, peak: 3.5),
+                                           DefectRegion(box: [0, 0, 4, 4], area: 16, peak: 2.25)], regionsTotal: 3)
         scored.sequence = 41
         var passed = scored
-        (passed.verdict, passed.score, passed.sequence) = (.pass, 0.25, nil)
+        (passed.verdict, passed.score, passed.sequence, passed.regions, passed.regionsTotal) = (.pass, 0.25, nil, [], 0)
         var all = [scored, passed]
         for code in ErrorCode.allCases {
             var r = FrameResult(frameId: code == .badParts ? nil : "f-\(code.rawValue)", verdict: code == .dropped ? .dropped : .error,
@@ -68,6 +71,9 @@ final class ResultSchemaTests: XCTestCase {
             edited(error) { $0["error"] = ["code": "bogus", "message": "m"] },           // a code not in the enum
             edited(scored) { $0["score"] = NSNull() },                                   // a reject without a score
             edited(scored) { $0["verdict"] = "maybe" },
+            edited(scored) { $0["regions"] = [] as [Any] },                              // a reject without a region
+            edited(scored) { $0["regions"] = [["box": [1, 2, 3], "area": 4, "peak": 1.5]] }, // a box of three numbers
+            edited(error) { $0["regions"] = [] as [Any] },                               // an error with regions
         ]
         let verdicts = try validate(broken)
         XCTAssertEqual(verdicts.count, broken.count)
