@@ -57,7 +57,7 @@ struct Demo: ParsableCommand {
         print("""
             Note: the extractors here are seeded random weights of the real architectures, not the pretrained
             DINO / Point-MAE ones, so the numbers above measure the machinery, not the method's accuracy.
-            With real weights (tools/convert_checkpoints.py) the same commands reproduce the paper's setting.
+            With the real checkpoints (cfm import, no Python needed) the same commands reproduce the paper's setting.
             """)
     }
 
