@@ -2,8 +2,9 @@ import Foundation
 
 /// The supervisor's side of sd_notify (what systemd does): a unix datagram socket a child
 /// process reports to when its environment has NOTIFY_SOCKET=`path`. Used by `cfm demo`
-/// to wait for the daemon's READY=1, and by the tests to check every message.
-public final class NotifyListener {
+/// to wait for the daemon's READY=1, and by the tests to check every message. `drain` may run
+/// on another thread than `receive` (the kernel serialises the datagram queue).
+public final class NotifyListener: @unchecked Sendable {
     let fd: Int32
     public let path: String
 

@@ -91,6 +91,13 @@ struct Demo: ParsableCommand {
             throw CommandFailure("cfm serve did not become ready (see its messages above)")
         }
         print("   cfm serve is ready (READY=1 over NOTIFY_SOCKET)")
+        // Keep reading as systemd does: the daemon reports STATUS= every few seconds, and a
+        // datagram queue nobody reads fills (net.unix.max_dgram_qlen, often 10) and blocks its
+        // sd_notify — and with it the supervisor that handles SIGTERM.
+        let reader = Thread { [notifications, daemon] in
+            while daemon.isRunning { notifications.drain(); usleep(200_000) }
+        }
+        reader.start()
         // PUSH → PULL: frames wait for the connection and back-pressure holds them; no frame is lost.
         var replay = ReplayJob.Options(data: classDir)
         (replay.endpoint, replay.results, replay.pattern) = ("tcp://127.0.0.1:25555", "tcp://127.0.0.1:25556", .push)
