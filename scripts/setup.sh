@@ -3,10 +3,10 @@
 # machine) and checks the Swift toolchain. Sourced or run by demo.sh, test.sh and .ci/run.
 set -euo pipefail
 
-# python3-zmq + numpy: the independent protocol client in the end-to-end test; systemd: systemd-analyze verify of the units;
-# curl: the metrics tests scrape GET /metrics with it.
+# python3-zmq + numpy: the independent protocol client in the end-to-end test; python3-jsonschema: the result
+# schema test; systemd: systemd-analyze verify of the units; curl: the metrics scrape test; gcc: the C client.
 PACKAGES=(libzmq3-dev libopenblas-dev libyaml-dev libsystemd-dev libpng-dev libtiff-dev pkg-config python3 python3-yaml
-          python3-zmq python3-numpy systemd curl)
+          python3-zmq python3-numpy python3-jsonschema systemd curl gcc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
