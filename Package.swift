@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMDataTests", dependencies: ["CFMData", "CFMTensor", "CFMTestSupport", "CLibTIFF"]),
         .testTarget(name: "CFMDetectorTests", dependencies: ["CFMDetector", "CFMData", "CFMGeometry", "CFMModels", "CFMTensor", "CFMTestSupport"]),
-        .testTarget(name: "CFMServiceTests", dependencies: ["CFMService", "CFMDetector", "CFMData", "CFMTensor", "CSystemd", "CZeroMQ",
+        .testTarget(name: "CFMServiceTests", dependencies: ["CFMService", "CFMDetector", "CFMData", "CFMModels", "CFMTensor", "CSystemd", "CZeroMQ",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CFMImportTests", dependencies: ["CFMImport", "CFMDetector", "CFMModels", "CFMTensor", "CFMTestSupport", "ZIPFoundation",
                                                            .product(name: "Crypto", package: "swift-crypto")]),

@@ -8,9 +8,10 @@ public struct DatasetSample: Sendable, Equatable {
     public let defect: String
     /// The file stem shared by the sample's files, e.g. `003`.
     public let id: String
-    /// 8-bit RGB PNG.
+    /// Colour image: 8-bit RGB PNG (MVTec), or any colour file `SensorFiles` reads.
     public let rgb: URL
-    /// 3-channel float32 TIFF, metres, (0,0,0) = no measurement.
+    /// 3-channel float32 TIFF, metres, (0,0,0) = no measurement (MVTec); or a depth image in
+    /// metres (float32 TIFF) or counts (16-bit PNG or TIFF), back-projected with a camera.
     public let xyz: URL
     /// Ground-truth mask PNG (0 / 255); nil for nominal samples stored without one.
     public let gt: URL?
@@ -30,13 +31,14 @@ public struct DatasetSample: Sendable, Equatable {
     /// `<defect>/<id>`, the sample's key in `scores.json` and `maps/`.
     public var key: String { "\(defect)/\(id)" }
 
-    /// Reads the sample's files and checks that they have one size. A nominal sample without a
-    /// mask file gets an all-zero mask.
-    public func load() throws(DatasetError) -> LoadedSample {
+    /// Reads the sample's files (`SensorFiles`: NaN and infinite coordinates are holes, a depth
+    /// image is back-projected with `camera`) and checks that they have one size. A nominal
+    /// sample without a mask file gets an all-zero mask.
+    public func load(camera: DepthCamera? = nil) throws(DatasetError) -> LoadedSample {
         let image: RGBImage, cloud: Tensor, mask: GrayImage
         do throws(ImageFileError) {
-            image = try PNGFile.readRGB(rgb)
-            cloud = try TIFFFile.readPointCloud(xyz)
+            image = try SensorFiles.readColour(rgb)
+            cloud = try SensorFiles.readGeometry(xyz, camera: camera).cloud
             if let gt { mask = try PNGFile.readGray(gt) } else { mask = GrayImage(height: image.height, width: image.width, repeating: 0) }
         } catch {
             throw .file(error)
@@ -54,7 +56,7 @@ public struct DatasetSample: Sendable, Equatable {
 public struct LoadedSample: Sendable {
     public let sample: DatasetSample
     public let rgb: RGBImage
-    /// [H, W, 3] float32, metres.
+    /// [H, W, 3] float32, metres; (0, 0, 0) = no measurement.
     public let cloud: Tensor
     /// 0 = nominal, 255 = anomalous.
     public let mask: GrayImage

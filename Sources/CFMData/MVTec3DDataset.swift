@@ -35,7 +35,8 @@ public struct MVTec3DDataset: Sendable {
 
 /// One object class of an MVTec 3D-AD dataset, `DATASET/CLASS`:
 /// `{train,validation}/good/{rgb/NNN.png, xyz/NNN.tiff}` and
-/// `test/<defect or good>/{rgb/NNN.png, xyz/NNN.tiff, gt/NNN.png}`.
+/// `test/<defect or good>/{rgb/NNN.png, xyz/NNN.tiff, gt/NNN.png}`. The `rgb` and `xyz`
+/// files may be in any layout `SensorFiles` reads (a depth image needs the camera to load).
 ///
 /// Samples pair the files of the `rgb`, `xyz` and `gt` folders by file stem. A `gt` folder is
 /// required for defect types and optional for `good` (its masks are all zero); when present it
@@ -87,8 +88,10 @@ public struct MVTec3DClass: Sendable {
     /// The samples of one folder, `split/defect`, sorted by file stem.
     public func samples(_ split: DatasetSplit, defect: String) throws(DatasetError) -> [DatasetSample] {
         let folder = try splitDirectory(split).appendingPathComponent(defect)
-        let rgb = try stems(folder, "rgb", extensions: ["png"], required: true)!
-        let xyz = try stems(folder, "xyz", extensions: ["tiff", "tif"], required: true)!
+        // Besides MVTec's PNG colour and XYZ TIFFs, any file `SensorFiles` reads: TIFF colour,
+        // depth as float or 16-bit TIFF or 16-bit PNG.
+        let rgb = try stems(folder, "rgb", extensions: ["png", "tiff", "tif"], required: true)!
+        let xyz = try stems(folder, "xyz", extensions: ["tiff", "tif", "png"], required: true)!
         let gt = try stems(folder, "gt", extensions: ["png"], required: defect != Self.nominal)
         try requirePairs(rgb, xyz, partnerFolder: "xyz", partnerExtension: "tiff")
         try requirePairs(xyz, rgb, partnerFolder: "rgb", partnerExtension: "png")

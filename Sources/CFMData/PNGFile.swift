@@ -11,29 +11,42 @@ import Foundation
 /// Two corner cases differ from Pillow because libpng applies them: a gAMA/iCCP chunk that is
 /// not sRGB is gamma-corrected, and 16-bit images with alpha arrive premultiplied by alpha.
 public enum PNGFile {
-    /// Reads an 8-bit RGB image (any PNG colour type or bit depth, converted as described above).
+    /// Reads an 8-bit RGB image (any PNG colour type or bit depth, converted as described
+    /// above): grey, RGB and RGBA pixels go through `RGBFormat`'s conversion (`mono8`, `rgb8`,
+    /// `rgba8`), the sensor layouts' one colour conversion.
     public static func readRGB(_ url: URL) throws(ImageFileError) -> RGBImage {
         let png = try decode(url)
-        var rgb = [UInt8]()
-        rgb.reserveCapacity(png.pixelCount * 3)
-        for p in 0..<png.pixelCount {
-            let s = p * png.channels
-            if png.channels >= 3 {
-                rgb.append(contentsOf: png.samples[s..<(s + 3)])
-            } else {
-                rgb.append(contentsOf: repeatElement(png.samples[s], count: 3))
+        let samples = png.eightBit
+        let rgb = samples.withUnsafeBytes { bytes in
+            switch png.channels {
+            case 1: RGBFormat.mono8.rgbBytes(bytes, pixels: png.pixelCount)
+            case 2: RGBFormat.gather(bytes, pixels: png.pixelCount, bytesPerPixel: 2, order: (0, 0, 0))
+            case 3: RGBFormat.rgb8.rgbBytes(bytes, pixels: png.pixelCount)
+            default: RGBFormat.rgba8.rgbBytes(bytes, pixels: png.pixelCount)
             }
         }
         return RGBImage(height: png.height, width: png.width, bytes: rgb)
     }
 
+    /// Reads a 16-bit grey PNG (a depth image) as its counts, row-major. libpng changes the
+    /// samples only when the file declares a gamma (gAMA, sRGB, iCCP), which depth writers do
+    /// not. Any other layout is refused naming its channels and bit depth.
+    public static func readDepth(_ url: URL) throws(ImageFileError) -> (height: Int, width: Int, counts: [UInt16]) {
+        let png = try decode(url)
+        guard png.channels == 1, case let .sixteen(counts) = png.samples else {
+            throw .unexpectedFormat(file: url.path, found: png.sampleDescription, expected: "1 channel of 16-bit depth")
+        }
+        return (png.height, png.width, counts)
+    }
+
     /// Reads an 8-bit grey image (ground-truth masks); colour files are converted to luma.
     public static func readGray(_ url: URL) throws(ImageFileError) -> GrayImage {
         let png = try decode(url)
+        let samples = png.eightBit
         let grey = (0..<png.pixelCount).map { p -> UInt8 in
             let s = p * png.channels
-            guard png.channels >= 3 else { return png.samples[s] }
-            let (r, g, b) = (UInt32(png.samples[s]), UInt32(png.samples[s + 1]), UInt32(png.samples[s + 2]))
+            guard png.channels >= 3 else { return samples[s] }
+            let (r, g, b) = (UInt32(samples[s]), UInt32(samples[s + 1]), UInt32(samples[s + 2]))
             return UInt8((19595 * r + 38470 * g + 7471 * b + 0x8000) >> 16)
         }
         return GrayImage(height: png.height, width: png.width, bytes: grey)
@@ -59,11 +72,40 @@ public enum PNGFile {
                    compression: compression, to: url)
     }
 
-    /// A file's pixels as 8-bit samples in its own layout: grey, grey+alpha, RGB or RGBA.
+    /// Writes a 16-bit grey PNG (a depth image of counts). Equal images give byte-identical files.
+    public static func writeDepth(_ counts: [UInt16], height: Int, width: Int, to url: URL) throws(ImageFileError) {
+        precondition(counts.count == height * width, "\(counts.count) counts for a \(width)×\(height) depth image")
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        (image.width, image.height) = (UInt32(width), UInt32(height))
+        image.format = UInt32(PNG_FORMAT_LINEAR_Y)
+        defer { png_image_free(&image) }
+        guard png_image_write_to_file(&image, url.path, 0, counts, 0, nil) != 0 else {
+            throw .unwritable(file: url.path, reason: message(of: image))
+        }
+    }
+
+    /// A file's pixels in its own layout (grey, grey+alpha, RGB or RGBA), 8- or 16-bit.
     private struct DecodedPNG {
+        enum Samples { case eight([UInt8]), sixteen([UInt16]) }
         let height: Int, width: Int, channels: Int
-        let samples: [UInt8]
+        let samples: Samples
         var pixelCount: Int { height * width }
+
+        /// 8-bit samples as Pillow makes them: 16-bit grey is clipped ("I" → "L"/"RGB"), every
+        /// other 16-bit layout keeps its high byte.
+        var eightBit: [UInt8] {
+            switch samples {
+            case let .eight(bytes): bytes
+            case let .sixteen(wide): wide.map { channels == 1 ? UInt8(min($0, 255)) : UInt8($0 >> 8) }
+            }
+        }
+
+        /// E.g. "3 channels of 8-bit", for errors.
+        var sampleDescription: String {
+            let bits = if case .sixteen = samples { 16 } else { 8 }
+            return "\(channels) channel\(channels == 1 ? "" : "s") of \(bits)-bit"
+        }
     }
 
     private static func decode(_ url: URL) throws(ImageFileError) -> DecodedPNG {
@@ -86,20 +128,18 @@ public enum PNGFile {
             throw .corrupt(file: path, reason: "implausible size \(width)×\(height)")
         }
         let count = height * width * channels
-        var samples = [UInt8](repeating: 0, count: count)
         if sixteenBit {
             var wide = [UInt16](repeating: 0, count: count)
             guard png_image_finish_read(&image, nil, &wide, 0, nil) != 0 else {
                 throw .corrupt(file: path, reason: message(of: image))
             }
-            // Pillow: grey is clipped ("I" → "L"/"RGB"), every other layout keeps its high byte.
-            for i in 0..<count { samples[i] = channels == 1 ? UInt8(min(wide[i], 255)) : UInt8(wide[i] >> 8) }
-        } else {
-            guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
-                throw .corrupt(file: path, reason: message(of: image))
-            }
+            return DecodedPNG(height: height, width: width, channels: channels, samples: .sixteen(wide))
         }
-        return DecodedPNG(height: height, width: width, channels: channels, samples: samples)
+        var samples = [UInt8](repeating: 0, count: count)
+        guard png_image_finish_read(&image, nil, &samples, 0, nil) != 0 else {
+            throw .corrupt(file: path, reason: message(of: image))
+        }
+        return DecodedPNG(height: height, width: width, channels: channels, samples: .eight(samples))
     }
 
     private static func encode(_ bytes: [UInt8], height: Int, width: Int, format: UInt32, compression: Compression,

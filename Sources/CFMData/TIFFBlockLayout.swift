@@ -1,8 +1,10 @@
-/// How a TIFF image of float32 samples is cut into blocks (strips or tiles, one sample plane or
+/// How a TIFF image is cut into blocks (strips or tiles, one sample plane or
 /// all samples interleaved), and how one block maps to the interleaved [height, width, samples]
 /// array. Reading and writing share it, so every layout is handled by one code path.
 struct TIFFBlockLayout {
     let height: Int, width: Int, samples: Int
+    /// Bytes of one sample: 1 (uint8), 2 (uint16) or 4 (float32).
+    let bytesPerSample: Int
     /// Tiles when true, strips (blocks as wide as the image) otherwise.
     let tiled: Bool
     /// Block size in pixels; strips are `width` wide and `rowsPerStrip` high.
@@ -25,7 +27,7 @@ struct TIFFBlockLayout {
     var samplesPerBlockPixel: Int { separatePlanes ? 1 : samples }
 
     /// Bytes of a full block.
-    var blockBytes: Int { blockWidth * blockHeight * samplesPerBlockPixel * MemoryLayout<Float>.size }
+    var blockBytes: Int { blockWidth * blockHeight * samplesPerBlockPixel * bytesPerSample }
 
     /// Every block in libtiff's numbering order: plane, then rows of blocks, then columns.
     var blocks: [Block] {
@@ -45,32 +47,34 @@ struct TIFFBlockLayout {
 
     /// Bytes a block must decode to: whole tiles, but only the valid rows of a strip.
     func decodedBytes(of block: Block) -> Int {
-        (tiled ? blockHeight : block.validHeight) * blockWidth * samplesPerBlockPixel * MemoryLayout<Float>.size
+        (tiled ? blockHeight : block.validHeight) * blockWidth * samplesPerBlockPixel * bytesPerSample
     }
 
-    /// Copies a decoded block into the interleaved image.
-    func scatter(_ block: Block, from buffer: UnsafePointer<Float>, into image: UnsafeMutablePointer<Float>) {
+    /// Copies a decoded block into the interleaved image (both raw samples of `bytesPerSample`).
+    func scatter(_ block: Block, from buffer: UnsafeRawPointer, into image: UnsafeMutableRawPointer) {
+        let n = bytesPerSample
         forEachRun(of: block) { blockOffset, imageOffset in
             if separatePlanes {
-                for i in 0..<block.validWidth { image[imageOffset + i * samples] = buffer[blockOffset + i] }
+                for i in 0..<block.validWidth { (image + n * (imageOffset + i * samples)).copyMemory(from: buffer + n * (blockOffset + i), byteCount: n) }
             } else {
-                (image + imageOffset).update(from: buffer + blockOffset, count: block.validWidth * samples)
+                (image + n * imageOffset).copyMemory(from: buffer + n * blockOffset, byteCount: n * block.validWidth * samples)
             }
         }
     }
 
     /// Copies a block's part of the interleaved image into `buffer` (the rest stays as it is).
-    func gather(_ block: Block, from image: UnsafePointer<Float>, into buffer: UnsafeMutablePointer<Float>) {
+    func gather(_ block: Block, from image: UnsafeRawPointer, into buffer: UnsafeMutableRawPointer) {
+        let n = bytesPerSample
         forEachRun(of: block) { blockOffset, imageOffset in
             if separatePlanes {
-                for i in 0..<block.validWidth { buffer[blockOffset + i] = image[imageOffset + i * samples] }
+                for i in 0..<block.validWidth { (buffer + n * (blockOffset + i)).copyMemory(from: image + n * (imageOffset + i * samples), byteCount: n) }
             } else {
-                (buffer + blockOffset).update(from: image + imageOffset, count: block.validWidth * samples)
+                (buffer + n * blockOffset).copyMemory(from: image + n * imageOffset, byteCount: n * block.validWidth * samples)
             }
         }
     }
 
-    /// Calls `body` with the element offsets of each valid row of `block` in the block buffer
+    /// Calls `body` with the sample offsets of each valid row of `block` in the block buffer
     /// and in the interleaved image.
     private func forEachRun(of block: Block, _ body: (_ blockOffset: Int, _ imageOffset: Int) -> Void) {
         for row in 0..<block.validHeight {

@@ -59,6 +59,15 @@ final class TIFFHandle {
         }
     }
 
+    /// Marks the fourth sample of an RGB image as unassociated alpha (TIFFTAG_EXTRASAMPLES).
+    func setUnassociatedAlpha() throws(ImageFileError) {
+        var extra = UInt16(EXTRASAMPLE_UNASSALPHA)
+        let done = withUnsafeMutablePointer(to: &extra) { pointer in
+            withVaList([Int32(1), pointer]) { TIFFVSetField(tif, UInt32(TIFFTAG_EXTRASAMPLES), $0) }
+        }
+        guard done == 1 else { throw .unwritable(file: path, reason: reason("cannot set TIFF tag \(TIFFTAG_EXTRASAMPLES)")) }
+    }
+
     var isTiled: Bool { TIFFIsTiled(tif) != 0 }
 
     /// Decodes block `index` (a strip or a tile) into `buffer`; returns the decoded byte count.

@@ -68,7 +68,7 @@ extension FrameCodec {
         }
         let (cloud, unit) = try decodeGeometry(parts[3], header: header, limits: limits)
         return Frame(frameId: id, timestampNs: header.timestampNs, unit: unit,
-                     rgb: RGBImage(height: header.height, width: header.width, bytes: decodeColour(parts[2], format: header.rgb, pixels: pixels)),
+                     rgb: RGBImage(height: header.height, width: header.width, bytes: header.rgb.rgbBytes(parts[2], pixels: pixels)),
                      cloud: Tensor(shape: [header.height, header.width, 3], scalars: cloud))
     }
 
@@ -140,68 +140,19 @@ extension FrameCodec {
         return WireText.echoedFrameId(id)
     }
 
-    /// Colour part → rgb8 bytes, `pixels` × 3.
-    static func decodeColour(_ bytes: UnsafeRawBufferPointer, format: RGBFormat, pixels: Int) -> [UInt8] {
-        if format == .rgb8 { return Array(bytes) }
-        let n = format.bytesPerPixel
-        // Source channel of R, G, B.
-        let order: (Int, Int, Int) = switch format {
-        case .rgb8, .rgba8: (0, 1, 2)
-        case .bgr8, .bgra8: (2, 1, 0)
-        case .mono8: (0, 0, 0)
-        }
-        return [UInt8](unsafeUninitializedCapacity: pixels * 3) { out, count in
-            for p in 0..<pixels {
-                out[3 * p] = bytes[n * p + order.0]
-                out[3 * p + 1] = bytes[n * p + order.1]
-                out[3 * p + 2] = bytes[n * p + order.2]
-            }
-            count = pixels * 3
-        }
-    }
-
-    /// Geometry part → XYZ [H·W·3] and its unit. Holes — a NaN or infinite coordinate, a zero,
-    /// NaN or infinite depth — become (0, 0, 0), the point-less pixel. Depth is back-projected
-    /// in double precision: X = (u − cx)·z/fx, Y = (v − cy)·z/fy with u the column and v the
-    /// row. Any finite coordinate beyond `limits.maxCoordinateM` refuses the frame.
+    /// Geometry part → XYZ [H·W·3] and its unit, converted by `SensorGeometry.points` (the
+    /// file readers' conversion): holes become (0, 0, 0), depth is back-projected with the
+    /// header's intrinsics. Any finite coordinate beyond `limits.maxCoordinateM` refuses the frame.
     static func decodeGeometry(_ bytes: UnsafeRawBufferPointer, header: FrameHeader, limits: Limits) throws(FrameError)
         -> (scalars: [Float], unit: LengthUnit) {
-        let (w, pixels) = (header.width, header.width * header.height)
-        // depth_u16le is scaled to metres; the float layouts stay in the header's unit.
-        let unit = header.xyz == .depthU16 ? LengthUnit.m : header.unit
-        let limitInUnit = limits.maxCoordinateM / Double(unit.metres)
-        func float(_ i: Int) -> Float { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-        var scalars = [Float](repeating: 0, count: pixels * 3)
-        var outlier: (pixel: Int, value: Double)?
-        scalars.withUnsafeMutableBufferPointer { out in
-            switch header.xyz {
-            case .xyz:
-                for p in 0..<pixels {
-                    let (x, y, z) = (float(3 * p), float(3 * p + 1), float(3 * p + 2))
-                    guard x.isFinite && y.isFinite && z.isFinite else { continue }
-                    let far = max(abs(x), abs(y), abs(z))
-                    if Double(far) > limitInUnit { outlier = (p, Double(far)); return }
-                    (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (x, y, z)
-                }
-            case .depthF32, .depthU16:
-                let k = header.intrinsics!, scale = header.depthScale ?? FrameHeader.defaultDepthScale
-                for p in 0..<pixels {
-                    let z = header.xyz == .depthF32
-                        ? Double(float(p))
-                        : Double(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * p, as: UInt16.self))) * scale
-                    guard z.isFinite && z != 0 else { continue }
-                    let (u, v) = (Double(p % w), Double(p / w))
-                    let x = (u - k.cx) * z / k.fx, y = (v - k.cy) * z / k.fy
-                    let far = max(abs(x), abs(y), abs(z))
-                    if !(far <= limitInUnit) { outlier = (p, far); return }
-                    (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (Float(x), Float(y), Float(z))
-                }
-            }
-        }
-        if let (p, value) = outlier {
-            throw FrameError(.outOfRange, "XYZ pixel (row \(p / w), column \(p % w)) is \(Float(value)) \(unit.rawValue) from the sensor; input.max_coordinate_m is \(limits.maxCoordinateM) m",
+        let unit = header.xyz.cloudUnit(declared: header.unit)
+        let camera = header.intrinsics.map { DepthCamera(intrinsics: $0, depthScale: header.depthScale ?? FrameHeader.defaultDepthScale) }
+        let geometry = SensorGeometry(format: header.xyz, width: header.width, height: header.height, camera: camera)
+        do throws(SensorGeometry.FarPoint) {
+            return (try geometry.points(bytes, limit: limits.maxCoordinateM / Double(unit.metres)), unit)
+        } catch {
+            throw FrameError(.outOfRange, "XYZ pixel (row \(error.row), column \(error.column)) is \(Float(error.distance)) \(unit.rawValue) from the sensor; input.max_coordinate_m is \(limits.maxCoordinateM) m",
                              frameId: header.frameId)
         }
-        return (scalars, unit)
     }
 }

@@ -77,6 +77,8 @@ public enum ReplayJob {
         public var malformedEvery = 0
         /// The unit XYZ is sent in (metres from the dataset, converted for `.mm`).
         public var unit: LengthUnit = .m
+        /// Back-projects the split's depth images (`SensorFiles`); nil when its `xyz` files are XYZ.
+        public var camera: DepthCamera?
         public var rgbFormat: RGBFormat = .rgb8
         public var topic = "frame"
         public var resultPrefix = "result"
@@ -156,7 +158,7 @@ public enum ReplayJob {
         func frame(_ i: Int) throws -> Frame {
             let k = i % samples.count
             if let f = cache[k] { return f }
-            let loaded = try samples[k].load()
+            let loaded = try samples[k].load(camera: options.camera)
             let cloud = options.unit == .m ? loaded.cloud : Tensor(shape: loaded.cloud.shape, scalars: loaded.cloud.scalars.map { $0 * 1000 })
             let f = Frame(frameId: "", unit: options.unit, rgb: loaded.rgb, cloud: cloud)
             if samples.count <= 256 { cache[k] = f }

@@ -75,50 +75,8 @@ public enum Verdict: String, Sendable, CaseIterable, Codable {
 
 // MARK: - Frame header
 
-/// Pixel layout of the colour part: bytes per pixel and channel order. Every layout decodes
-/// to the same RGB image as the equivalent `rgb8`.
-public enum RGBFormat: String, Codable, Sendable, CaseIterable {
-    case rgb8, bgr8, rgba8, bgra8, mono8
-
-    public var bytesPerPixel: Int {
-        switch self {
-        case .rgb8, .bgr8: 3
-        case .rgba8, .bgra8: 4
-        case .mono8: 1
-        }
-    }
-}
-
-/// Layout of the geometry part.
-public enum XYZFormat: String, Codable, Sendable, CaseIterable {
-    /// X, Y, Z float32 little-endian per pixel, in the header's `unit`.
-    case xyz = "xyz_f32le"
-    /// Z float32 little-endian per pixel, in the header's `unit`; back-projected with `intrinsics`.
-    case depthF32 = "depth_f32le"
-    /// Z uint16 little-endian per pixel, `depth_scale` metres per count; back-projected with `intrinsics`.
-    case depthU16 = "depth_u16le"
-
-    public var bytesPerPixel: Int {
-        switch self {
-        case .xyz: 12
-        case .depthF32: 4
-        case .depthU16: 2
-        }
-    }
-
-    public var isDepth: Bool { self != .xyz }
-}
-
-/// Pinhole intrinsics of a depth image, in pixels: a pixel at column u, row v with depth z
-/// is the point ((u − cx)·z/fx, (v − cy)·z/fy, z).
-public struct Intrinsics: Codable, Sendable, Equatable {
-    public var fx: Double, fy: Double, cx: Double, cy: Double
-
-    public init(fx: Double, fy: Double, cx: Double, cy: Double) { (self.fx, self.fy, self.cx, self.cy) = (fx, fy, cx, cy) }
-
-    /// Focal lengths finite and positive, principal point finite.
-    public var isValid: Bool { fx.isFinite && fy.isFinite && cx.isFinite && cy.isFinite && fx > 0 && fy > 0 }
-}
+// The colour and geometry layouts (`RGBFormat`, `XYZFormat`, `Intrinsics`) and their
+// conversions live in CFMData (SensorLayouts.swift), shared with the file readers.
 
 /// Part 1 of a frame message: the JSON header. Absent optional fields take their defaults
 /// (`rgb8`, `xyz_f32le`, `m`, `depth_scale` 0.001).
@@ -140,7 +98,7 @@ public struct FrameHeader: Codable, Sendable, Equatable {
     /// `depth_u16le` only: metres per count (default 0.001).
     public var depthScale: Double?
 
-    public static let defaultDepthScale = 0.001
+    public static let defaultDepthScale = DepthCamera.defaultDepthScale
 
     public init(frameId: String, width: Int, height: Int, timestampNs: Int64? = nil, rgb: RGBFormat = .rgb8,
                 xyz: XYZFormat = .xyz, unit: LengthUnit = .m, intrinsics: Intrinsics? = nil, depthScale: Double? = nil) {

@@ -9,14 +9,21 @@ struct Infer: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score one RGB + XYZ frame: result.json, anomaly_map.tiff, overlay.png (and --dump features).",
         discussion: """
+            Inputs in every layout the wire protocol carries: colour as PNG (RGB, RGBA, grey, palette) or \
+            8-bit TIFF (RGB, RGBA, grey); geometry as XYZ float32 TIFF (--unit), depth float32 TIFF (--unit) \
+            or 16-bit PNG/TIFF (--depth-scale metres per count), a depth image with --intrinsics fx,fy,cx,cy. \
+            NaN or infinite coordinates and zero depth are holes (no measurement).
+
             result.json has the score, verdict, threshold, stage times and, with a calibrated bundle, \
             the defect regions in sensor pixels (as the daemon's results). overlay.png is a panel at \
             the sensor's resolution: RGB | height above the support plane | heat map anchored at the \
             threshold with the regions boxed, score and verdict in the header.
             """)
 
-    @Option(help: "RGB image (PNG).") var rgb: String
-    @Option(help: "Organized point cloud (3-channel float32 TIFF), pixel-registered with the RGB image.") var xyz: String
+    @Option(help: "Colour image: PNG, or 8-bit TIFF of RGB, RGBA or grey.") var rgb: String
+    @Option(help: "Geometry, pixel-registered with the colour image: XYZ (3-channel float32 TIFF) or depth (1-channel float32 TIFF, 16-bit PNG or TIFF; needs --intrinsics).")
+    var xyz: String
+    @OptionGroup var depth: DepthOptions
     @OptionGroup var extractor: ExtractorOptions
     @Option(help: "Model bundle directory (cfm train); its manifest sets tier, BatchNorm mode and preprocessing.") var model: String
     @OptionGroup var unit: UnitOption
@@ -26,8 +33,9 @@ struct Infer: ParsableCommand {
     func run() throws {
         let detector = try extractor.detector(model: model)
         var times = StageTimes()
-        let (image, cloud) = (try PNGFile.readRGB(URL(fileURLWithPath: rgb)), try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
-        let frame = try times.measure("preprocess") { try detector.weights.preprocessor(rgb: image, cloud: cloud, unit: unit.unit) }
+        let (image, cloud, format) = try SensorFiles.readFrame(rgb: URL(fileURLWithPath: rgb), xyz: URL(fileURLWithPath: xyz), camera: depth.camera)
+        let cloudUnit = format.cloudUnit(declared: unit.unit)
+        let frame = try times.measure("preprocess") { try detector.weights.preprocessor(rgb: image, cloud: cloud, unit: cloudUnit) }
         let (detection, features) = try detector.detect(frame.input, times: &times)
         let threshold = detector.manifest?.calibration?.threshold
         let verdict = threshold.map { detection.score > $0 ? "reject" : "pass" } ?? "uncalibrated"
@@ -37,7 +45,7 @@ struct Infer: ParsableCommand {
         try TIFFFile.write(detection.anomalyMap.reshaped([detector.inputSize, detector.inputSize, 1]),
                            to: outDir.appendingPathComponent("anomaly_map.tiff"))
         let frameId = URL(fileURLWithPath: rgb).deletingPathExtension().lastPathComponent
-        let heights = frame.background?.plane.map { HeightField(cloud: cloud, unit: unit.unit, plane: $0) }
+        let heights = frame.background?.plane.map { HeightField(cloud: cloud, unit: cloudUnit, plane: $0) }
         try PNGFile.write(OverlayPanel.render(rgb: image, heights: heights, map: detection.anomalyMap, score: detection.score,
                                               threshold: threshold, title: frameId),
                           to: outDir.appendingPathComponent("overlay.png"), compression: .fast)

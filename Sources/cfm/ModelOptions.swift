@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFMData
 import CFMDetector
 import CFMModels
 import Foundation
@@ -24,6 +25,28 @@ struct ExtractorOptions: ParsableArguments {
 /// The unit of a dataset's or frame's XYZ values (a property of the data, not of the model).
 struct UnitOption: ParsableArguments {
     @Option(help: "Unit of the XYZ values: m or mm.") var unit: LengthUnit = .m
+}
+
+/// The camera of depth-image inputs (`SensorFiles`); XYZ inputs need none.
+struct DepthOptions: ParsableArguments {
+    @Option(help: "Pinhole intrinsics of a depth image in pixels: fx,fy,cx,cy (u = column, v = row).") var intrinsics: Intrinsics?
+    @Option(help: "Metres per count of a 16-bit depth image.") var depthScale: Double = DepthCamera.defaultDepthScale
+
+    func validate() throws {
+        guard depthScale.isFinite, depthScale > 0 else { throw ValidationError("--depth-scale must be a positive number of metres per count") }
+    }
+
+    var camera: DepthCamera? { intrinsics.map { DepthCamera(intrinsics: $0, depthScale: depthScale) } }
+}
+
+extension Intrinsics: ExpressibleByArgument {
+    /// "fx,fy,cx,cy": four finite numbers, focal lengths positive.
+    public init?(argument: String) {
+        let values = argument.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 4, let fx = values[0], let fy = values[1], let cx = values[2], let cy = values[3] else { return nil }
+        self.init(fx: fx, fy: fy, cx: cx, cy: cy)
+        guard isValid else { return nil }
+    }
 }
 
 extension Tier: ExpressibleByArgument {}

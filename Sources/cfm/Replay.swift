@@ -1,4 +1,5 @@
 import ArgumentParser
+import CFMData
 import CFMDetector
 import CFMService
 import Foundation
@@ -11,7 +12,12 @@ extension ReplayJob.SocketMode: ExpressibleByArgument {}
 /// listens to the results and prints a summary (the work is `ReplayJob`).
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stream a dataset split (full-resolution PNG/TIFF) to cfm serve as protocol-v1 frames and summarise the results.")
+        abstract: "Stream a dataset split (full-resolution PNG/TIFF) to cfm serve as protocol-v1 frames and summarise the results.",
+        discussion: """
+            The split's files may be in any layout `cfm infer` reads: colour PNG or 8-bit TIFF (RGB, RGBA, grey); \
+            XYZ float32 TIFF, or depth as float32 TIFF (metres) or 16-bit PNG/TIFF with --intrinsics (and --depth-scale). \
+            NaN or infinite coordinates and zero depth are holes.
+            """)
 
     @Option(help: "Split directory DATASET/CLASS/test (or a class directory: its test split).") var data: String
     @Option(help: "Frame endpoint (the daemon's input.endpoint).") var endpoint = "tcp://127.0.0.1:5555"
@@ -23,6 +29,7 @@ struct Replay: ParsableCommand {
     @Option(help: "Make every N-th frame malformed, cycling through every kind (0 = never).") var malformedEvery = 0
     @Option(help: "Unit to send XYZ in: m or mm (values are converted).") var unit: LengthUnit = .m
     @Option(help: "Colour layout to send: rgb8, bgr8, rgba8, bgra8 or mono8 (the luma).") var rgbFormat: RGBFormat = .rgb8
+    @OptionGroup var depth: DepthOptions
     @Option(help: "Frame topic.") var topic = "frame"
     @Option(help: "Result topic prefix.") var resultPrefix = "result"
     @Option(help: "Seconds to wait for the connections before sending.") var warmup: Double = 1
@@ -34,6 +41,7 @@ struct Replay: ParsableCommand {
         (options.endpoint, options.results, options.pattern, options.mode) = (endpoint, results, pattern, mode)
         (options.rate, options.frames, options.malformedEvery) = (rate, frames, malformedEvery)
         (options.unit, options.rgbFormat, options.topic, options.resultPrefix) = (unit, rgbFormat, topic, resultPrefix)
+        options.camera = depth.camera
         (options.warmup, options.timeout) = (warmup, timeout)
         let result = try ReplayJob.run(options)
         if json {
