@@ -31,9 +31,9 @@ struct Infer: ParsableCommand {
     @Flag(help: "Also write features.safetensors with every intermediate tensor.") var dump = false
 
     func run() throws {
+        let (image, cloud, format) = try SensorFiles.readFrame(rgb: URL(fileURLWithPath: rgb), xyz: URL(fileURLWithPath: xyz), camera: depth.camera)
         let detector = try extractor.detector(model: model)
         var times = StageTimes()
-        let (image, cloud, format) = try SensorFiles.readFrame(rgb: URL(fileURLWithPath: rgb), xyz: URL(fileURLWithPath: xyz), camera: depth.camera)
         let cloudUnit = format.cloudUnit(declared: unit.unit)
         let frame = try times.measure("preprocess") { try detector.weights.preprocessor(rgb: image, cloud: cloud, unit: cloudUnit) }
         let (detection, features) = try detector.detect(frame.input, times: &times)
