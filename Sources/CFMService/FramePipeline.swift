@@ -69,13 +69,14 @@ public struct FrameStages: Sendable {
 /// The bounded frame pipeline between the receive thread and the publisher, in two stages
 /// that overlap: a bounded queue with an overflow policy feeds the preprocessing thread(s)
 /// (`cfm-prepare-i`), which hand each preprocessed frame to the `workers` inference threads
-/// (`cfm-worker-i`) through a hand-off of at most one frame per worker; so frame N+1 is
-/// preprocessed while frame N is in inference. Finished results wait in an ordered backlog
-/// until the publisher takes them, exactly one per submitted frame, in submission order.
+/// (`cfm-worker-i`) through a hand-off of at most one frame per worker (counting the frames
+/// being preprocessed); so frame N+1 is preprocessed while frame N is in inference.
+/// Finished results wait in an ordered backlog until the publisher takes them, exactly one
+/// per submitted frame, in submission order.
 ///
-/// Memory is bounded: at most `queueDepth` queued frames, one frame per preprocessing
-/// thread and one per worker in the preprocessing stage (being preprocessed, or preprocessed
-/// and waiting for a worker), `workers` frames in inference and `resultBacklog`
+/// Memory is bounded: at most `queueDepth` queued frames, `workers` frames in the
+/// preprocessing stage (being preprocessed, or preprocessed and waiting for a worker),
+/// `workers` frames in inference and `resultBacklog`
 /// (+ `queueDepth` under drop_oldest) finished results waiting for an earlier one or for the
 /// publisher (the receive thread waits, never the stages).
 ///
@@ -128,8 +129,8 @@ public final class FramePipeline: @unchecked Sendable {
     private var pending: [UInt64: Finished] = [:]
     private var nextSeq: UInt64 = 0
     private var nextToTake: UInt64 = 0
-    /// Per preprocessing thread: the frame it is preprocessing, since when, with which generation.
-    private var preparing: [(since: UInt64, job: Job, generation: Int)?]
+    /// Per preprocessing thread: the frame it is preprocessing and the monotonic time it started.
+    private var preparing: [(since: UInt64, job: Job)?]
     /// Per worker: the frame it is scoring and the monotonic time it started.
     private var busy: [(since: UInt64, job: Job)?]
     /// Sequence numbers whose preprocessing or inference was given up at a forced shutdown.
@@ -270,7 +271,7 @@ public final class FramePipeline: @unchecked Sendable {
             if queue.isEmpty || handOffIsFull { condition.unlock(); return } // stopping, nothing left to do
             let job = queue.removeFirst()
             let prepare = stages.prepare[index], taken = generation
-            preparing[index] = (monotonicNs(), job, taken)
+            preparing[index] = (monotonicNs(), job)
             condition.broadcast() // queue room for the receive side
             condition.unlock()
 
@@ -433,7 +434,7 @@ public final class FramePipeline: @unchecked Sendable {
         for job in handOff.map(\.job) + queue { insert(dropped(job, reason: "shutdown: drain timeout")) }
         queue.removeAll()
         handOff.removeAll()
-        for case let (_, job, _)? in preparing {
+        for case let (_, job)? in preparing {
             abandoned.insert(job.seq)
             insert(dropped(job, reason: "shutdown: still in preprocessing at the drain timeout"))
         }
