@@ -1,61 +1,120 @@
 #!/usr/bin/env bash
-# cfm serve against cfm bench, per tier, on the same frame (a synthetic cookie, 400×400):
-#  1. sustained throughput: 24 frames sent at once into a 64-deep blocking queue; the last
-#     result's latency is the time the daemon needed for all 24 → frames/s, compared with
-#     `cfm bench --rgb --xyz` on that frame;
-#  2. latency below capacity: 12 frames at 80 % of the bench rate with the default queue.
-# Seeded random weights; mappers trained for one epoch (speed does not depend on them).
-# Usage: scripts/bench-serve.sh [WORKDIR] [TIERS…]   (after swift build -c release)
+# `cfm serve` throughput and latency at two sensor sizes, 800×800 (0.64 MP, MVTec 3D-AD) and
+# 2448×2048 (5 MP, a common line sensor), tiny tier, seeded random weights (speed does not
+# depend on them), for one or more cfm binaries in the same run (A/B: pass both).
+#  1. throughput: FRAMES frames sent at once into a blocking queue deep enough for all; frames/s
+#     = (FRAMES − 1) / (last − first published_ns), the steady rate once the pipeline is full;
+#  2. latency below capacity: FRAMES frames at 80 % of that rate with the default queue (depth 2,
+#     drop_oldest); median receive → publish latency_ms of the scored ones.
+# The synthetic frame (tools/client_example.py encodes it): a pinhole camera 0.5 m above a
+# slightly tilted table with an elliptic dome covering ~40 % of the view, millimetre noise, a
+# smooth texture. Prints one row per binary and size, then the 5 MP / 0.64 MP throughput ratio.
+# The machine's load average is printed before and after: compare only runs on an idle machine.
+# Usage: scripts/bench-serve.sh [CFM_BINARY…]   (default: the release build; swift build -c release)
+#   FRAMES (default 8), WORK (default /tmp/cfm-bench-serve: extractors and model are reused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=$(swift build -c release --show-bin-path)/cfm
-W=${1:-/tmp/cfm-bench-serve}; shift || true
-TIERS=${*:-tiny small medium full}
-mkdir -p "$W"
-[ -f "$W/ext/vit.safetensors" ] || "$B" init-weights --seed 0 --out "$W/ext" >/dev/null
-[ -d "$W/data/cookie" ] || "$B" synth --out "$W/data" --seed 3 --classes cookie --train 4 --validation 2 --test-per-type 1 >/dev/null
-one="$W/one/cookie/test/good"
-mkdir -p "$one/rgb" "$one/xyz"
-cp "$W/data/cookie/test/good/rgb/000.png" "$one/rgb/"; cp "$W/data/cookie/test/good/xyz/000.tiff" "$one/xyz/"
+ROOT=$PWD
+source scripts/lib/tiny-model.sh
+BINARIES=("$@")
+[ ${#BINARIES[@]} -gt 0 ] || BINARIES=("$(swift build -c release --show-bin-path)/cfm")
+FRAMES=${FRAMES:-8}
+WORK=${WORK:-/tmp/cfm-bench-serve}
+PY=/usr/bin/python3 # Debian's: numpy and pyzmq
+mkdir -p "$WORK"
+make_tiny_model "${BINARIES[0]}" "$WORK"
 
-serve() {  # serve TIER PORT CONFIG-EXTRA → starts the daemon, echoes its pid
-    cat > "$W/$1.yaml" <<Y
-model: {tier: $1, extractors: $W/ext, bundle: $W/m-$1}
-input: {endpoint: "tcp://127.0.0.1:$2", pattern: pull, mode: connect, topic: frame}
-output: {endpoint: "tcp://127.0.0.1:$(($2 + 1))", topic_prefix: result, publish_maps: false}
-decision: {threshold: 1.0}
-logging: {journald: "off", level: error}
-$3
-Y
-    "$B" serve --config "$W/$1.yaml" >"$W/serve-$1.log" 2>&1 & echo $!
-}
-stop() {  # stop PID: SIGTERM (drain, exit 0), wait until gone
-    kill -TERM "$1"
-    while kill -0 "$1" 2>/dev/null; do sleep 0.2; done
-}
-replay() {  # replay PORT FRAMES RATE OUT
-    "$B" replay --data "$W/one/cookie/test" --pattern push --endpoint "tcp://127.0.0.1:$1" --results "tcp://127.0.0.1:$(($1 + 1))" \
-        --rate "$3" --frames "$2" --timeout 600 --json > "$4"
-}
+# drive IN OUT WIDTH HEIGHT FRAMES RATE → JSON {fps, p50_ms, results, dropped}
+drive() {
+    "$PY" - "$@" <<'PY'
+import json, sys, time
+import numpy as np
+import zmq
+sys.path.insert(0, "tools")
+from client_example import encode
 
-port=27000
-for t in $TIERS; do
-    [ -d "$W/m-$t" ] || "$B" train --data "$W/data/cookie" --extractors "$W/ext" --tier "$t" --out "$W/m-$t" \
-        --epochs 1 --pixels-per-sample 256 --cache "$W/cache" >/dev/null 2>&1
-    "$B" bench --tier "$t" --frames 5 --extractors "$W/ext" --model "$W/m-$t" \
-        --rgb "$one/rgb/000.png" --xyz "$one/xyz/000.tiff" > "$W/bench-$t.json"
-    pid=$(serve "$t" $port "pipeline: {queue_depth: 64, overflow: block}"); sleep 4
-    replay $port 24 0 "$W/sat-$t.json"; stop "$pid"
-    rate=$(python3 -c "import json; print(round(0.8 * json.load(open('$W/bench-$t.json'))['fps'], 3))")
-    pid=$(serve "$t" $((port + 2)) ""); sleep 4
-    replay $((port + 2)) 12 "$rate" "$W/lat-$t.json"; stop "$pid"
-    python3 - "$t" "$W" <<'PY'
-import json, sys
-t, w = sys.argv[1], sys.argv[2]
-b = json.load(open(f"{w}/bench-{t}.json")); s = json.load(open(f"{w}/sat-{t}.json")); l = json.load(open(f"{w}/lat-{t}.json"))
-fps = s["results"] / (s["daemon_p99_ms"] / 1000)
-print(f"{t:7s} bench {b['fps']:.3f} fps  serve {fps:.3f} fps (ratio {fps / b['fps']:.3f}, {s['results']}/{s['sent']} results, "
-      f"{s['missing']} missing, {s['out_of_order']} out of order)  latency at 80% load p50 {l['p50_ms']:.0f} ms p99 {l['p99_ms']:.0f} ms")
+endpoint, results_endpoint, width, height, frames, rate = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6]), float(sys.argv[6])
+rng = np.random.default_rng(7)
+cx, cy, a, b, focal = width / 2, height / 2, 0.40 * width, 0.32 * height, 1.3 * max(width, height)
+v, u = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+r2 = ((u - cx) / a) ** 2 + ((v - cy) / b) ** 2
+ray_x, ray_y = (u - cx) / focal, (v - cy) / focal
+table = 0.5 / (1 - 0.05 * ray_x - 0.02 * ray_y)
+z = np.where(r2 < 1, table - 0.04 * np.sqrt(np.maximum(0, 1 - r2)), table) + 0.0002 * rng.standard_normal((height, width))
+xyz = np.stack([ray_x * z, ray_y * z, z], axis=-1).astype(np.float32)
+phases = rng.uniform(0, 6.28, 6)
+x, y = u / width, v / height
+rgb = np.stack([128 + np.where(r2 < 1, 90, 30) * np.sin(9 * x + phases[2 * c]) * np.cos(7 * y + phases[2 * c + 1])
+                for c in range(3)], axis=-1)
+rgb = np.clip(rgb + 6 * rng.standard_normal(rgb.shape), 0, 255).astype(np.uint8)
+
+ctx = zmq.Context()
+sub = ctx.socket(zmq.SUB)
+sub.setsockopt(zmq.SUBSCRIBE, b"result.")
+sub.connect(results_endpoint)
+push = ctx.socket(zmq.PUSH)
+push.setsockopt(zmq.LINGER, 5000)
+push.connect(endpoint)
+time.sleep(1.0)
+run = format(time.time_ns() % 36 ** 6, "x")
+start = time.monotonic()
+for i in range(frames):
+    if rate > 0:
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+    push.send_multipart(encode("frame", f"{run}-{i}", rgb, xyz))
+got = []
+deadline = time.monotonic() + 900
+while len(got) < frames and time.monotonic() < deadline:
+    if sub.poll(1000):
+        topic, body = sub.recv_multipart()[:2]
+        if not topic.endswith(b".heartbeat"):
+            got.append(json.loads(body))
+scored = [r for r in got if r["verdict"] in ("pass", "reject")]
+published = sorted(r["published_ns"] for r in got)
+span = (published[-1] - published[0]) / 1e9 if len(published) > 1 else 0
+print(json.dumps({"fps": (len(published) - 1) / span if span > 0 else 0,
+                  "p50_ms": float(np.median([r["latency_ms"] for r in scored])) if scored else 0,
+                  "results": len(got), "dropped": sum(r["verdict"] == "dropped" for r in got),
+                  "errors": sum(r["verdict"] == "error" for r in got)}))
 PY
-    port=$((port + 10))
+}
+
+# measure BINARY WIDTH HEIGHT PORT → "fps p50_ms results dropped"
+measure() {
+    local cfm=$1 width=$2 height=$3 port=$4 pid sat lat rate
+    serve() {  # serve PORT PIPELINE → the daemon's pid
+        cat > "$WORK/serve-$1.yaml" <<Y
+model: {tier: tiny, extractors: $WORK/ext, bundle: $WORK/model}
+input: {endpoint: "tcp://127.0.0.1:$1", pattern: pull, mode: bind, max_width: 4096, max_height: 4096}
+output: {endpoint: "tcp://127.0.0.1:$(($1 + 1))", pattern: pub, mode: bind}
+decision: {threshold: 1.0}
+pipeline: $2
+logging: {journald: "off", level: error}
+Y
+        "$cfm" serve --config "$WORK/serve-$1.yaml" > "$WORK/serve-$1.log" 2>&1 & echo $!
+    }
+    stop() { kill -TERM "$1"; while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; }
+    pid=$(serve "$port" "{queue_depth: $((FRAMES + 1)), overflow: block}"); sleep 4
+    sat=$(drive "tcp://127.0.0.1:$port" "tcp://127.0.0.1:$((port + 1))" "$width" "$height" "$FRAMES" 0); stop "$pid"
+    rate=$("$PY" -c "import json, sys; print(round(0.8 * json.loads(sys.argv[1])['fps'], 4))" "$sat")
+    pid=$(serve "$((port + 2))" "{queue_depth: 2, overflow: drop_oldest}"); sleep 4
+    lat=$(drive "tcp://127.0.0.1:$((port + 2))" "tcp://127.0.0.1:$((port + 3))" "$width" "$height" "$FRAMES" "$rate"); stop "$pid"
+    "$PY" -c "import json, sys; s, l = map(json.loads, sys.argv[1:]); print(s['fps'], l['p50_ms'], s['results'] + l['results'], l['dropped'])" "$sat" "$lat"
+}
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores, FRAMES=$FRAMES"
+printf '%-28s %-10s %10s %14s %8s\n' binary sensor frames/s "p50 ms @80%" dropped
+port=27100
+for cfm in "${BINARIES[@]}"; do
+    declare -A fps=()
+    for size in 800x800 2448x2048; do
+        read -r f p n d < <(measure "$cfm" "${size%x*}" "${size#*x}" "$port")
+        fps[$size]=$f
+        printf '%-28s %-10s %10.3f %14.0f %8s\n' "$(basename "$(dirname "$cfm")")/$(basename "$cfm")" "$size" "$f" "$p" "$d"
+        [ "$n" -eq $((2 * FRAMES)) ] || echo "  only $n of $((2 * FRAMES)) results arrived" >&2
+        port=$((port + 10))
+    done
+    "$PY" -c "import sys; print(f'  throughput ratio 2448x2048 / 800x800: {float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "${fps[800x800]}" "${fps[2448x2048]}"
+    unset fps
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

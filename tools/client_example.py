@@ -15,7 +15,7 @@ Protocol v1 (docs/protocol.md has every field, error code and rule):
   result    = [b"<prefix>.pass|reject|error|dropped", result JSON (, float32 224x224 anomaly map)]
               every result carries "seq" = 1, 2, 3, ...: a jump is a result this client did not get
   heartbeat = [b"<prefix>.heartbeat", {"received", "published", "undelivered", "pass", "reject", "error",
-              "dropped", "queued", "in_flight", "uptime_s", "last_seq", "time_ns", "v"}] every
+              "dropped", "queued", "preparing", "in_flight", "uptime_s", "last_seq", "time_ns", "v"}] every
               output.heartbeat_interval_s: silence means the daemon (or the network) is gone, not an idle line
 Needs pyzmq and numpy (Debian: python3-zmq python3-numpy).
 """

@@ -56,34 +56,54 @@ public enum DetectorProcessing {
         return (tier, try threshold(config: config, manifest: manifest))
     }
 
-    /// One processing function per worker. The weights (extractors pruned to the bundle's
-    /// tier, mappers, manifest) are loaded and checksummed once and shared by every worker;
-    /// each worker owns only its detector's workspaces (a detector serves one caller at a
-    /// time). Refuses a tier, BatchNorm mode or preprocessing that differs from the bundle's,
-    /// and a config without threshold.
-    public static func makeProcessors(_ config: ServiceConfig) throws -> [FramePipeline.Processor] {
+    /// The serving stages: one preprocessing function (its own thread, so a frame is
+    /// preprocessed while the previous one is in inference) and one inference function per
+    /// worker. The weights (extractors pruned to the bundle's tier, mappers, manifest) are
+    /// loaded and checksummed once and shared by every worker; each worker owns only its
+    /// detector's workspaces (a detector serves one caller at a time). Refuses a tier,
+    /// BatchNorm mode or preprocessing that differs from the bundle's, and a config without
+    /// threshold.
+    public static func makeProcessors(_ config: ServiceConfig) throws -> FrameStages {
         let weights = try DetectorWeights.load(extractors: URL(fileURLWithPath: config.model.extractors),
                                                model: URL(fileURLWithPath: config.model.bundle),
                                                tier: config.model.tier, batchNorm: config.model.batchnorm)
         let threshold = try threshold(config: config, manifest: weights.manifest)
         let preprocessor = Preprocessor(options: try preprocessing(config: config, manifest: weights.manifest))
         let model = modelId(config: config, manifest: weights.manifest)
-        return (0..<config.pipeline.inFlight).map { _ in
-            processor(detector: DetectorBox(AnomalyDetector(weights: weights)), threshold: threshold, model: model,
-                      preprocessor: preprocessor, publishMaps: config.output.publishMaps)
+        return FrameStages(
+            prepare: [preparation(preprocessor)],
+            infer: (0..<config.pipeline.inFlight).map { _ in
+                inference(detector: DetectorBox(AnomalyDetector(weights: weights)), threshold: threshold, model: model,
+                          publishMaps: config.output.publishMaps)
+            })
+    }
+
+    /// What the preprocessing stage hands to a worker.
+    struct Prepared: Sendable {
+        var preprocessed: PreprocessedFrame
+        /// `preprocess` so far; the worker adds the detector's stages.
+        var times: StageTimes
+    }
+
+    /// The preprocessing stage: sensor frame → model input (units, background removal, padding, resizing).
+    static func preparation(_ preprocessor: Preprocessor) -> @Sendable (Frame) throws -> Prepared {
+        { frame in
+            var times = StageTimes()
+            let preprocessed = try times.measure("preprocess") { try preprocessor(rgb: frame.rgb, cloud: frame.cloud, unit: frame.unit) }
+            return Prepared(preprocessed: preprocessed, times: times)
         }
     }
 
-    static func processor(detector box: DetectorBox, threshold: Float, model: String, preprocessor: Preprocessor,
-                          publishMaps: Bool) -> FramePipeline.Processor {
-        { frame in
+    /// The inference stage: detect → verdict against the threshold, defect regions in sensor pixels.
+    static func inference(detector box: DetectorBox, threshold: Float, model: String,
+                          publishMaps: Bool) -> @Sendable (Frame, Prepared) throws -> Inference {
+        { frame, prepared in
             try box.withDetector { detector in
-                var times = StageTimes()
-                let pre = try times.measure("preprocess") { try preprocessor(rgb: frame.rgb, cloud: frame.cloud, unit: frame.unit) }
-                let (detection, _) = try detector.detect(pre.input, times: &times)
+                var times = prepared.times
+                let (detection, _) = try detector.detect(prepared.preprocessed.input, times: &times)
                 let regions = Self.regions(map: detection.anomalyMap, score: detection.score, threshold: threshold, frame: frame)
                 return Inference(score: detection.score, threshold: threshold, tier: detector.tier.rawValue, model: model,
-                                 stagesMs: times.stages, foregroundPoints: pre.foregroundPoints,
+                                 stagesMs: times.stages, foregroundPoints: prepared.preprocessed.foregroundPoints,
                                  map: publishMaps ? detection.anomalyMap.scalars : nil, regions: regions)
             }
         }

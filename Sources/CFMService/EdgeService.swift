@@ -7,7 +7,7 @@ import Logging
 ///
 /// Four small services, each on its own thread(s), composed by `run()` (five with metrics):
 /// - the receiver owns the input socket (a `zmq_poll` loop that decodes and submits frames);
-/// - the pipeline's workers score (`FramePipeline`);
+/// - the pipeline's preprocessing thread and inference workers score (`FramePipeline`);
 /// - the publisher owns the output socket: results in order, heartbeats (`ResultPublisher`);
 /// - the supervisor, the thread calling `run()`: watchdog, STATUS=, summaries, reload, stop;
 /// - with `metrics.listen`, the scrape endpoint (`MetricsServer`), counting each result in the
@@ -19,8 +19,8 @@ import Logging
 /// joined (one still in inference is given up: it owns what it uses), the publisher sends
 /// what is left and is joined (its thread closes its socket), then the ZeroMQ context ends.
 public final class EdgeService: @unchecked Sendable {
-    /// Builds the processing functions (one per worker) for a config; the real one loads models.
-    public typealias ProcessorFactory = @Sendable (ServiceConfig) throws -> [FramePipeline.Processor]
+    /// Builds the pipeline's stages (preprocessing, one inference function per worker) for a config; the real one loads models.
+    public typealias ProcessorFactory = @Sendable (ServiceConfig) throws -> FrameStages
 
     private let stateLock = NSLock()
     private var _config: ServiceConfig
@@ -109,8 +109,8 @@ public final class EdgeService: @unchecked Sendable {
     @discardableResult
     public func run() throws -> Outcome {
         let started = monotonicNs()
-        let processors: [FramePipeline.Processor]
-        do { processors = try factory(config) } catch {
+        let stages: FrameStages
+        do { stages = try factory(config) } catch {
             throw ServiceSetupError("cannot load the model: \(error)")
         }
         let settings = config
@@ -145,7 +145,7 @@ public final class EdgeService: @unchecked Sendable {
         }
         let pipeline = FramePipeline(
             options: .init(queueDepth: settings.pipeline.queueDepth, overflow: settings.pipeline.overflow, workers: settings.pipeline.inFlight),
-            processors: recording(processors))
+            stages: recording(stages))
         let publisher = ResultPublisher(
             pipeline: pipeline, output: output,
             options: .init(pattern: settings.output.pattern, topicPrefix: settings.output.topicPrefix, includeMaps: settings.output.publishMaps,
@@ -220,6 +220,8 @@ public final class EdgeService: @unchecked Sendable {
             + (abandoned > 0 ? ", \(abandoned) worker(s) given up in inference)" : ")")
         logger.info("cfm stopped: drained \(after.published - before.published) frames\(forced); \(summary(after))",
                     metadata: LifecycleEvent.stopped.metadata)
+        // STOPPING=1 and the last STATUS= leave before the process does, unless the manager stopped reading.
+        notifier.flush(until: monotonicNs() + 1_000_000_000)
         return Outcome(drained: drained, abandonedWorkers: abandoned, stats: after)
     }
 
@@ -330,8 +332,7 @@ public final class EdgeService: @unchecked Sendable {
             if fresh.security != config.security { restartOnly.append("security"); fresh.security = config.security }
             if fresh.metrics != config.metrics { restartOnly.append("metrics"); fresh.metrics = config.metrics }
             if fresh.recording != config.recording { restartOnly.append("recording"); fresh.recording = config.recording }
-            let processors = try factory(fresh)
-            pipeline.replaceProcessors(recording(processors))
+            pipeline.replaceStages(recording(try factory(fresh)))
             stateLock.lock()
             _config = fresh
             _logger.logLevel = fresh.logLevel
@@ -348,17 +349,11 @@ public final class EdgeService: @unchecked Sendable {
         }
     }
 
-    /// The processors, each also offering its scored frames to the recorder (when
+    /// The stages, each inference also offering its scored frame to the recorder (when
     /// recording is on): a non-blocking hand-off on the worker thread, after scoring.
-    private func recording(_ processors: [FramePipeline.Processor]) -> [FramePipeline.Processor] {
-        guard let recorder else { return processors }
-        return processors.map { process in
-            { frame in
-                let inference = try process(frame)
-                recorder.offer(frame, verdict: inference.verdict)
-                return inference
-            }
-        }
+    private func recording(_ stages: FrameStages) -> FrameStages {
+        guard let recorder else { return stages }
+        return stages.followingInference { frame, inference in recorder.offer(frame, verdict: inference.verdict) }
     }
 
     // MARK: reporting

@@ -107,7 +107,7 @@ extension ServiceConfig {
 extension DetectorProcessing {
     /// `makeProcessors` after `requireTrustedModelFiles`: what `cfm serve` loads at start
     /// and on every reload.
-    public static func makeTrustedProcessors(_ config: ServiceConfig) throws -> [FramePipeline.Processor] {
+    public static func makeTrustedProcessors(_ config: ServiceConfig) throws -> FrameStages {
         try config.requireTrustedModelFiles()
         return try makeProcessors(config)
     }

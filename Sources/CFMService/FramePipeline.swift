@@ -13,7 +13,10 @@ public struct PipelineStats: Sendable, Equatable {
     public var passed = 0, rejected = 0, errors = 0, dropped = 0
     /// Error results by code.
     public var errorCodes: [String: Int] = [:]
-    public var queued = 0, inFlight = 0, maxQueued = 0
+    /// Frames waiting for preprocessing (the queue the overflow policy bounds), in the
+    /// preprocessing stage (being preprocessed, or preprocessed and waiting for a worker), in
+    /// inference; the most ever queued.
+    public var queued = 0, preparing = 0, inFlight = 0, maxQueued = 0
     /// Sequence number of the last result handed to the output (results are numbered 1, 2, …; 0 = none yet).
     public var lastSequence: UInt64 = 0
     /// Over the last results (receive → publish), milliseconds.
@@ -22,21 +25,67 @@ public struct PipelineStats: Sendable, Equatable {
     public init() {}
 }
 
-/// The bounded frame pipeline between the receive thread and the publisher: a bounded
-/// queue with an overflow policy feeds `workers` inference threads, each with its own
-/// processing function (the detector is one-caller-at-a-time); finished results wait in
-/// an ordered backlog until the publisher takes them, exactly one per submitted frame, in
-/// submission order.
+/// The two stages a frame goes through after decoding, each function owned by one thread:
+/// `prepare` on the preprocessing thread(s) (each owns its preprocessing buffers), `infer` on
+/// the inference workers (each owns its detector, which serves one caller at a time). What
+/// `prepare` returns is handed to `infer` with the frame; the pipeline does not look inside.
+public struct FrameStages: Sendable {
+    /// One per preprocessing thread.
+    let prepare: [@Sendable (Frame) throws -> any Sendable]
+    /// One per inference worker.
+    let infer: [@Sendable (Frame, any Sendable) throws -> Inference]
+
+    public init<Prepared: Sendable>(prepare: [@Sendable (Frame) throws -> Prepared],
+                                    infer: [@Sendable (Frame, Prepared) throws -> Inference]) {
+        precondition(!prepare.isEmpty && !infer.isEmpty, "at least one preprocessing thread and one worker")
+        self.prepare = prepare.map { stage in { try stage($0) } }
+        // The cast cannot fail: both lists come from this initialiser with the same `Prepared`.
+        self.infer = infer.map { stage in { frame, prepared in try stage(frame, prepared as! Prepared) } }
+    }
+
+    /// Scorers that take the frame whole, one per worker: the preprocessing stage only hands
+    /// the frame on (fake scorers in tests, tools without a model).
+    public init(scoring: [FramePipeline.Processor]) {
+        let handOn: @Sendable (Frame) throws -> Frame = { $0 }
+        self.init(prepare: [handOn], infer: scoring.map { score in { frame, _ in try score(frame) } })
+    }
+
+    private init(prepare: [@Sendable (Frame) throws -> any Sendable], erasedInfer: [@Sendable (Frame, any Sendable) throws -> Inference]) {
+        (self.prepare, self.infer) = (prepare, erasedInfer)
+    }
+
+    /// The same stages, each inference followed by `then(frame, inference)` on its worker.
+    func followingInference(_ then: @escaping @Sendable (Frame, Inference) -> Void) -> FrameStages {
+        FrameStages(prepare: prepare, erasedInfer: infer.map { stage in
+            { frame, prepared in
+                let inference = try stage(frame, prepared)
+                then(frame, inference)
+                return inference
+            }
+        })
+    }
+}
+
+/// The bounded frame pipeline between the receive thread and the publisher, in two stages
+/// that overlap: a bounded queue with an overflow policy feeds the preprocessing thread(s)
+/// (`cfm-prepare-i`), which hand each preprocessed frame to the `workers` inference threads
+/// (`cfm-worker-i`) through a hand-off of at most one frame per worker (counting the frames
+/// being preprocessed); so frame N+1 is preprocessed while frame N is in inference.
+/// Finished results wait in an ordered backlog until the publisher takes them, exactly one
+/// per submitted frame, in submission order.
 ///
-/// Memory is bounded: at most `queueDepth` queued frames, `workers` frames in inference
-/// and `resultBacklog` (+ `queueDepth` under drop_oldest) finished results waiting for an
-/// earlier one or for the publisher (the receive thread waits, never the workers).
+/// Memory is bounded: at most `queueDepth` queued frames, `workers` frames in the
+/// preprocessing stage (being preprocessed, or preprocessed and waiting for a worker),
+/// `workers` frames in inference and `resultBacklog`
+/// (+ `queueDepth` under drop_oldest) finished results waiting for an earlier one or for the
+/// publisher (the receive thread waits, never the stages).
 ///
-/// Lifecycle (the supervisor's order): `start()` the workers; the receive side submits;
-/// at stop `drain(until:)` finishes or sheds every received frame, `closeIntake()` once
-/// the receive side has returned, `stopWorkers(joinUntil:)`; the publisher takes results
-/// until `takeResults` returns nil.
+/// Lifecycle (the supervisor's order): `start()` the stage threads; the receive side
+/// submits; at stop `drain(until:)` finishes or sheds every received frame, `closeIntake()`
+/// once the receive side has returned, `stopWorkers(joinUntil:)`; the publisher takes
+/// results until `takeResults` returns nil.
 public final class FramePipeline: @unchecked Sendable {
+    /// A scorer that takes a decoded frame whole (see `FrameStages(scoring:)`).
     public typealias Processor = @Sendable (Frame) throws -> Inference
 
     public struct Options: Sendable {
@@ -63,16 +112,28 @@ public final class FramePipeline: @unchecked Sendable {
         var receivedMono: UInt64
     }
 
+    /// A job through the preprocessing stage, with what its `prepare` returned.
+    private struct PreparedJob {
+        var job: Job
+        var prepared: any Sendable
+    }
+
     public let options: Options
     private let condition = NSCondition()
-    private var processors: [Processor]
+    private var stages: FrameStages
+    /// Counts `replaceStages` calls: a frame is inferred by the stages that preprocessed it.
+    private var generation = 0
     private var queue: [Job] = []
+    /// Preprocessed frames waiting for a worker (at most `workers`).
+    private var handOff: [PreparedJob] = []
     private var pending: [UInt64: Finished] = [:]
     private var nextSeq: UInt64 = 0
     private var nextToTake: UInt64 = 0
+    /// Per preprocessing thread: the frame it is preprocessing and the monotonic time it started.
+    private var preparing: [(since: UInt64, job: Job)?]
     /// Per worker: the frame it is scoring and the monotonic time it started.
     private var busy: [(since: UInt64, job: Job)?]
-    /// Sequence numbers whose in-flight result was given up at a forced shutdown.
+    /// Sequence numbers whose preprocessing or inference was given up at a forced shutdown.
     private var abandoned: Set<UInt64> = []
     /// Why unresolved frames are shed (set by `drain` at its deadline): every later submission is answered `dropped` at once.
     private var shedReason: String?
@@ -80,33 +141,48 @@ public final class FramePipeline: @unchecked Sendable {
     private var workersStopping = false
     /// The receive side is waiting inside `submit` (queue or backlog full): its liveness is the pipeline's.
     private var intakeWaiting = false
-    private var workerThreads: [ServiceThread] = []
+    private var stageThreads: [ServiceThread] = []
     private var stats = PipelineStats()
     private var latencies = [Double](repeating: 0, count: 2048)
     private var latencyCount = 0
 
-    /// `processors`: one processing function per worker.
-    public init(options: Options, processors: [Processor]) {
-        precondition(processors.count == options.workers && options.workers >= 1, "one processor per worker")
-        (self.options, self.processors) = (options, processors)
+    /// `stages`: one `infer` per worker (`options.workers`), one `prepare` per preprocessing thread.
+    public init(options: Options, stages: FrameStages) {
+        precondition(stages.infer.count == options.workers && options.workers >= 1, "one inference function per worker")
+        (self.options, self.stages) = (options, stages)
+        preparing = Array(repeating: nil, count: stages.prepare.count)
         busy = Array(repeating: nil, count: options.workers)
     }
 
-    /// Starts the worker threads.
-    public func start() {
-        for w in 0..<options.workers {
-            // The worker captures the pipeline (and through it the processors): a worker given
-            // up at the drain timeout keeps everything it touches alive until it returns.
-            let t = ServiceThread(name: "cfm-worker-\(w)", stackSize: 16 << 20) { [self] in workerLoop(w) }
-            workerThreads.append(t)
-            t.start()
-        }
+    /// Scorers that take the frame whole, one per worker (`FrameStages(scoring:)`).
+    public convenience init(options: Options, processors: [Processor]) {
+        self.init(options: options, stages: FrameStages(scoring: processors))
     }
 
-    /// Swaps the processing functions (reload); frames already in inference finish with the old ones.
-    public func replaceProcessors(_ new: [Processor]) {
-        precondition(new.count == options.workers)
-        condition.lock(); processors = new; condition.unlock()
+    /// Starts the preprocessing threads and the workers.
+    public func start() {
+        // A stage thread captures the pipeline (and through it the stage functions): one given
+        // up at the drain timeout keeps everything it touches alive until it returns.
+        for i in 0..<preparing.count {
+            stageThreads.append(ServiceThread(name: "cfm-prepare-\(i)", stackSize: 16 << 20) { [self] in prepareLoop(i) })
+        }
+        for w in 0..<options.workers {
+            stageThreads.append(ServiceThread(name: "cfm-worker-\(w)", stackSize: 16 << 20) { [self] in workerLoop(w) })
+        }
+        for t in stageThreads { t.start() }
+    }
+
+    /// Swaps the stage functions (reload). Frames already in inference finish with the old
+    /// ones; frames preprocessed (or being preprocessed) by the old ones are preprocessed
+    /// again by the new ones, so every frame is preprocessed and scored with one config.
+    public func replaceStages(_ new: FrameStages) {
+        precondition(new.infer.count == options.workers && new.prepare.count == preparing.count)
+        condition.lock(); defer { condition.unlock() }
+        stages = new
+        generation += 1
+        for item in handOff { requeue(item.job) }
+        handOff.removeAll()
+        condition.broadcast()
     }
 
     // MARK: receive side (one thread)
@@ -173,30 +249,78 @@ public final class FramePipeline: @unchecked Sendable {
         condition.broadcast()
     }
 
+    /// Called with the lock held: puts a job taken from the queue back in its place (by sequence number).
+    private func requeue(_ job: Job) {
+        queue.insert(job, at: queue.firstIndex { $0.seq > job.seq } ?? queue.endIndex)
+    }
+
+    /// Called with the lock held: an error result for a job whose stage threw.
+    private func failed(_ job: Job, _ error: Error) -> (seq: UInt64, Finished) {
+        (job.seq, Finished(result: FrameResult(frameId: job.frame.frameId, verdict: .error,
+                                               error: FrameError.from(error, frameId: job.frame.frameId), receivedNs: job.receivedNs),
+                           receivedMono: job.receivedMono))
+    }
+
+    // MARK: preprocessing threads
+
+    private func prepareLoop(_ index: Int) {
+        while true {
+            condition.lock()
+            // Take a frame only when the hand-off has room for it: a preprocessed frame waits there for a worker.
+            while (queue.isEmpty || handOffIsFull) && !workersStopping { condition.wait() }
+            if queue.isEmpty || handOffIsFull { condition.unlock(); return } // stopping, nothing left to do
+            let job = queue.removeFirst()
+            let prepare = stages.prepare[index], taken = generation
+            preparing[index] = (monotonicNs(), job)
+            condition.broadcast() // queue room for the receive side
+            condition.unlock()
+
+            let outcome = Result { try prepare(job.frame) }
+
+            condition.lock()
+            preparing[index] = nil
+            if abandoned.remove(job.seq) == nil {
+                switch outcome {
+                case .success(let prepared) where taken == generation:
+                    handOff.append(PreparedJob(job: job, prepared: prepared))
+                case .success:
+                    requeue(job) // the stages were replaced meanwhile: preprocess it again with the new ones
+                case .failure(let error):
+                    insert(failed(job, error))
+                }
+            }
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Called with the lock held: every worker has a preprocessed frame waiting or being
+    /// preprocessed for it, so preprocessing another would only make it wait longer.
+    private var handOffIsFull: Bool { handOff.count + preparing.lazy.filter { $0 != nil }.count >= options.workers }
+
     // MARK: workers
 
     private func workerLoop(_ index: Int) {
         while true {
             condition.lock()
-            while queue.isEmpty && !workersStopping { condition.wait() }
-            if queue.isEmpty { condition.unlock(); return }
-            let job = queue.removeFirst()
-            let process = processors[index]
+            while handOff.isEmpty && !workersStopping { condition.wait() }
+            if handOff.isEmpty { condition.unlock(); return }
+            let item = handOff.removeFirst(), job = item.job
+            let infer = stages.infer[index]
             busy[index] = (monotonicNs(), job)
-            condition.broadcast()
+            condition.broadcast() // hand-off room for the preprocessing threads
             condition.unlock()
 
             var result: FrameResult
             do {
-                let inference = try process(job.frame)
+                let inference = try infer(job.frame, item.prepared)
                 result = FrameResult(frameId: job.frame.frameId, verdict: inference.verdict, score: inference.score,
                                      threshold: inference.threshold, tier: inference.tier, model: inference.model,
                                      stagesMs: inference.stagesMs, foregroundPoints: inference.foregroundPoints,
                                      receivedNs: job.receivedNs, map: inference.map,
                                      regions: inference.regions?.regions, regionsTotal: inference.regions?.total)
             } catch {
-                result = FrameResult(frameId: job.frame.frameId, verdict: .error,
-                                     error: FrameError.from(error, frameId: job.frame.frameId), receivedNs: job.receivedNs)
+                result = failed(job, error).1.result
             }
 
             condition.lock()
@@ -257,6 +381,7 @@ public final class FramePipeline: @unchecked Sendable {
         condition.lock()
         var s = stats
         s.queued = queue.count
+        s.preparing = preparing.compactMap { $0 }.count + handOff.count
         s.inFlight = busy.compactMap { $0 }.count
         let window = Array(latencies.prefix(min(latencyCount, latencies.count)))
         condition.unlock()
@@ -268,30 +393,34 @@ public final class FramePipeline: @unchecked Sendable {
         return s
     }
 
-    /// The workers make progress: no frame has been in inference longer than `stallTimeout` seconds.
+    /// The stages make progress: no frame has been in preprocessing or in inference longer
+    /// than `stallTimeout` seconds.
     public func isHealthy(stallTimeout: Double, now: UInt64 = monotonicNs()) -> Bool {
         condition.lock(); defer { condition.unlock() }
         let limit = UInt64(stallTimeout * 1e9)
         return !busy.contains { $0.map { now &- $0.since > limit } ?? false }
+            && !preparing.contains { $0.map { now &- $0.since > limit } ?? false }
     }
 
     /// The receive side is waiting inside `submit` for room (queue under `block`, or the
     /// result backlog behind a slow output): it is not stalled, the pipeline holds it.
     public var isIntakeWaiting: Bool { condition.lock(); defer { condition.unlock() }; return intakeWaiting }
 
-    /// Every submitted frame has its result (none queued or in inference); the publisher may still be sending some.
+    /// Every submitted frame has its result (none queued, in preprocessing or in inference); the publisher may still be sending some.
     public var isResolved: Bool { condition.lock(); defer { condition.unlock() }; return resolved }
 
-    private var resolved: Bool { queue.isEmpty && busy.allSatisfy { $0 == nil } && !intakeWaiting }
+    private var resolved: Bool {
+        queue.isEmpty && handOff.isEmpty && preparing.allSatisfy { $0 == nil } && busy.allSatisfy { $0 == nil } && !intakeWaiting
+    }
 
     // MARK: shutdown
 
     /// Stop, step 1 (after the receive side was told to stop): waits until the monotonic
-    /// `deadline` (ns) for the queued and in-flight frames to be scored. At the deadline
-    /// everything unresolved becomes a `dropped` result: queued frames, a frame the receive
-    /// side is waiting to queue, frames still in inference (their workers are given up:
-    /// their late results are discarded), and every later submission. Returns whether
-    /// everything was scored in time.
+    /// `deadline` (ns) for the queued, preprocessing and in-flight frames to be scored. At
+    /// the deadline everything unresolved becomes a `dropped` result: queued and preprocessed
+    /// frames, a frame the receive side is waiting to queue, frames still in preprocessing
+    /// or in inference (their threads are given up: their late results are discarded), and
+    /// every later submission. Returns whether everything was scored in time.
     @discardableResult
     public func drain(until deadline: UInt64) -> Bool {
         condition.lock(); defer { condition.unlock() }
@@ -302,8 +431,13 @@ public final class FramePipeline: @unchecked Sendable {
         }
         if resolved { return true }
         shedReason = "shutdown: drain timeout"
-        for job in queue { insert(dropped(job, reason: "shutdown: drain timeout")) }
+        for job in handOff.map(\.job) + queue { insert(dropped(job, reason: "shutdown: drain timeout")) }
         queue.removeAll()
+        handOff.removeAll()
+        for case let (_, job)? in preparing {
+            abandoned.insert(job.seq)
+            insert(dropped(job, reason: "shutdown: still in preprocessing at the drain timeout"))
+        }
         for case let (_, job)? in busy {
             abandoned.insert(job.seq)
             insert(dropped(job, reason: "shutdown: still in inference at the drain timeout"))
@@ -318,12 +452,12 @@ public final class FramePipeline: @unchecked Sendable {
         condition.lock(); intakeClosed = true; condition.broadcast(); condition.unlock()
     }
 
-    /// Stop, step 3: idle workers return; joins them until the monotonic `deadline`.
-    /// Returns how many are still inside a processor (given up at the drain timeout): the
-    /// process must not tear down what they use while they run.
+    /// Stop, step 3: idle preprocessing threads and workers return; joins them until the
+    /// monotonic `deadline`. Returns how many are still inside a stage function (given up at
+    /// the drain timeout): the process must not tear down what they use while they run.
     public func stopWorkers(joinUntil deadline: UInt64) -> Int {
         condition.lock(); workersStopping = true; condition.broadcast(); condition.unlock()
-        return workerThreads.filter { !$0.join(until: deadline) }.count
+        return stageThreads.filter { !$0.join(until: deadline) }.count
     }
 
     private func percentile(_ sorted: [Double], _ q: Double) -> Double {

@@ -14,8 +14,10 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     public var reject: Int
     public var error: Int
     public var dropped: Int
-    /// Frames waiting for inference / in inference now.
+    /// Frames waiting for preprocessing / in the preprocessing stage (being preprocessed, or
+    /// preprocessed and waiting for a worker) / in inference now.
     public var queued: Int
+    public var preparing: Int
     public var inFlight: Int
     /// Seconds since the daemon started serving.
     public var uptimeS: Double
@@ -25,14 +27,14 @@ public struct Heartbeat: Codable, Sendable, Equatable {
     public var timeNs: Int64
 
     enum CodingKeys: String, CodingKey {
-        case v, received, published, undelivered, pass, reject, error, dropped, queued
+        case v, received, published, undelivered, pass, reject, error, dropped, queued, preparing
         case inFlight = "in_flight", uptimeS = "uptime_s", lastSeq = "last_seq", timeNs = "time_ns"
     }
 
     public init(_ s: PipelineStats, uptimeS: Double, timeNs: Int64 = wallClockNs()) {
         (received, published, undelivered) = (s.received, s.published, s.undelivered)
         (pass, reject, error, dropped) = (s.passed, s.rejected, s.errors, s.dropped)
-        (queued, inFlight, lastSeq) = (s.queued, s.inFlight, s.lastSequence)
+        (queued, preparing, inFlight, lastSeq) = (s.queued, s.preparing, s.inFlight, s.lastSequence)
         (self.uptimeS, self.timeNs) = (uptimeS, timeNs)
     }
 

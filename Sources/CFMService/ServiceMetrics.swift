@@ -51,7 +51,7 @@ public final class ServiceMetrics: @unchecked Sendable {
     private let reloadsApplied: Counter, reloadsRefused: Counter
     /// Created at the first scrape that knows CURVE is on: absent from the exposition without CURVE.
     private var refusedPeers: Counter?
-    private let queueDepth: Gauge, queueCapacity: Gauge, inFlight: Gauge, threshold: Gauge
+    private let queueDepth: Gauge, queueCapacity: Gauge, preparing: Gauge, inFlight: Gauge, threshold: Gauge
     /// Created at the first scrape after a pass: no series (rather than a made-up 0) before.
     private var passQuantileGauges: [Gauge] = []
     private var modelInfo: (labels: [String], gauge: Gauge)?
@@ -84,6 +84,7 @@ public final class ServiceMetrics: @unchecked Sendable {
         reloadsRefused = Counter(label: "cfm_reloads_total", dimensions: [("outcome", "refused")], factory: factory)
         queueDepth = Gauge(label: "cfm_queue_depth", factory: factory)
         queueCapacity = Gauge(label: "cfm_queue_capacity", factory: factory)
+        preparing = Gauge(label: "cfm_frames_preparing", factory: factory)
         inFlight = Gauge(label: "cfm_frames_in_flight", factory: factory)
         threshold = Gauge(label: "cfm_threshold", factory: factory)
         Gauge(label: "cfm_start_time_seconds", factory: factory).record(startedWall)
@@ -132,6 +133,7 @@ public final class ServiceMetrics: @unchecked Sendable {
         counted = (now.stats.received, now.reloads.applied, now.reloads.refused, now.refusedPeers ?? counted.peers)
         queueDepth.record(now.stats.queued)
         queueCapacity.record(now.config.pipeline.queueDepth)
+        preparing.record(now.stats.preparing)
         inFlight.record(now.stats.inFlight)
         let window = recentPasses.prefix(min(passCount, recentPasses.count)).sorted()
         if !window.isEmpty && passQuantileGauges.isEmpty {

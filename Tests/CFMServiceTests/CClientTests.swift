@@ -36,7 +36,7 @@ final class CClientTests: XCTestCase {
         config.output.heartbeatIntervalS = 0.2
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.05)] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0.05)]) }
         let (thread, _) = startService(service)
         XCTAssertTrue(waitUntil(10) { service.outputEndpoint != nil })
         let input = try XCTUnwrap(service.inputEndpoint), output = try XCTUnwrap(service.outputEndpoint)

@@ -237,7 +237,7 @@ final class CurveTests: XCTestCase {
         config.security.authorizedKeys = keys.authorized.path
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.001)] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0.001)]) }
         let thread = Thread { do { try service.run() } catch { XCTFail("run: \(error)") } }
         thread.start()
         XCTAssertTrue(waitUntil(10) { service.outputEndpoint != nil })
@@ -282,7 +282,7 @@ final class CurveTests: XCTestCase {
         // The service refuses to start with the reason, and without CURVE warns about a plain network endpoint.
         var config = ServiceConfig()
         config.security = security
-        let service = EdgeService(config: config, logger: Logger(label: "test")) { _ in [slowScorer(0)] }
+        let service = EdgeService(config: config, logger: Logger(label: "test")) { _ in FrameStages(scoring: [slowScorer(0)]) }
         XCTAssertThrowsError(try service.run()) { XCTAssertTrue("\($0)".contains("no client could connect"), "\($0)") }
         XCTAssertTrue(SocketSecurity.isLocal("tcp://127.0.0.1:5555"))
         XCTAssertTrue(SocketSecurity.isLocal("tcp://[::1]:5555"))

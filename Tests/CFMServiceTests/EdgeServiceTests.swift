@@ -82,7 +82,7 @@ final class EdgeServiceTests: XCTestCase {
         let service = EdgeService(config: try ServiceConfig.load(configFile), configURL: configFile, logger: logger) { c in
             calls.add(c)
             if c.model.bundle == "/broken" { throw ServiceSetupError("model does not load") }
-            return [slowScorer(calls.count == 1 ? 0.005 : 0.02)]
+            return FrameStages(scoring: [slowScorer(calls.count == 1 ? 0.005 : 0.02)])
         }
         let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
         let thread = start(service)
@@ -182,10 +182,10 @@ final class EdgeServiceTests: XCTestCase {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let service = EdgeService(config: config, logger: logger) { _ in
-            [{ frame in
+            FrameStages(scoring: [{ frame in
                 if frame.frameId == "stall" { usleep(1_500_000) }
                 return Inference(score: 1, threshold: 2, tier: "tiny", model: "fake")
-            }]
+            }])
         }
         let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
         let thread = start(service)
@@ -209,7 +209,7 @@ final class EdgeServiceTests: XCTestCase {
         let dir = TempDir()
         var config = makeConfig(dir)
         config.output.endpoint = "tcp://256.1.1.1:1"
-        let service = EdgeService(config: config, logger: Logger(label: "test")) { _ in [slowScorer(0)] }
+        let service = EdgeService(config: config, logger: Logger(label: "test")) { _ in FrameStages(scoring: [slowScorer(0)]) }
         XCTAssertThrowsError(try service.run()) { error in
             XCTAssertTrue("\(error)".hasPrefix("sockets: zmq_bind(tcp://256.1.1.1:1)"), "\(error)")
         }
@@ -239,7 +239,7 @@ final class EdgeServiceTests: XCTestCase {
         config.output.heartbeatIntervalS = 0.2
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.002)] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0.002)]) }
         let thread = start(service)
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let client = Process()

@@ -31,8 +31,12 @@ final class PipelineHarness {
     let publisher: ResultPublisher
     let output = MemoryOutput()
 
-    init(_ options: FramePipeline.Options, _ processors: [FramePipeline.Processor], heartbeatIntervalS: Double = 0) {
-        pipeline = FramePipeline(options: options, processors: processors)
+    convenience init(_ options: FramePipeline.Options, _ processors: [FramePipeline.Processor], heartbeatIntervalS: Double = 0) {
+        self.init(pipeline: FramePipeline(options: options, processors: processors), heartbeatIntervalS: heartbeatIntervalS)
+    }
+
+    init(pipeline: FramePipeline, heartbeatIntervalS: Double = 0) {
+        self.pipeline = pipeline
         publisher = ResultPublisher(pipeline: pipeline, output: output, options: .init(heartbeatIntervalS: heartbeatIntervalS))
         publisher.start()
         pipeline.start()
@@ -186,15 +190,89 @@ final class FramePipelineTests: XCTestCase {
     func testFrameWaitingToBeQueuedIsAnsweredAtTheDrainTimeout() {
         let h = PipelineHarness(.init(queueDepth: 1, overflow: .block), [slowScorer(0.5)])
         let p = h.pipeline
-        let frames = (0..<3).map { frame("f-\($0)") }
+        // f-0 in inference, f-1 preprocessed (waiting for the worker), f-2 queued, f-3 waiting for room.
+        let frames = (0..<4).map { frame("f-\($0)") }
         let receiver = Thread { for f in frames { p.submit(f) } }
         receiver.start()
-        XCTAssertTrue(waitUntil(2) { p.isIntakeWaiting && p.snapshot.received == 3 }, "f-2 waits for queue room")
+        XCTAssertTrue(waitUntil(2) { p.isIntakeWaiting && p.snapshot.received == 4 }, "f-3 waits for queue room")
+        let s = p.snapshot
+        XCTAssertEqual([s.queued, s.preparing, s.inFlight], [1, 1, 1])
         let stop = h.stop(drainTimeout: 0.05)
         XCTAssertFalse(stop.drained)
         XCTAssertTrue(waitUntil(2) { receiver.isFinished }, "the waiting submit returned")
+        XCTAssertEqual(h.results.map(\.frameId), ["f-0", "f-1", "f-2", "f-3"])
+        XCTAssertEqual(h.results.map(\.verdict), [.dropped, .dropped, .dropped, .dropped])
+        XCTAssertEqual(h.results.map { $0.error?.message ?? "" },
+                       ["shutdown: still in inference at the drain timeout", "shutdown: drain timeout", "shutdown: drain timeout",
+                        "shutdown: drain timeout"])
+    }
+
+    /// Two stages: stages tagged `name` whose inference waits for `gate` (when given) and
+    /// reports which preprocessing and which inference scored the frame (`model` = "prep/infer").
+    private func taggedStages(_ name: String, gate: DispatchSemaphore? = nil, prepared: Calls? = nil) -> FrameStages {
+        FrameStages(
+            prepare: [{ @Sendable frame in
+                if frame.frameId.hasPrefix("fail") { throw DetectorError.tooFewPoints(found: 1, needed: 128) }
+                if frame.frameId.hasPrefix("slow") { usleep(1_000_000) }
+                prepared?.add(ServiceConfig())
+                return "\(name)-prep"
+            }],
+            infer: [{ @Sendable frame, prep in
+                gate?.wait()
+                return Inference(score: 1, threshold: 2, tier: "tiny", model: "\(prep)/\(name)-infer")
+            }])
+    }
+
+    /// Frame N+1 is preprocessed while frame N is in inference, and waits for the worker there.
+    func testNextFrameIsPreprocessedDuringInference() {
+        let gate = DispatchSemaphore(value: 0), prepared = Calls()
+        let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), stages: taggedStages("a", gate: gate, prepared: prepared))
+        let h = PipelineHarness(pipeline: p)
+        for i in 0..<3 { p.submit(frame("f-\(i)")) }
+        XCTAssertTrue(waitUntil(2) { prepared.count == 2 }, "f-1 preprocessed while f-0 is in inference")
+        usleep(100_000)
+        XCTAssertEqual(prepared.count, 2, "no further frame is preprocessed while one waits for the only worker")
+        let s = p.snapshot
+        XCTAssertEqual([s.queued, s.preparing, s.inFlight], [1, 1, 1])
+        for _ in 0..<3 { gate.signal() }
+        XCTAssertTrue(h.stop(drainTimeout: 5).drained)
         XCTAssertEqual(h.results.map(\.frameId), ["f-0", "f-1", "f-2"])
-        XCTAssertEqual(h.results.map(\.verdict), [.dropped, .dropped, .dropped])
+        XCTAssertEqual(h.results.map(\.model), Array(repeating: "a-prep/a-infer", count: 3))
+    }
+
+    /// A preprocessing error is the frame's result, in its place; a frame still in
+    /// preprocessing at the drain timeout is answered `dropped` and its late result discarded.
+    func testPreprocessingErrorsAndDrainTimeout() {
+        let h = PipelineHarness(pipeline: FramePipeline(options: .init(queueDepth: 4, overflow: .block), stages: taggedStages("a")))
+        let p = h.pipeline
+        for id in ["ok-0", "fail-1", "ok-2", "slow-3", "ok-4"] { p.submit(frame(id)) }
+        XCTAssertTrue(waitUntil(2) { p.snapshot.published == 3 })
+        XCTAssertFalse(p.isHealthy(stallTimeout: 0.5, now: monotonicNs() + 600_000_000), "a frame stuck in preprocessing is a stall")
+        let stop = h.stop(drainTimeout: 0.1)
+        XCTAssertFalse(stop.drained)
+        XCTAssertEqual(stop.abandoned, 1, "the preprocessing thread is given up, not joined")
+        XCTAssertEqual(h.results.map(\.frameId), ["ok-0", "fail-1", "ok-2", "slow-3", "ok-4"])
+        XCTAssertEqual(h.results.map(\.verdict), [.pass, .error, .pass, .dropped, .dropped])
+        XCTAssertEqual(h.results[1].error?.code, .tooFewPoints)
+        XCTAssertEqual(h.results[3].error?.message, "shutdown: still in preprocessing at the drain timeout")
+        XCTAssertEqual(h.results[4].error?.message, "shutdown: drain timeout")
+        usleep(1_200_000) // the abandoned preprocessing finishes; its frame must not be published again
+        XCTAssertEqual(p.snapshot.published, 5)
+    }
+
+    /// Reload: the frame in inference finishes with the old stages; the frame the old
+    /// preprocessing prepared is preprocessed again by the new one and scored by the new inference.
+    func testReplacedStagesPreprocessAgain() {
+        let gate = DispatchSemaphore(value: 0), prepared = Calls()
+        let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), stages: taggedStages("old", gate: gate, prepared: prepared))
+        let h = PipelineHarness(pipeline: p)
+        p.submit(frame("f-0"))
+        p.submit(frame("f-1"))
+        XCTAssertTrue(waitUntil(2) { prepared.count == 2 && p.snapshot.inFlight == 1 })
+        p.replaceStages(taggedStages("new"))
+        gate.signal()
+        XCTAssertTrue(h.stop(drainTimeout: 5).drained)
+        XCTAssertEqual(h.results.map(\.model), ["old-prep/old-infer", "new-prep/new-infer"])
     }
 
     func testIdlePipelineIsHealthy() {

@@ -18,7 +18,7 @@ final class InputBoundsTests: XCTestCase {
         config.logging.journald = .off
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.001)] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0.001)]) }
         let thread = Thread { try? service.run() }
         thread.start()
         XCTAssertTrue(waitUntil(5) { service.inputEndpoint != nil })
@@ -51,7 +51,7 @@ final class InputBoundsTests: XCTestCase {
         config.output.endpoint = dir.endpoint("out")
         config.logging.journald = .off
         let logger = Logger(label: "test") { JournalLogHandler(label: $0, destination: .stderr) }
-        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.001)] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0.001)]) }
         let pipe = Pipe(), saved = dup(2)
         dup2(pipe.fileHandleForWriting.fileDescriptor, 2)
         let thread = Thread { try? service.run() }

@@ -54,7 +54,7 @@ final class MetricsEndpointTests: XCTestCase {
         var logger = Logger(label: "test") { _ in JournalFieldsCapture(records) }
         logger.logLevel = .info
         // slowScorer: even ids pass (score 1), odd ids reject (score 3), threshold 2; "fail-…" is a frame error.
-        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0.001)] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0.001)]) }
         let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
         let (thread, _) = startService(service)
         XCTAssertTrue(waitUntil(10) { service.metricsAddress != nil })

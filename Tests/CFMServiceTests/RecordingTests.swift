@@ -23,7 +23,7 @@ final class RecordingTests: XCTestCase {
         config.recording = recording
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let service = EdgeService(config: config, logger: logger) { _ in [slowScorer(0)] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0)]) }
         let (thread, _) = startService(service)
         XCTAssertTrue(waitUntil(10) { service.outputEndpoint != nil })
         let sensor = try FakeSensor(input: try XCTUnwrap(service.inputEndpoint), output: try XCTUnwrap(service.outputEndpoint))

@@ -24,7 +24,7 @@ final class ReplayJobTests: XCTestCase {
         let config = serviceTestConfig(dir)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let service = EdgeService(config: config, logger: logger) { _ in [Self.depthScorer] }
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [Self.depthScorer]) }
         let (thread, _) = startService(service)
         defer {
             service.requestStop()

@@ -23,7 +23,7 @@ final class ServiceLifecycleTests: XCTestCase {
         var config = serviceTestConfig(dir)
         config.pipeline.queueDepth = 1
         config.pipeline.drainTimeoutS = 0.3
-        let service = EdgeService(config: config, logger: quietLogger()) { _ in [slowScorer(0.2)] }
+        let service = EdgeService(config: config, logger: quietLogger()) { _ in FrameStages(scoring: [slowScorer(0.2)]) }
         let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
         let (thread, outcome) = startService(service)
         XCTAssertTrue(waitUntil(5) { service.stats != nil })
@@ -51,11 +51,11 @@ final class ServiceLifecycleTests: XCTestCase {
         config.pipeline.drainTimeoutS = 0.2
         let finished = Calls()
         let service = EdgeService(config: config, logger: quietLogger()) { c in
-            [{ frame in
+            FrameStages(scoring: [{ frame in
                 usleep(3_000_000)
                 finished.add(c)
                 return Inference(score: 1, threshold: 2, tier: "tiny", model: "fake")
-            }]
+            }])
         }
         let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
         let (thread, outcome) = startService(service)
@@ -89,7 +89,7 @@ final class ServiceLifecycleTests: XCTestCase {
         config.output.heartbeatIntervalS = 0.2
         let map = [Float](repeating: 0.5, count: 224 * 224)
         let service = EdgeService(config: config, logger: quietLogger()) { _ in
-            [{ _ in Inference(score: 1, threshold: 2, tier: "tiny", model: "fake", map: map) }]
+            FrameStages(scoring: [{ _ in Inference(score: 1, threshold: 2, tier: "tiny", model: "fake", map: map) }])
         }
         let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
         let idle = try ZMQSocket(sensor.context, .sub)
@@ -132,7 +132,7 @@ final class ServiceLifecycleTests: XCTestCase {
         config.output.pattern = .push
         config.output.heartbeatIntervalS = 0
         config.output.lingerMs = 200
-        let service = EdgeService(config: config, logger: quietLogger()) { _ in [slowScorer(0)] }
+        let service = EdgeService(config: config, logger: quietLogger()) { _ in FrameStages(scoring: [slowScorer(0)]) }
         let context = try ZMQContext()
         let sensor = try ZMQSocket(context, .push)
         try sensor.linger(milliseconds: 0)
@@ -177,7 +177,7 @@ final class ServiceLifecycleTests: XCTestCase {
         config.output.heartbeatIntervalS = 0
         let map = [Float](repeating: 0.5, count: 224 * 224)
         let service = EdgeService(config: config, logger: quietLogger()) { _ in
-            [{ _ in Inference(score: 1, threshold: 2, tier: "tiny", model: "fake", map: map) }]
+            FrameStages(scoring: [{ _ in Inference(score: 1, threshold: 2, tier: "tiny", model: "fake", map: map) }])
         }
         let idle = Process()
         idle.executableURL = URL(fileURLWithPath: python)

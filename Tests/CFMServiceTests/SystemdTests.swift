@@ -40,7 +40,68 @@ final class SystemdTests: XCTestCase {
     func testNoNotifySocketIsANoOp() {
         unsetenv("NOTIFY_SOCKET")
         XCTAssertFalse(SystemdNotifier().isActive)
-        XCTAssertEqual(SystemdNotifier().notify(["READY=1"]), 0)
+        XCTAssertEqual(SystemdNotifier.send(["READY=1"]), 0)
+        let n = SystemdNotifier()
+        n.ready()
+        XCTAssertTrue(n.flush(until: monotonicNs() + 100_000_000), "nothing queued")
+    }
+
+    /// A manager that stops reading NOTIFY_SOCKET (its datagram queue full) must not hold the
+    /// caller: while one message waits for room, later ones coalesce — a newer STATUS=
+    /// replaces one not sent, a lifecycle message with STATUS= replaces it too, a WATCHDOG=1
+    /// is not queued behind a waiting one — and once the manager reads, the lifecycle arrives
+    /// complete and in order.
+    func testUnreadNotifySocketCoalescesWithoutWaiting() {
+        let dir = TempDir()
+        let listener = ScopedNotifyListener(directory: dir)
+        let filled = fillDatagramQueue(listener.path)
+        XCTAssertGreaterThan(filled, 0)
+        let n = SystemdNotifier()
+        let started = monotonicNs()
+        n.ready(status: "starting")
+        XCTAssertTrue(waitUntil(2) { !n.flush(until: monotonicNs()) }, "the notifier's thread waits for room")
+        n.status("a")
+        n.watchdog()
+        n.status("b")
+        n.stopping(status: "c")
+        n.status("d")
+        n.watchdog()
+        n.watchdog()
+        XCTAssertLessThan(monotonicNs() - started, 500_000_000, "posting never waits for the manager")
+        XCTAssertFalse(n.flush(until: monotonicNs() + 100_000_000), "the manager is not reading")
+        let m = listener.receive(timeout: 3) { $0.count >= filled + 5 }
+        XCTAssertEqual(Array(m.dropFirst(filled)), ["READY=1\nSTATUS=starting", "WATCHDOG=1", "STOPPING=1\nSTATUS=c", "STATUS=d", "WATCHDOG=1"])
+        XCTAssertTrue(n.flush(until: monotonicNs() + 1_000_000_000))
+    }
+
+    /// The daemon with a manager that never reads NOTIFY_SOCKET and STATUS= every 0.1 s:
+    /// it serves, and a stop (what SIGTERM requests) ends `run` promptly with every frame
+    /// answered (main: the supervisor blocked in sd_notify and never saw the stop).
+    func testUnreadNotifySocketDoesNotHoldTheDaemon() throws {
+        let dir = TempDir()
+        let listener = ScopedNotifyListener(directory: dir)
+        let filled = fillDatagramQueue(listener.path)
+        var config = serviceTestConfig(dir)
+        config.watchdog.statusIntervalS = 0.1
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let service = EdgeService(config: config, logger: logger) { _ in FrameStages(scoring: [slowScorer(0)]) }
+        let sensor = try FakeSensor(input: config.input.endpoint, output: config.output.endpoint)
+        let (thread, outcome) = startService(service)
+        XCTAssertTrue(waitUntil(5) { service.stats != nil })
+        usleep(500_000) // five STATUS= intervals against the full queue
+        try sensor.send(FrameCodec.encode(makeFrame(id: "f-1", width: 8, height: 6)))
+        XCTAssertEqual(try sensor.results(1, timeout: 5).map(\.frameId), ["f-1"])
+        service.requestStop()
+        let stopped = waitUntil(3) { thread.isFinished }
+        XCTAssertTrue(stopped, "stop honoured while NOTIFY_SOCKET is unread")
+        if !stopped { // release the daemon so the tests can go on
+            XCTAssertTrue(waitUntil(30) { listener.drain(); return thread.isFinished })
+        }
+        XCTAssertEqual(outcome.value?.stats.published, 1)
+        let m = listener.receive(timeout: 3) { $0.contains { $0.hasPrefix("STOPPING=1") } }
+        let lifecycle = m.dropFirst(filled).filter { !$0.hasPrefix("STATUS=") }
+        XCTAssertEqual(lifecycle.map { $0.split(separator: "\n").first.map(String.init) ?? "" }, ["READY=1", "STOPPING=1"], "\(m)")
     }
 
     func testJournalFields() {
@@ -100,4 +161,31 @@ final class SystemdTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, output)
         XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "", output)
     }
+}
+
+/// Fills the datagram queue of the unix socket at `path` without blocking (as a manager
+/// that stops reading leaves it); returns how many datagrams it took.
+func fillDatagramQueue(_ path: String) -> Int {
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+    precondition(fd >= 0)
+    defer { close(fd) }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+        let bytes = Array(path.utf8)
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let message = Array("STATUS=filler".utf8)
+    var count = 0
+    while count < 10_000 {
+        let sent = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, message, message.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if sent < 0 { break }
+        count += 1
+    }
+    return count
 }
