@@ -9,7 +9,7 @@
 #
 # Usage: scripts/bench-peers.sh [--quick] [--tiers "tiny full"] [--runs N] [--threads N]
 #                               [--cfm PATH] [--work DIR]
-#   --quick    tier tiny, 3 timed runs: checks that everything runs and agrees (~5 min once the
+#   --quick    tier tiny, 3 timed runs: checks that everything runs and agrees (minutes once the
 #              environment is cached)
 #   --tiers    default "tiny full" (1 and 12 blocks); any of tiny small medium full
 #   --runs     timed runs per measurement (cfm bench frames), default 10
