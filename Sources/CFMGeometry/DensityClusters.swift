@@ -70,11 +70,11 @@ public struct DensityClusters: Sendable, Equatable {
             return
         }
         let grid = CellGrid(coordinates: points.baseAddress!, slots: n, foregroundOnly: false, side: eps / 2, reach: 2)
-        let (positionLabels, clusterCount) = grid.densityLabels(eps: eps, minPoints: minPoints)
-        var labels = [Int32](repeating: -1, count: n)
-        for (position, id) in grid.order.enumerated() { labels[Int(id)] = positionLabels[position] }
-        self.labels = labels
-        self.clusterCount = clusterCount
+        (labels, clusterCount) = grid.withDensityLabels(eps: eps, minPoints: minPoints) { positionLabels, clusterCount in
+            var labels = [Int32](repeating: -1, count: n)
+            for (position, id) in grid.order.enumerated() { labels[Int(id)] = positionLabels[position] }
+            return (labels, clusterCount)
+        }
     }
 
     /// The group the official preprocessing keeps, given `counts[label + 1]` (noise first):
@@ -96,11 +96,13 @@ extension CellGrid {
         return dx * dx + dy * dy + dz * dz < limit
     }
 
-    /// DBSCAN labels per position (see `DensityClusters`) and the number of clusters.
-    /// The grid must have been built with side eps / 2 and reach 2.
+    /// Calls `body` with the DBSCAN labels per position (see `DensityClusters`) and the number
+    /// of clusters. The grid must have been built with side eps / 2 and reach 2.
     ///
-    /// Memory: 4 bytes per point for the labels, 4 for the union–find, 1 for the core flags.
-    func densityLabels(eps: Double, minPoints: Int) -> (labels: [Int32], clusterCount: Int) {
+    /// Memory: 4 bytes per point for the union–find, which then holds the labels in place,
+    /// and 1 for the core flags.
+    func withDensityLabels<Result>(eps: Double, minPoints: Int,
+                                   _ body: (_ labels: UnsafeBufferPointer<Int32>, _ clusterCount: Int) -> Result) -> Result {
         let limit = eps * eps
         // Two points of a bounded cell are < √3/2 · eps apart; the shortcuts need that bound to
         // survive Float64 squaring (no overflow or underflow of eps²).
@@ -111,24 +113,30 @@ extension CellGrid {
         defer { components.deallocate() }
         let n = pointCount
 
-        // Clusters numbered by their smallest point id: per root the smallest id of its
-        // component, the roots sorted by it, then every core labelled through its root.
-        var labels = [Int32](repeating: .max, count: n)
-        var roots: [(smallestId: Int32, root: Int)] = []
-        labels.withUnsafeMutableBufferPointer { labels in
-            order.withUnsafeBufferPointer { order in
-                for p in 0..<n where isCore[p] {
-                    let r = components.root(p)
-                    if r == p { roots.append((.max, p)) }
-                    labels[r] = min(labels[r], order[p])
-                }
-                roots = roots.map { (labels[$0.root], $0.root) }.sorted { $0.smallestId < $1.smallestId }
-                for (cluster, entry) in roots.enumerated() { labels[entry.root] = Int32(cluster) }
-                for p in 0..<n where isCore[p] { labels[p] = labels[components.root(p)] }
+        // Clusters numbered by their smallest point id. Every core's entry is pointed straight
+        // at its root; the roots (the smallest position of their component, so met first and
+        // listed ascending) get the smallest id of their component and are sorted by it; then
+        // each core's entry is overwritten by its cluster — the union–find becomes the labels.
+        let labels = components.entries
+        var roots: [Int] = [], smallestId: [Int32] = []
+        for p in 0..<n where isCore[p] {
+            let r = components.root(p)
+            labels[p] = Int32(r)
+            if r == p {
+                roots.append(p)
+                smallestId.append(order[p])
+            } else {
+                let slot = roots.ascendingIndex(of: r)
+                smallestId[slot] = min(smallestId[slot], order[p])
             }
         }
+        var clusterOfSlot = [Int32](repeating: 0, count: roots.count)
+        for (cluster, slot) in roots.indices.sorted(by: { smallestId[$0] < smallestId[$1] }).enumerated() {
+            clusterOfSlot[slot] = Int32(cluster)
+        }
+        for p in 0..<n where isCore[p] { labels[p] = clusterOfSlot[roots.ascendingIndex(of: Int(labels[p]))] }
         // Border points: the smallest cluster among their core neighbours; the rest noise.
-        labels.withUnsafeMutableBufferPointer { labels in
+        do {
             isCore.withUnsafeBufferPointer { isCore in
                 parallelChunks(cellCount, minimumChunk: 8) { cells in
                     for cell in cells {
@@ -150,7 +158,7 @@ extension CellGrid {
                 }
             }
         }
-        return (labels, roots.count)
+        return body(UnsafeBufferPointer(labels), roots.count)
     }
 
     /// Per position: at least `minPoints` neighbours (itself included)? Each count stops as soon
@@ -340,18 +348,36 @@ struct CellBoxes {
     }
 }
 
+extension Array where Element == Int {
+    /// The index of `value` in this ascending array, which holds it (binary search).
+    func ascendingIndex(of value: Int) -> Int {
+        var low = 0, high = count - 1
+        while low < high {
+            let mid = (low + high) / 2
+            if self[mid] < value { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}
+
 /// Union–find over 0 ..< count whose roots are the smallest member (the larger root is
 /// attached below the smaller), with path halving. Manually managed storage (no copy-on-write
 /// checks in the hot loops): the owner calls `deallocate()` exactly once.
 struct UnionFind {
     private let parent: UnsafeMutablePointer<Int32>
+    let count: Int
 
     init(count: Int) {
+        self.count = count
         parent = .allocate(capacity: max(1, count))
         for i in 0..<count { parent[i] = Int32(i) }
     }
 
     func deallocate() { parent.deallocate() }
+
+    /// The parent entries themselves, for an owner that reuses them once the components are
+    /// read (`withDensityLabels` turns them into labels).
+    var entries: UnsafeMutableBufferPointer<Int32> { UnsafeMutableBufferPointer(start: parent, count: count) }
 
     func root(_ i: Int) -> Int {
         var i = i
@@ -372,24 +398,25 @@ extension OrganizedCloud {
     /// Clears every foreground point outside the group `DensityClusters.keptLabel` picks among
     /// the DBSCAN labels of the foreground points (eps metres, `minPoints`) and returns how
     /// many it cleared. The cloud is hashed in place (`CellGrid` over its foreground pixels),
-    /// so the labels are per grid position and never gathered into a point list: about 13
-    /// bytes per foreground point.
+    /// so the labels are per grid position and never gathered into a point list: about 9
+    /// bytes per foreground point (grid order, union–find turned labels, core flags).
     mutating func keepLargestDensityCluster(eps: Double, minPoints: Int) -> Int {
         let pixels = pixelCount
         guard pixels > 0 else { return 0 }
         return coordinates.withUnsafeMutableBufferPointer { c in
             let grid = CellGrid(coordinates: c.baseAddress!, slots: pixels, foregroundOnly: true, side: eps / 2, reach: 2)
-            let (labels, clusterCount) = grid.densityLabels(eps: eps, minPoints: minPoints)
-            var counts = [Int](repeating: 0, count: clusterCount + 1)  // index label + 1
-            for label in labels { counts[Int(label) + 1] += 1 }
-            guard let kept = DensityClusters.keptLabel(counts: counts) else { return 0 }
-            var removed = 0
-            for (position, pixel) in grid.order.enumerated() where labels[position] != kept {
-                let i = 3 * Int(pixel)
-                (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
-                removed += 1
+            return grid.withDensityLabels(eps: eps, minPoints: minPoints) { labels, clusterCount in
+                var counts = [Int](repeating: 0, count: clusterCount + 1)  // index label + 1
+                for label in labels { counts[Int(label) + 1] += 1 }
+                guard let kept = DensityClusters.keptLabel(counts: counts) else { return 0 }
+                var removed = 0
+                for (position, pixel) in grid.order.enumerated() where labels[position] != kept {
+                    let i = 3 * Int(pixel)
+                    (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
+                    removed += 1
+                }
+                return removed
             }
-            return removed
         }
     }
 }
