@@ -30,8 +30,10 @@ public enum ClusterCleaning: String, CaseIterable, Sendable, Codable {
 /// it; the cells only bound which pairs are compared. Two points of one bounded cell are
 /// always neighbours (at most √3/2 · eps apart), so a bounded cell with at least `minPoints`
 /// points is all core without a comparison, a smaller one counts its own points wholesale,
-/// and its cores are one component; only cells with clamped or non-finite coordinates are
-/// compared pair by pair. Core counting stops at `minPoints` neighbours. Across cells, a pair
+/// and its cores are one component. A neighbour cell whose bounding box lies wholly within
+/// eps of a point, or wholly beyond, is decided whole (`CellBoxes`); only straddling cells and
+/// cells with clamped or non-finite coordinates are compared point by point. Core counting
+/// stops at `minPoints` neighbours. Across cells, a pair
 /// of cells whose cores are already in one component is skipped, otherwise their cores are
 /// compared until one link is found. On a dense surface at sensor resolution (hundreds of
 /// points per cell) this leaves a few Float64 comparisons per *cell pair*, not per point:
