@@ -81,8 +81,9 @@ public struct MiniPointNet: Sendable {
     let conv3Global: [Float], conv3Point: [Float], conv3Bias: [Float]
     let bn1: BatchNorm, bn2: BatchNorm
 
-    /// Groups per work chunk: 16 × 128 points keeps a chunk's activations within a few MB.
-    static let chunkGroups = 16
+    /// Groups per work chunk: 8 × 128 points (GEMMs of 1024 rows) keeps a chunk's
+    /// activations within a few MB per core.
+    static let chunkGroups = 8
 
     /// Loads `encoder.first_conv.{0,1,3}` and `encoder.second_conv.{0,1,3}`.
     public init(_ weights: SafeTensors, hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int,
