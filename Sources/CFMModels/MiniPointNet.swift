@@ -63,11 +63,15 @@ struct BatchNorm: Sendable {
 ///   the 3-d inputs, since the first convolution is linear;
 /// - the [g, h] concat splits the 2·c2→c3 convolution into a per-group GEMM on g and a
 ///   per-point GEMM on h;
-/// - the second BN's frame statistics follow from the first and second moments of h (a
-///   SYRK over the c2-wide h instead of a pass over the c3-wide activations), the per-group
-///   term's spread and their cross term, since that convolution is linear too;
-/// - groups are processed in chunks that never materialise the c3-wide activations of the
-///   whole frame;
+/// - the second BN's frame statistics follow from the first and second moments of h (each
+///   group's mean and a SYRK over h centred on it, instead of a pass over the c3-wide
+///   activations), the per-group term's spread and their cross term, since that
+///   convolution is linear too;
+/// - h is linear in r = ReLU(BN(conv1(x))) (no nonlinearity after conv2), so the per-point
+///   half composes with conv2: h·W_pᵀ = r·(W_p·W2)ᵀ + W_p·b2, one c1→c3 GEMM on r, which is
+///   recomputed from the 3-d inputs (cheap) — the frame's h is never stored;
+/// - groups are processed in chunks that never materialise the c2- or c3-wide activations
+///   of the whole frame;
 /// - BatchNorm (frame or running statistics) is folded into the preceding convolution.
 public struct MiniPointNet: Sendable {
     public let hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int
@@ -77,8 +81,9 @@ public struct MiniPointNet: Sendable {
     let conv3Global: [Float], conv3Point: [Float], conv3Bias: [Float]
     let bn1: BatchNorm, bn2: BatchNorm
 
-    /// Groups per work chunk: 16 × 128 points keeps a chunk's activations within a few MB.
-    static let chunkGroups = 16
+    /// Groups per work chunk: 8 × 128 points (GEMMs of 1024 rows) keeps a chunk's
+    /// activations within a few MB per core.
+    static let chunkGroups = 8
 
     /// Loads `encoder.first_conv.{0,1,3}` and `encoder.second_conv.{0,1,3}`.
     public init(_ weights: SafeTensors, hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int,
@@ -99,11 +104,12 @@ public struct MiniPointNet: Sendable {
     /// Buffers for `groups` groups of `members` points, reused across frames.
     public struct Workspace: Sendable {
         let groups: Int, members: Int
-        let h2: ScratchBuffer<Float>, global: ScratchBuffer<Float>, globalTerm: ScratchBuffer<Float>
-        /// Per worker: c1-, c3- and out-wide activations of one chunk.
-        let h1Chunks: ScratchBuffer<Float>, h3Chunks: ScratchBuffer<Float>, h4Chunks: ScratchBuffer<Float>
-        /// Second BN's frame statistics: each group's mean h [groups, c2], and per worker the
-        /// sum of (h − μ)(h − μ)ᵀ over its chunks [c2, c2] (upper triangle).
+        let global: ScratchBuffer<Float>, globalTerm: ScratchBuffer<Float>
+        /// Per worker: c1-, c2-, c3- and out-wide activations of one chunk.
+        let h1Chunks: ScratchBuffer<Float>, h2Chunks: ScratchBuffer<Float>
+        let h3Chunks: ScratchBuffer<Float>, h4Chunks: ScratchBuffer<Float>
+        /// Second BN's frame statistics: each group's mean h̄ [groups, c2], and per worker the
+        /// sum of (h − h̄)(h − h̄)ᵀ over the points of its chunks [c2, c2] (upper triangle).
         let groupMeans: ScratchBuffer<Float>, scatter: ScratchBuffer<Float>
     }
 
@@ -111,10 +117,10 @@ public struct MiniPointNet: Sendable {
         let rows = Self.chunkGroups * members
         return Workspace(
             groups: groups, members: members,
-            h2: ScratchBuffer(count: groups * members * hidden2),
             global: ScratchBuffer(count: groups * hidden2),
             globalTerm: ScratchBuffer(count: groups * hidden3),
             h1Chunks: ScratchBuffer(count: cpuCount * rows * hidden1),
+            h2Chunks: ScratchBuffer(count: cpuCount * rows * hidden2),
             h3Chunks: ScratchBuffer(count: cpuCount * rows * hidden3),
             h4Chunks: ScratchBuffer(count: cpuCount * rows * outChannels),
             groupMeans: ScratchBuffer(count: groups * hidden2),
@@ -129,19 +135,17 @@ public struct MiniPointNet: Sendable {
         let affine1 = mode == .frame ? bn1.affine(closedFormFor: conv1, inputs: neighborhoods) : bn1.runningAffine
         let first = affine1.fold(weight: conv1.weight, bias: conv1.bias!, inFeatures: 3)
 
-        // Stage 1, per chunk: h2 = conv2(ReLU(BN(conv1(x)))), g = max over the group.
+        // Stage 1, per chunk: h = conv2(r), g = max over the group; in frame mode also each
+        // group's mean of h and the scatter of h around it (the second BN's statistics).
+        if mode == .frame { ws.scatter.zero() }
         forEachChunk(groups: g) { worker, range in
-            let rows = range.count * k, h1 = ws.h1Chunks[worker * Self.chunkGroups * k * hidden1]
-            neighborhoods.withUnsafeBufferPointer { x in
-                linear(rows: rows, inFeatures: 3, outFeatures: hidden1, x: x.baseAddress! + range.lowerBound * k * 3,
-                       weight: first.weight, bias: first.bias, y: h1)
-            }
-            reluInPlace(h1, count: rows * hidden1)
-            let h2 = ws.h2[range.lowerBound * k * hidden2]
-            linear(rows: rows, inFeatures: hidden1, outFeatures: hidden2, x: h1, weight: conv2.weight, bias: conv2.bias,
-                   y: h2)
-            maxOverMembers(h2, groups: range.count, members: k, channels: hidden2,
+            let r = firstLayer(range, first, neighborhoods: neighborhoods, workspace: ws, worker: worker)
+            let h = ws.h2Chunks[worker * Self.chunkGroups * k * hidden2]
+            linear(rows: range.count * k, inFeatures: hidden1, outFeatures: hidden2, x: r, weight: conv2.weight,
+                   bias: conv2.bias, y: h)
+            maxOverMembers(h, groups: range.count, members: k, channels: hidden2,
                            out: ws.global[range.lowerBound * hidden2])
+            if mode == .frame { accumulateScatter(range, h: h, workspace: ws, worker: worker) }
         }
         // The per-group half of the split convolution: g·W_gᵀ + b.
         linear(rows: g, inFeatures: hidden2, outFeatures: hidden3, x: ws.global.base, weight: conv3Global, bias: conv3Bias,
@@ -149,19 +153,30 @@ public struct MiniPointNet: Sendable {
 
         let affine2 = mode == .frame ? secondStatistics(ws) : bn2.runningAffine
         let point = affine2.fold(weight: conv3Point, bias: [Float](repeating: 0, count: hidden3), inFeatures: hidden2)
+        // The per-point half composed with conv2: W_p·W2 [c3, c1], and W_p·b2 joins the per-group term.
+        var composed = [Float](repeating: 0, count: hidden3 * hidden1)
+        gemm(m: hidden3, n: hidden1, k: hidden2, a: point.weight, lda: hidden2, b: conv2.weight, ldb: hidden1,
+             c: &composed, ldc: hidden1)
+        let conv2Bias = conv2.bias!
+        let pointBias = (0..<hidden3).map { c in
+            Float((0..<hidden2).reduce(0.0) { $0 + Double(point.weight[c * hidden2 + $1]) * Double(conv2Bias[$1]) })
+        }
         let term = ws.globalTerm.base
         for r in 0..<g {
-            for c in 0..<hidden3 { term[r * hidden3 + c] = term[r * hidden3 + c] * affine2.scale[c] + affine2.shift[c] }
+            for c in 0..<hidden3 {
+                term[r * hidden3 + c] = term[r * hidden3 + c] * affine2.scale[c] + affine2.shift[c] + pointBias[c]
+            }
         }
 
-        // Stage 2, per chunk: out = max over the group of conv4(ReLU(BN(conv3([g, h2])))).
+        // Stage 2, per chunk: out = max over the group of conv4(ReLU(BN(conv3([g, h])))).
         var tokens = Tensor(shape: [g, outChannels])
         tokens.withUnsafeMutableBufferPointer { out in
             forEachChunk(groups: g) { worker, range in
                 let rows = range.count * k
+                let r = firstLayer(range, first, neighborhoods: neighborhoods, workspace: ws, worker: worker)
                 let h3 = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
                 let h4 = ws.h4Chunks[worker * Self.chunkGroups * k * outChannels]
-                pointConvolution(range, weight: point.weight, workspace: ws, into: h3)
+                pointConvolution(range, r: r, weight: composed, workspace: ws, into: h3)
                 reluInPlace(h3, count: rows * hidden3)
                 linear(rows: rows, inFeatures: hidden3, outFeatures: outChannels, x: h3, weight: conv4.weight,
                        bias: conv4.bias, y: h4)
@@ -172,59 +187,59 @@ public struct MiniPointNet: Sendable {
         return tokens
     }
 
-    /// `h3 = h2·W_pᵀ + globalTerm[group]` for the groups in `range`, into `h3`.
-    private func pointConvolution(_ range: Range<Int>, weight: [Float], workspace ws: Workspace,
+    /// r = ReLU(BN(conv1(x))) [points, c1] of the groups in `range`, with `first` the folded
+    /// conv1 + BN, into the worker's c1-wide chunk buffer (returned).
+    private func firstLayer(_ range: Range<Int>, _ first: (weight: [Float], bias: [Float]), neighborhoods: Tensor,
+                            workspace ws: Workspace, worker: Int) -> UnsafeMutablePointer<Float> {
+        let rows = range.count * ws.members, r = ws.h1Chunks[worker * Self.chunkGroups * ws.members * hidden1]
+        neighborhoods.withUnsafeBufferPointer { x in
+            linear(rows: rows, inFeatures: 3, outFeatures: hidden1, x: x.baseAddress! + range.lowerBound * ws.members * 3,
+                   weight: first.weight, bias: first.bias, y: r)
+        }
+        reluInPlace(r, count: rows * hidden1)
+        return r
+    }
+
+    /// `h3 = r·W_cᵀ + globalTerm[group]` for the groups in `range` (W_c = W_p·W2 [c3, c1]), into `h3`.
+    private func pointConvolution(_ range: Range<Int>, r: UnsafePointer<Float>, weight: [Float], workspace ws: Workspace,
                                   into h3: UnsafeMutablePointer<Float>) {
         let k = ws.members
         for (i, group) in range.enumerated() {
             let term = ws.globalTerm[group * hidden3]
             for m in 0..<k { (h3 + (i * k + m) * hidden3).update(from: term, count: hidden3) }
         }
-        gemm(m: range.count * k, n: hidden3, k: hidden2, a: ws.h2[range.lowerBound * k * hidden2], lda: hidden2,
-             b: weight, ldb: hidden2, transposeB: true, beta: 1, c: h3, ldc: hidden3)
+        gemm(m: range.count * k, n: hidden3, k: hidden1, a: r, lda: hidden1,
+             b: weight, ldb: hidden1, transposeB: true, beta: 1, c: h3, ldc: hidden3)
+    }
+
+    /// Each group's mean h̄ of `h` (the chunk's [points, c2]) into `groupMeans`, then
+    /// Σ (h − h̄)(h − h̄)ᵀ into the worker's scatter (`h` is centred in place).
+    private func accumulateScatter(_ range: Range<Int>, h: UnsafeMutablePointer<Float>, workspace ws: Workspace, worker: Int) {
+        let (k, c2) = (ws.members, hidden2)
+        for (i, group) in range.enumerated() {
+            let mean = ws.groupMeans[group * c2], rows = h + i * k * c2
+            mean.update(repeating: 0, count: c2)
+            for m in 0..<k { for j in 0..<c2 { mean[j] += rows[m * c2 + j] } }
+            for j in 0..<c2 { mean[j] /= Float(k) }
+            for m in 0..<k { for j in 0..<c2 { rows[m * c2 + j] -= mean[j] } }
+        }
+        symmetricRankUpdate(n: c2, k: range.count * k, a: h, c: ws.scatter[worker * c2 * c2])
     }
 
     /// Frame statistics of the second BatchNorm, exactly, without its c3-wide inputs: per point
     /// x = W_p·h + T[group] (T = the per-group term), so with μ the mean of h, Σ its covariance,
     /// h̄ and T̄ per-group and overall means (all groups have the same size):
     /// mean = W_p·μ + T̄, variance_c = w_cᵀ Σ w_c + Var_g(T_c) + 2 w_c · Cov_g(h̄, T_c).
-    /// Σ comes from a SYRK over the centred h of each chunk; the rest is per group. Float64
-    /// wherever values are combined across the frame.
+    /// Σ = (scatter within the groups, from stage 1) / points + the covariance of the group
+    /// means. Float64 wherever values are combined across the frame.
     private func secondStatistics(_ ws: Workspace) -> ChannelAffine {
         let (g, k, c2, c3) = (ws.groups, ws.members, hidden2, hidden3)
-        // Per-group means of h, then their mean μ.
-        forEachChunk(groups: g) { _, range in
-            for group in range {
-                let mean = ws.groupMeans[group * c2], h = ws.h2[group * k * c2]
-                mean.update(repeating: 0, count: c2)
-                for m in 0..<k { for j in 0..<c2 { mean[j] += h[m * c2 + j] } }
-                for j in 0..<c2 { mean[j] /= Float(k) }
-            }
-        }
         var mu = [Double](repeating: 0, count: c2)
         for group in 0..<g { for j in 0..<c2 { mu[j] += Double(ws.groupMeans.base[group * c2 + j]) } }
         mu = mu.map { $0 / Double(g) }
-        let muFloat = mu.map(Float.init)
 
-        // Σ (h − μ)(h − μ)ᵀ over all points, per worker, into the upper triangle.
-        ws.scatter.zero()
-        forEachChunk(groups: g) { worker, range in
-            let rows = range.count * k, centred = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
-            let h = ws.h2[range.lowerBound * k * c2]
-            for r in 0..<rows { for j in 0..<c2 { centred[r * c2 + j] = h[r * c2 + j] - muFloat[j] } }
-            symmetricRankUpdate(n: c2, k: rows, a: centred, c: ws.scatter[worker * c2 * c2])
-        }
-        var covariance = [Float](repeating: 0, count: c2 * c2)
-        let n = Double(g * k)
-        for a in 0..<c2 {
-            for b in a..<c2 {
-                let sum = (0..<cpuCount).reduce(0.0) { $0 + Double(ws.scatter.base[$1 * c2 * c2 + a * c2 + b]) }
-                covariance[a * c2 + b] = Float(sum / n)
-                covariance[b * c2 + a] = covariance[a * c2 + b]
-            }
-        }
-
-        // Centred per-group means and terms, for the cross covariance C = (1/G) Σ_g (h̄ − μ)(T − T̄)ᵀ [c2, c3].
+        // Centred per-group means and terms: the spread of the group means, and the cross
+        // covariance C = (1/G) Σ_g (h̄ − μ)(T − T̄)ᵀ [c2, c3].
         var termMean = [Double](repeating: 0, count: c3)
         for group in 0..<g { for c in 0..<c3 { termMean[c] += Double(ws.globalTerm.base[group * c3 + c]) } }
         termMean = termMean.map { $0 / Double(g) }
@@ -238,6 +253,19 @@ public struct MiniPointNet: Sendable {
                 termVariance[c] += d * d / Double(g)
             }
         }
+        var between = [Float](repeating: 0, count: c2 * c2)
+        gemm(m: c2, n: c2, k: g, alpha: 1 / Float(g), a: centredMeans, lda: c2, transposeA: true,
+             b: centredMeans, ldb: c2, c: &between, ldc: c2)
+        var covariance = [Float](repeating: 0, count: c2 * c2)
+        let n = Double(g * k)
+        for a in 0..<c2 {
+            for b in a..<c2 {
+                let within = (0..<cpuCount).reduce(0.0) { $0 + Double(ws.scatter.base[$1 * c2 * c2 + a * c2 + b]) }
+                covariance[a * c2 + b] = Float(within / n + Double(between[a * c2 + b]))
+                covariance[b * c2 + a] = covariance[a * c2 + b]
+            }
+        }
+
         var cross = [Float](repeating: 0, count: c2 * c3)
         gemm(m: c2, n: c3, k: g, alpha: 1 / Float(g), a: centredMeans, lda: c2, transposeA: true,
              b: centredTerms, ldb: c3, c: &cross, ldc: c3)
@@ -274,9 +302,11 @@ public struct MiniPointNet: Sendable {
     public func flops(groups: Int, members: Int) -> Double {
         let n = Double(groups * members)
         let frameStatistics = n * Double(hidden2 * (hidden2 + 1))  // the SYRK
-            + 2 * Double(groups * hidden2 * hidden3) + 2 * Double(hidden3 * hidden2 * hidden2)
-        return 2 * n * Double(3 * hidden1 + hidden1 * hidden2 + hidden2 * hidden3 + hidden3 * outChannels)
-            + 2 * Double(groups * hidden2 * hidden3) + (mode == .frame ? frameStatistics : 0)
+            + 2 * Double(groups * hidden2 * (hidden3 + hidden2)) + 2 * Double(hidden3 * hidden2 * hidden2)
+        // conv1 twice (stage 1, recomputed in stage 2), conv2, the composed c1→c3, conv4.
+        return 2 * n * Double(2 * 3 * hidden1 + hidden1 * hidden2 + hidden1 * hidden3 + hidden3 * outChannels)
+            + 2 * Double(groups * hidden2 * hidden3) + 2 * Double(hidden3 * hidden1 * hidden2)
+            + (mode == .frame ? frameStatistics : 0)
     }
 }
 

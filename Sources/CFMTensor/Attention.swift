@@ -5,7 +5,9 @@
 /// `h·headDim ..< (h+1)·headDim` of each third. For every head,
 /// `out[:, head] = softmax(q·kᵀ / √headDim) · v`, written into `out` [tokens, dim].
 /// Heads are addressed in place through leading dimensions (no copies) and run in
-/// parallel; `scores` is scratch of `attentionScratchCount(tokens:)` values.
+/// parallel; queries go in blocks of `attentionQueryBlock` rows (softmax is per row, so
+/// this is exact), so `scores` — scratch of `attentionScratchCount(tokens:)` values — holds
+/// one block's scores per core instead of a whole tokens×tokens matrix.
 public func multiHeadAttention(
     tokens: Int, dim: Int, heads: Int,
     qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>
@@ -14,19 +16,27 @@ public func multiHeadAttention(
     let headDim = dim / heads
     let scale = 1 / Float(headDim).squareRoot()
     parallelWorkers(heads) { worker, headRange in
-        let s = scores + worker * tokens * tokens
+        let s = scores + worker * attentionQueryBlock * tokens
         for h in headRange {
             let q = qkv + h * headDim, k = q + dim, v = q + 2 * dim
-            gemm(m: tokens, n: tokens, k: headDim, alpha: scale,
-                 a: q, lda: 3 * dim, b: k, ldb: 3 * dim, transposeB: true,
-                 c: s, ldc: tokens)
-            for r in 0..<tokens { softmaxInPlace(s + r * tokens, count: tokens) }
-            gemm(m: tokens, n: headDim, k: tokens,
-                 a: s, lda: tokens, b: v, ldb: 3 * dim,
-                 c: out + h * headDim, ldc: dim)
+            for first in stride(from: 0, to: tokens, by: attentionQueryBlock) {
+                let rows = min(attentionQueryBlock, tokens - first)
+                gemm(m: rows, n: tokens, k: headDim, alpha: scale,
+                     a: q + first * 3 * dim, lda: 3 * dim, b: k, ldb: 3 * dim, transposeB: true,
+                     c: s, ldc: tokens)
+                for r in 0..<rows { softmaxInPlace(s + r * tokens, count: tokens) }
+                gemm(m: rows, n: headDim, k: tokens,
+                     a: s, lda: tokens, b: v, ldb: 3 * dim,
+                     c: out + first * dim + h * headDim, ldc: dim)
+            }
         }
     }
 }
 
-/// Scratch values `multiHeadAttention` needs for `tokens` tokens (one score matrix per core).
-public func attentionScratchCount(tokens: Int) -> Int { cpuCount * tokens * tokens }
+/// Query rows per block of `multiHeadAttention`: large enough that the per-block GEMMs run
+/// at full speed (each packs the head's keys and values again), small enough that a
+/// block's scores stay within 1 MB at 1024 tokens.
+public let attentionQueryBlock = 256
+
+/// Scratch values `multiHeadAttention` needs for `tokens` tokens (one block of scores per core).
+public func attentionScratchCount(tokens: Int) -> Int { cpuCount * attentionQueryBlock * tokens }

@@ -1,13 +1,66 @@
 import COpenBLAS
+import Foundation
 
 /// OpenBLAS, used single-threaded: the engine splits work across cores itself
 /// (`parallelChunks`), so OpenBLAS's own pool would only spin against it.
 public enum BLAS {
-    /// Set once, before the first GEMM.
-    static let singleThreaded: Void = openblas_set_num_threads(1)
+    /// Set once, before the first GEMM: kernels matched to the CPU, one thread.
+    static let configured: Void = {
+        selectKernelsByFeatures()
+        openblas_set_num_threads(1)
+    }()
 
     /// Threads OpenBLAS uses per call (1 once a GEMM has run).
     public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// The kernel set OpenBLAS runs ("Cooperlake", "SkylakeX", "Haswell", …).
+    public static var kernels: String { String(cString: openblas_get_corename()) }
+
+    /// OpenBLAS chooses its kernels when it loads, by CPU model number, and takes its generic
+    /// SSE3 set ("Prescott") for a model it does not know — an AVX-512 CPU newer than the
+    /// library then runs every GEMM ~3× slower (OpenBLAS 0.3.21 on a Xeon of model 207:
+    /// 44 against 145 GFLOP/s on the ViT's qkv GEMM, tools/gemm-bench). Unless `OPENBLAS_CORETYPE` was set by the user, that
+    /// fallback is replaced by the kernels the CPU's features allow, through the same
+    /// variable and OpenBLAS's own (dynamic-architecture) selection entry points.
+    static func selectKernelsByFeatures() {
+        guard getenv("OPENBLAS_CORETYPE") == nil, kernels == "Prescott",
+              let core = CPUFeatures.current.openBLASCore,
+              let quit = dynamicSymbol("gotoblas_dynamic_quit"), let initialize = dynamicSymbol("gotoblas_dynamic_init")
+        else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        quit()
+        initialize()
+    }
+
+    /// A `void f(void)` function of the loaded libraries, if there is one by that name.
+    private static func dynamicSymbol(_ name: String) -> (@convention(c) () -> Void)? {
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), name).map { unsafeBitCast($0, to: (@convention(c) () -> Void).self) }
+    }
+}
+
+/// The instruction-set extensions of this CPU (Linux: the `flags` line of /proc/cpuinfo,
+/// names as the kernel spells them, e.g. `avx512_bf16`; none elsewhere).
+public struct CPUFeatures: Sendable {
+    public let flags: Set<String>
+
+    /// This machine's.
+    public static let current = CPUFeatures(
+        cpuinfo: (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
+
+    /// The features of the first processor listed in `cpuinfo` (/proc/cpuinfo's format).
+    public init(cpuinfo: String) {
+        let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }
+        flags = Set((line?.split(separator: ":").last?.split(separator: " ") ?? []).map(String.init))
+    }
+
+    /// The best OpenBLAS x86-64 kernel set these features run, or nil for none better than SSE3.
+    public var openBLASCore: String? {
+        let avx512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
+        if avx512 && flags.contains("avx512_bf16") { return "Cooperlake" }
+        if avx512 { return "SkylakeX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        return nil
+    }
 }
 
 /// `C = alpha · op(A) · op(B) + beta · C` on row-major matrices (`cblas_sgemm`).
@@ -21,7 +74,7 @@ public func gemm(
     b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
-    BLAS.singleThreaded
+    BLAS.configured
     cblas_sgemm(
         CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -30,7 +83,7 @@ public func gemm(
 /// `C += Aᵀ·A` for a row-major `A` [k, n] (`cblas_ssyrk`): a sum of outer products of A's
 /// rows at half a GEMM's cost. Only C's upper triangle (row ≤ column) is updated.
 public func symmetricRankUpdate(n: Int, k: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-    BLAS.singleThreaded
+    BLAS.configured
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(k), 1, a, Int32(n), 1, c, Int32(n))
 }
 

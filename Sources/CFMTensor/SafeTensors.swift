@@ -28,7 +28,13 @@ public enum SafeTensorsError: Error, Equatable, CustomStringConvertible {
 
 /// A safetensors file opened for reading: 8 bytes of little-endian header length, a JSON
 /// header `{name: {dtype, shape, data_offsets}}` (plus optional `__metadata__`), then the
-/// raw little-endian data. The file is memory-mapped; tensors are widened to Float32 on access.
+/// raw little-endian data.
+///
+/// Only the header is read on opening; each `tensor` call reads that tensor's bytes
+/// straight into its Float32 storage. Nothing of the file stays resident: a model that
+/// loads its weights tensor by tensor peaks at the weights it keeps (a memory map would
+/// add every page it touched to the resident set while it is open), and blocks a pruned
+/// model does not load are never read.
 public struct SafeTensors: Sendable {
     /// Where one tensor lives in the data section.
     public struct Entry: Sendable, Equatable {
@@ -44,7 +50,9 @@ public struct SafeTensors: Sendable {
     public let entries: [String: Entry]
     /// The free-form string map under `__metadata__`.
     public let metadata: [String: String]
-    private let bytes: Data
+    /// The open file: tensors are read from the file that was validated, even if the path is
+    /// replaced meanwhile.
+    private let file: OpenFile
     private let dataStart: Int
 
     private static let itemSizes = ["F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4,
@@ -53,34 +61,34 @@ public struct SafeTensors: Sendable {
     /// Opens and validates `url`: header size, JSON structure, dtypes and that every tensor's
     /// bytes lie inside the file with the size its shape implies.
     public init(contentsOf url: URL) throws(SafeTensorsError) {
-        let file = url.path
-        path = file
-        do {
-            bytes = try Data(contentsOf: url, options: .alwaysMapped)
-        } catch {
-            throw .unreadable(file: file, reason: (error as NSError).localizedDescription)
+        let path = url.path
+        self.path = path
+        file = try OpenFile(path: path)
+        let fileSize = file.size
+        guard fileSize >= 8 else {
+            throw .truncated(file: path, detail: "\(fileSize) bytes, fewer than the 8-byte header length")
         }
-        guard bytes.count >= 8 else {
-            throw .truncated(file: file, detail: "\(bytes.count) bytes, fewer than the 8-byte header length")
-        }
-        let headerLength = bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard headerLength <= UInt64(bytes.count - 8) else {
-            throw .truncated(file: file, detail: "header of \(headerLength) bytes but the file has \(bytes.count)")
+        let headerLength = try file.read(count: 8, at: 0).enumerated()
+            .reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard headerLength <= UInt64(fileSize - 8) else {
+            throw .truncated(file: path, detail: "header of \(headerLength) bytes but the file has \(fileSize)")
         }
         dataStart = 8 + Int(headerLength)
         let json: Any
         do {
-            json = try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<dataStart))
+            json = try JSONSerialization.jsonObject(with: Data(try file.read(count: Int(headerLength), at: 8)))
+        } catch let error as SafeTensorsError {
+            throw error
         } catch {
-            throw .badHeader(file: file, detail: "not JSON")
+            throw .badHeader(file: path, detail: "not JSON")
         }
-        guard let header = json as? [String: Any] else { throw .badHeader(file: file, detail: "not a JSON object") }
+        guard let header = json as? [String: Any] else { throw .badHeader(file: path, detail: "not a JSON object") }
         var entries: [String: Entry] = [:]
         var metadata: [String: String] = [:]
-        let dataLength = bytes.count - dataStart
+        let dataLength = fileSize - dataStart
         for (name, value) in header {
             if name == "__metadata__" {
-                guard let map = value as? [String: Any] else { throw .badHeader(file: file, detail: "__metadata__ is not an object") }
+                guard let map = value as? [String: Any] else { throw .badHeader(file: path, detail: "__metadata__ is not an object") }
                 for (k, v) in map { metadata[k] = v as? String ?? "\(v)" }
                 continue
             }
@@ -88,18 +96,18 @@ public struct SafeTensors: Sendable {
                   let shape = (spec["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
                   let offsets = (spec["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
                   shape.count == (spec["shape"] as? [Any])?.count, offsets.count == 2
-            else { throw .badHeader(file: file, detail: "entry '\(name)' lacks dtype, shape or data_offsets") }
+            else { throw .badHeader(file: path, detail: "entry '\(name)' lacks dtype, shape or data_offsets") }
             guard let itemSize = Self.itemSizes[dtype] else {
-                throw .unsupportedDType(file: file, key: name, dtype: dtype)
+                throw .unsupportedDType(file: path, key: name, dtype: dtype)
             }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw .badHeader(file: file, detail: "entry '\(name)' has a negative shape or inverted offsets")
+                throw .badHeader(file: path, detail: "entry '\(name)' has a negative shape or inverted offsets")
             }
             guard offsets[1] <= dataLength else {
-                throw .truncated(file: file, detail: "tensor '\(name)' ends at byte \(offsets[1]) of a \(dataLength)-byte data section")
+                throw .truncated(file: path, detail: "tensor '\(name)' ends at byte \(offsets[1]) of a \(dataLength)-byte data section")
             }
             guard offsets[1] - offsets[0] == shape.reduce(itemSize, *) else {
-                throw .badHeader(file: file, detail: "tensor '\(name)' of shape \(shape) \(dtype) spans \(offsets[1] - offsets[0]) bytes")
+                throw .badHeader(file: path, detail: "tensor '\(name)' of shape \(shape) \(dtype) spans \(offsets[1] - offsets[0]) bytes")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, byteRange: offsets[0]..<offsets[1])
         }
@@ -121,12 +129,20 @@ public struct SafeTensors: Sendable {
             throw .unsupportedDType(file: path, key: name, dtype: entry.dtype)
         }
         let count = entry.shape.reduce(1, *)
+        let offset = dataStart + entry.byteRange.lowerBound
         var scalars = [Float](repeating: 0, count: count)
-        let start = dataStart + entry.byteRange.lowerBound
-        bytes.withUnsafeBytes { raw in
-            let src = UnsafeRawBufferPointer(rebasing: raw[start..<(start + entry.byteRange.count)])
-            scalars.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<count { dst[i] = dtype.load(src, index: i) }
+        if dtype == .f32 {
+            // Straight into the tensor's storage: no second copy of the weights.
+            try scalars.withUnsafeMutableBytes { file.read(into: $0, at: offset) }.get()
+            #if _endian(big)
+            for i in 0..<count { scalars[i] = Float(bitPattern: UInt32(littleEndian: scalars[i].bitPattern)) }
+            #endif
+        } else {
+            let raw = try file.read(count: entry.byteRange.count, at: offset)
+            raw.withUnsafeBytes { src in
+                scalars.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<count { dst[i] = dtype.load(src, index: i) }
+                }
             }
         }
         return Tensor(shape: entry.shape, scalars: scalars)
@@ -167,6 +183,51 @@ public struct SafeTensors: Sendable {
         } catch {
             throw .unwritable(file: url.path, reason: (error as NSError).localizedDescription)
         }
+    }
+}
+
+/// A read-only file descriptor with positional reads; closed when the last reader is gone.
+private final class OpenFile: Sendable {
+    let path: String
+    let descriptor: Int32
+    /// Size in bytes when opened.
+    let size: Int
+
+    init(path: String) throws(SafeTensorsError) {
+        self.path = path
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .unreadable(file: path, reason: String(cString: strerror(errno))) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw .unreadable(file: path, reason: reason)
+        }
+        size = Int(status.st_size)
+    }
+
+    deinit { close(descriptor) }
+
+    /// Fills `buffer` with the bytes from `offset` on (pread, retried until complete).
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Result<Void, SafeTensorsError> {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                return .failure(n == 0 ? .truncated(file: path, detail: "file ended at byte \(offset + done) while reading \(buffer.count) bytes")
+                    : .unreadable(file: path, reason: String(cString: strerror(errno))))
+            }
+            done += n
+        }
+        return .success(())
+    }
+
+    /// `count` bytes from `offset` on.
+    func read(count: Int, at offset: Int) throws(SafeTensorsError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { read(into: $0, at: offset) }.get()
+        return bytes
     }
 }
 

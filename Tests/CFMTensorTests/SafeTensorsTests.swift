@@ -80,4 +80,18 @@ import Testing
         }
         #expect(throws: SafeTensorsError.self) { try SafeTensors(contentsOf: dir.appendingPathComponent("missing.safetensors")) }
     }
+
+    /// Tensors are read from the file that was opened and validated, even after the path is
+    /// replaced (an atomic rewrite of the weights while a model loads).
+    @Test func readsTheOpenedFileAfterThePathIsReplaced() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("w.safetensors")
+        let original = Tensor(shape: [3], scalars: [1, 2, 3])
+        try SafeTensors.write(["w": original], to: url)
+        let f = try SafeTensors(contentsOf: url)
+        try SafeTensors.write(["w": Tensor(shape: [3], scalars: [7, 8, 9])], to: url)
+        #expect(try f.tensor("w") == original)
+        #expect(try SafeTensors(contentsOf: url).tensor("w").scalars == [7, 8, 9])
+    }
 }

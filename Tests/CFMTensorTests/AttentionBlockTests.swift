@@ -1,0 +1,34 @@
+import CFMTensor
+import Foundation
+import Testing
+
+/// Attention over more tokens than one query block: every block (the last one partial)
+/// must give what the whole score matrix gives.
+@Suite struct AttentionBlockTests {
+    @Test func queryBlocksMatchTheWholeScoreMatrix() {
+        let tokens = 2 * attentionQueryBlock + 3, dim = 8, heads = 2, headDim = dim / heads
+        var random = SeededRandom(seed: 7)
+        let qkv = (0..<(tokens * 3 * dim)).map { _ in random.uniform(-1, 1) }
+        var out = [Float](repeating: 0, count: tokens * dim)
+        var scores = [Float](repeating: 0, count: attentionScratchCount(tokens: tokens))
+        multiHeadAttention(tokens: tokens, dim: dim, heads: heads, qkv: qkv, out: &out, scores: &scores)
+
+        var worst = 0.0
+        for h in 0..<heads {
+            for i in 0..<tokens {
+                // softmax(q_i·K / √d)·V in Float64, one query row at a time.
+                let logits = (0..<tokens).map { j in
+                    (0..<headDim).reduce(0.0) {
+                        $0 + Double(qkv[i * 3 * dim + h * headDim + $1]) * Double(qkv[j * 3 * dim + dim + h * headDim + $1])
+                    } / Double(headDim).squareRoot()
+                }
+                let top = logits.max()!, weights = logits.map { exp($0 - top) }, total = weights.reduce(0, +)
+                for c in 0..<headDim {
+                    let expected = (0..<tokens).reduce(0.0) { $0 + weights[$1] * Double(qkv[$1 * 3 * dim + 2 * dim + h * headDim + c]) } / total
+                    worst = max(worst, abs(expected - Double(out[i * dim + h * headDim + c])))
+                }
+            }
+        }
+        #expect(worst < 1e-5, "largest difference \(worst)")
+    }
+}
