@@ -27,14 +27,12 @@ public func datasetSamples(_ classDirectory: URL, _ split: DatasetSplit, nominal
     return samples
 }
 
-/// The first `shots` (default: all) nominal training samples of a class directory.
+/// The first `shots` (default: all) nominal training samples of a class directory, in sorted
+/// stem order (the baseline's fit; `TrainingJob` draws its few-shot samples with `SampleDraw`).
 public func trainingSamples(_ classDirectory: URL, shots: Int?) throws -> [DatasetSample] {
     let samples = try datasetSamples(classDirectory, .train, nominalOnly: true)
-    guard let shots else { return samples }
-    guard shots <= samples.count else {
-        throw JobError("--shots \(shots), but \(classDirectory.relativePath) has \(samples.count) training samples")
-    }
-    return Array(samples.prefix(shots))
+    let chosen = Set(try SampleDraw.select(ids: samples.map(\.id), shots: shots, rule: .first, holdOut: 0, seed: 0).sampleIDs)
+    return samples.filter { chosen.contains($0.id) }
 }
 
 extension Preprocessor {
