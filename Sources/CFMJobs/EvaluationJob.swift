@@ -13,16 +13,19 @@ import Foundation
 /// scores.json ({"<defect>/<id>": score}), maps/<defect>/<id>.tiff (float32 anomaly map),
 /// overlays/<defect>/<id>.png (an `OverlayPanel` at the sensor's resolution: RGB | height above
 /// the plane | heat map anchored at the threshold with the defect regions boxed, ground-truth
-/// contour in green) and report.html with roc.png and pro.png (`EvaluationPage`).
+/// contour in green) and report.html with roc.png and pro.png (`EvaluationPage`). With
+/// `Options.aggregations`, metrics.json also has `variants`: the metrics of each compared way of
+/// combining ψ2D and ψ3D, all formed from the same two maps of each frame.
 public enum EvaluationJob {
     /// What scores the test frames.
     public enum Scorer: Sendable {
         /// A model bundle with the extractor weights it was trained with; its manifest sets the
         /// tier, BatchNorm mode, preprocessing and scoring.
         case model(bundle: URL, extractors: URL)
-        /// Colour and height-above-plane distances from the first `shots` (nil: all) nominal
-        /// training parts, with the default preprocessing.
-        case baseline(shots: Int?)
+        /// Colour and height-above-plane distances from `shots` (nil: all) nominal training
+        /// parts, drawn with `seed` as `cfm train --shots` draws them (`SampleDraw`, `.random`:
+        /// the same parts as a bundle trained with that seed), with the default preprocessing.
+        case baseline(shots: Int?, seed: UInt64 = 0)
     }
 
     public struct Options: Sendable {
@@ -44,7 +47,7 @@ public enum EvaluationJob {
 
         public func validate() throws {
             guard proThresholds == 0 || proThresholds >= 2 else { throw JobError("--pro-thresholds must be 0 (exact) or at least 2") }
-            if case let .baseline(shots) = scorer {
+            if case let .baseline(shots, _) = scorer {
                 if let shots, shots < 1 { throw JobError("--shots must be at least 1") }
                 guard aggregations.isEmpty else {
                     throw JobError("--aggregations applies to a model bundle (the baseline has its own fixed map)")
@@ -222,8 +225,8 @@ private enum LoadedScorer {
                 throw JobError("\(bundle.relativePath): no \(BundleFile.manifest) — not a model bundle written by cfm train")
             }
             self = .crossmodal(try AnomalyDetector.load(extractors: extractors, model: bundle), bundle: bundle)
-        case let .baseline(shots):
-            let samples = try trainingSamples(options.data, shots: shots)
+        case let .baseline(shots, seed):
+            let samples = try selectTrainingSamples(options.data, shots: shots, seed: seed).0
             let preprocessor = Preprocessor()
             let frames = try samples.enumerated().map { i, sample in
                 defer { progress?(JobProgress(phase: "baseline", done: i + 1, total: samples.count, status: sample.key)) }

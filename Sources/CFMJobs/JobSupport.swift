@@ -27,12 +27,15 @@ public func datasetSamples(_ classDirectory: URL, _ split: DatasetSplit, nominal
     return samples
 }
 
-/// The first `shots` (default: all) nominal training samples of a class directory, in sorted
-/// stem order (the baseline's fit; `TrainingJob` draws its few-shot samples with `SampleDraw`).
-public func trainingSamples(_ classDirectory: URL, shots: Int?) throws -> [DatasetSample] {
-    let samples = try datasetSamples(classDirectory, .train, nominalOnly: true)
-    let chosen = Set(try SampleDraw.select(ids: samples.map(\.id), shots: shots, rule: .first, holdOut: 0, seed: 0).sampleIDs)
-    return samples.filter { chosen.contains($0.id) }
+/// The nominal training samples of a class directory that `SampleDraw` selects (sorted by
+/// stem), and the record of the draw.
+public func selectTrainingSamples(_ classDirectory: URL, shots: Int?, rule: ShotSelection = .random, holdOut: Int = 0,
+                                  seed: UInt64) throws -> ([DatasetSample], ModelManifest.SampleSelection) {
+    let all = try datasetSamples(classDirectory, .train, nominalOnly: true)
+    let selection = try SampleDraw.select(ids: all.map(\.id), shots: shots, rule: rule, holdOut: holdOut, seed: seed,
+                                          source: classDirectory.relativePath)
+    let chosen = Set(selection.sampleIDs)
+    return (all.filter { chosen.contains($0.id) }, selection)
 }
 
 extension Preprocessor {

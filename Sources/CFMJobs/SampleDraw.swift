@@ -24,16 +24,18 @@ public enum SampleDraw {
     static let streamTag: UInt64 = 0x0053_414D_504C_4553
 
     /// The selection from `ids` (in any order): `holdOut` stems drawn for calibration, then all
-    /// the others (`shots` nil) or `shots` of them by `rule`. Refuses counts the stems cannot supply.
-    public static func select(ids: [String], shots: Int?, rule: ShotSelection, holdOut: Int,
-                              seed: UInt64) throws -> ModelManifest.SampleSelection {
+    /// the others (`shots` nil) or `shots` of them by `rule`. Refuses counts the stems cannot
+    /// supply, naming `source` (where the stems came from).
+    public static func select(ids: [String], shots: Int?, rule: ShotSelection, holdOut: Int, seed: UInt64,
+                              source: String = "the class") throws -> ModelManifest.SampleSelection {
         guard holdOut >= 0 else { throw JobError("--hold-out must be at least 0") }
         let sorted = ids.sorted()
         guard Set(sorted).count == sorted.count else { throw JobError("training sample stems are not unique") }
         let wanted = holdOut + (shots ?? 1)
         guard wanted <= sorted.count else {
             let asked = [holdOut > 0 ? "--hold-out \(holdOut)" : nil, shots.map { "--shots \($0)" }].compactMap { $0 }
-            throw JobError("\(asked.joined(separator: " and ")) asks for \(wanted) nominal training samples, but there are \(sorted.count)")
+            let trained = shots == nil ? " (the held-out ones and one to train on)" : ""
+            throw JobError("\(asked.joined(separator: " and ")) asks for \(wanted)\(trained), but \(source) has \(sorted.count) training samples")
         }
         var generator = SeededRandom(seed: seed ^ streamTag)
         let heldOut = randomSubset(holdOut, of: sorted, using: &generator)

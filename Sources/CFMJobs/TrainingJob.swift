@@ -58,7 +58,8 @@ public enum TrainingJob {
     public static func run(_ options: Options, progress: ProgressHandler? = nil) throws -> ModelManifest {
         try options.validate()
         let started = Date()
-        let (samples, selection) = try selectedTrainingSamples(options)
+        let (samples, selection) = try selectTrainingSamples(options.data, shots: options.shots, rule: options.shotSelection,
+                                                             holdOut: options.holdOut, seed: options.seed)
         let detector = try AnomalyDetector.load(extractors: options.extractors, model: nil, tier: options.tier,
                                                 batchNorm: options.batchnorm)
         let checksums = try ModelBundle.extractorChecksums(options.extractors)
@@ -108,12 +109,4 @@ public enum TrainingJob {
         return try ModelBundle.manifest(at: options.out, extractors: nil)
     }
 
-    /// The nominal training samples `options` selects (sorted by stem) and the record of the draw.
-    static func selectedTrainingSamples(_ options: Options) throws -> ([DatasetSample], ModelManifest.SampleSelection) {
-        let all = try datasetSamples(options.data, .train, nominalOnly: true)
-        let selection = try SampleDraw.select(ids: all.map(\.id), shots: options.shots, rule: options.shotSelection,
-                                              holdOut: options.holdOut, seed: options.seed)
-        let chosen = Set(selection.sampleIDs)
-        return (all.filter { chosen.contains($0.id) }, selection)
-    }
 }

@@ -36,7 +36,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Model bundle directory (cfm train); its manifest gives the tier, BatchNorm mode and preprocessing.") var model: String?
     @Flag(help: "Score with the non-learned baseline (colour and height-above-plane distances from the nominal training parts) instead of a model bundle.")
     var baseline = false
-    @Option(help: "With --baseline: fit it to the first K training samples (default: all).") var shots: Int?
+    @Option(help: "With --baseline: fit it to K training samples drawn with --seed as cfm train --shots draws them (default: all).")
+    var shots: Int?
+    @Option(help: "With --baseline --shots: the seed of the draw (cfm train's --seed gives the same samples).") var seed: UInt64 = 0
     @Option(help: "Output directory.") var out: String
     @Option(help: "AUPRO thresholds: 0 = exact curve (default); N ≥ 2 = the CFM authors' sampling (99 as in the paper).")
     var proThresholds = 0
@@ -49,7 +51,9 @@ struct Eval: ParsableCommand {
             guard extractors == nil, model == nil else { throw ValidationError("--baseline takes no --extractors or --model") }
         } else {
             guard extractors != nil, model != nil else { throw ValidationError("give --extractors and --model (or --baseline)") }
-            guard shots == nil else { throw ValidationError("--shots applies to --baseline; a model bundle was trained on its own shots") }
+            guard shots == nil, seed == 0 else {
+                throw ValidationError("--shots and --seed apply to --baseline; a model bundle was trained on its own shots")
+            }
         }
         do {
             if let aggregations { _ = try EvaluationJob.aggregations(named: aggregations) }
@@ -63,7 +67,7 @@ struct Eval: ParsableCommand {
         let scorer: EvaluationJob.Scorer = if let model, let extractors {
             .model(bundle: URL(fileURLWithPath: model), extractors: URL(fileURLWithPath: extractors))
         } else {
-            .baseline(shots: shots)
+            .baseline(shots: shots, seed: seed)
         }
         var o = EvaluationJob.Options(data: URL(fileURLWithPath: data), scorer: scorer, out: URL(fileURLWithPath: out))
         (o.proThresholds, o.unit) = (proThresholds, unit.unit)

@@ -57,10 +57,10 @@ import Testing
     }
 
     @Test func countsTheSamplesCannotSupplyAreRefused() {
-        #expect(throws: JobError("--hold-out 30 and --shots 11 asks for 41 nominal training samples, but there are 40")) {
-            try SampleDraw.select(ids: ids, shots: 11, rule: .random, holdOut: 30, seed: 0)
+        #expect(throws: JobError("--hold-out 30 and --shots 11 asks for 41, but data/part has 40 training samples")) {
+            try SampleDraw.select(ids: ids, shots: 11, rule: .random, holdOut: 30, seed: 0, source: "data/part")
         }
-        #expect(throws: JobError("--hold-out 40 asks for 41 nominal training samples, but there are 40")) {
+        #expect(throws: JobError("--hold-out 40 asks for 41 (the held-out ones and one to train on), but the class has 40 training samples")) {
             try SampleDraw.select(ids: ids, shots: nil, rule: .random, holdOut: 40, seed: 0)
         }
         #expect(throws: JobError.self) { try SampleDraw.select(ids: ["a", "a"], shots: 1, rule: .random, holdOut: 0, seed: 0) }
