@@ -35,7 +35,8 @@ public struct FrameFeatures: Sendable {
 public struct Detection: Sendable {
     /// ψ2D and ψ3D [S, S] before smoothing (0 on masked pixels).
     public var psi2d: Tensor, psi3d: Tensor
-    /// The anomaly map [S, S] after smoothing: ψ2D · ψ3D for the crossmodal method (`ScoringDefinition`).
+    /// The anomaly map [S, S] after smoothing: ψ2D and ψ3D combined by the bundle's aggregation
+    /// (`ScoringDefinition`; ψ2D · ψ3D by default).
     public var anomalyMap: Tensor
     /// max(map) / √(mean of its non-zero values).
     public var score: Float
@@ -45,10 +46,34 @@ public struct Detection: Sendable {
 
 /// How ψ2D and ψ3D become the anomaly map and the image score; recorded in the manifest.
 public struct ScoringDefinition: Codable, Sendable, Equatable {
-    /// How the two disagreement maps combine per pixel, before smoothing.
+    /// How the two disagreement maps combine per pixel, before smoothing (the variants the
+    /// paper compares). ψ2D is the disagreement of the observed 2D features with those the
+    /// 3D→2D mapper predicts from the geometry, ψ3D that of the observed 3D features with the
+    /// 2D→3D mapper's prediction; each lies in [0, 2]. Both are 0 on masked pixels, and so is
+    /// every combination: all variants share the mask.
     public enum Aggregation: String, Codable, Sendable, CaseIterable {
-        /// ψ2D · ψ3D: a pixel is anomalous when both directions disagree.
+        /// ψ2D · ψ3D: high only where both directions disagree; the method's map (the default).
         case product
+        /// ψ2D + ψ3D: either direction's disagreement raises the pixel, in [0, 4].
+        case sum
+        /// max(ψ2D, ψ3D): the stronger direction decides, in [0, 2].
+        case max
+        /// ψ2D alone: only the colour features that the geometry fails to predict.
+        case only2D = "2d_only"
+        /// ψ3D alone: only the geometric features that the colour fails to predict.
+        case only3D = "3d_only"
+
+        /// The combined map, element-wise over ψ2D and ψ3D of equal shape ([S, S]).
+        public func combine(psi2d: Tensor, psi3d: Tensor) -> Tensor {
+            precondition(psi2d.shape == psi3d.shape, "ψ2D \(psi2d.shape) and ψ3D \(psi3d.shape) differ in shape")
+            return switch self {
+            case .product: Tensor(shape: psi2d.shape, scalars: zip(psi2d.scalars, psi3d.scalars).map(*))
+            case .sum: Tensor(shape: psi2d.shape, scalars: zip(psi2d.scalars, psi3d.scalars).map(+))
+            case .max: Tensor(shape: psi2d.shape, scalars: zip(psi2d.scalars, psi3d.scalars).map(Swift.max))
+            case .only2D: psi2d
+            case .only3D: psi3d
+            }
+        }
     }
 
     /// How the smoothed map becomes one score.
@@ -60,7 +85,17 @@ public struct ScoringDefinition: Codable, Sendable, Equatable {
     public var aggregation: Aggregation = .product
     public var imageScore: ImageScore = .maxOverRootMean
 
-    public init() {}
+    public init(aggregation: Aggregation = .product) { self.aggregation = aggregation }
+
+    /// The anomaly map [size, size] (the aggregation of ψ2D and ψ3D [size, size], smoothed)
+    /// and the image score of that map.
+    public func apply(psi2d: Tensor, psi3d: Tensor, size: Int) -> (map: Tensor, score: Float) {
+        let map = AnomalyScoring.smooth(aggregation.combine(psi2d: psi2d, psi3d: psi3d), size: size)
+        let score = switch imageScore {
+        case .maxOverRootMean: AnomalyScoring.imageScore(map)
+        }
+        return (map, score)
+    }
 
     enum CodingKeys: String, CodingKey { case aggregation, imageScore = "image_score" }
 }
@@ -171,13 +206,7 @@ public final class AnomalyDetector {
             scorer.disagreement(rgbTokens: features.rgbTokens, rgb: rgb, pointFeatures: features.pointFeatures, xyz: xyz)
         }
         return times.measure("score") {
-            let psi = switch weights.scoring.aggregation {
-            case .product: Tensor(shape: psi2d.shape, scalars: zip(psi2d.scalars, psi3d.scalars).map(*))
-            }
-            let map = AnomalyScoring.smooth(psi, size: inputSize)
-            let score = switch weights.scoring.imageScore {
-            case .maxOverRootMean: AnomalyScoring.imageScore(map)
-            }
+            let (map, score) = weights.scoring.apply(psi2d: psi2d, psi3d: psi3d, size: inputSize)
             return Detection(psi2d: psi2d, psi3d: psi3d, anomalyMap: map, score: score, validPixels: xyz.pixels.count)
         }
     }

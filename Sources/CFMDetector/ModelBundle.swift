@@ -26,18 +26,23 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         /// Of which: preparing the features (`extractedSamples` extracted, the rest read from the
         /// cache) and the epochs themselves. Absent in bundles of earlier versions.
         public var extractionSeconds: Double?, extractedSamples: Int?, trainingSeconds: Double?
+        /// Which nominal training parts were used and which were held out for calibration.
+        /// Absent in bundles of earlier versions and in imported ones.
+        public var selection: SampleSelection?
 
         public init(samples: Int, shots: Int?, epochs: Int, batchSize: Int, learningRate: Float, pixelsPerSample: Int,
                     seed: UInt64, finalLoss: Float, finalCosine3D: Float, finalCosine2D: Float, seconds: Double,
-                    extractionSeconds: Double? = nil, extractedSamples: Int? = nil, trainingSeconds: Double? = nil) {
+                    extractionSeconds: Double? = nil, extractedSamples: Int? = nil, trainingSeconds: Double? = nil,
+                    selection: SampleSelection? = nil) {
             (self.samples, self.shots, self.epochs, self.batchSize, self.learningRate) = (samples, shots, epochs, batchSize, learningRate)
             (self.pixelsPerSample, self.seed, self.finalLoss) = (pixelsPerSample, seed, finalLoss)
             (self.finalCosine3D, self.finalCosine2D, self.seconds) = (finalCosine3D, finalCosine2D, seconds)
             (self.extractionSeconds, self.extractedSamples, self.trainingSeconds) = (extractionSeconds, extractedSamples, trainingSeconds)
+            self.selection = selection
         }
 
         enum CodingKeys: String, CodingKey {
-            case samples, shots, epochs, seed, seconds
+            case samples, shots, epochs, seed, seconds, selection
             case extractionSeconds = "extraction_seconds", extractedSamples = "extracted_samples", trainingSeconds = "training_seconds"
             case batchSize = "batch_size", learningRate = "learning_rate", pixelsPerSample = "pixels_per_sample"
             case finalLoss = "final_loss", finalCosine3D = "final_cosine_3d", finalCosine2D = "final_cosine_2d"
@@ -48,14 +53,18 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public struct Calibration: Codable, Sendable, Equatable {
         public var threshold: Float, falseRejectRate: Double, samples: Int
         public var min: Float, median: Float, p99: Float, max: Float
+        /// Which nominal parts were scored (absent in bundles calibrated before it was recorded:
+        /// those used `validation`).
+        public var split: CalibrationSplit?
 
-        public init(threshold: Float, falseRejectRate: Double, samples: Int, min: Float, median: Float, p99: Float, max: Float) {
+        public init(threshold: Float, falseRejectRate: Double, samples: Int, min: Float, median: Float, p99: Float, max: Float,
+                    split: CalibrationSplit? = nil) {
             (self.threshold, self.falseRejectRate, self.samples) = (threshold, falseRejectRate, samples)
-            (self.min, self.median, self.p99, self.max) = (min, median, p99, max)
+            (self.min, self.median, self.p99, self.max, self.split) = (min, median, p99, max, split)
         }
 
         enum CodingKeys: String, CodingKey {
-            case threshold, samples, min, median, p99, max
+            case threshold, samples, min, median, p99, max, split
             case falseRejectRate = "false_reject_rate"
         }
     }
@@ -141,6 +150,52 @@ extension ModelManifest {
             case importedAt = "imported_at"
         }
     }
+}
+
+extension ModelManifest {
+    /// Which nominal training parts (`train/good`, by file stem) a bundle was trained on. The
+    /// parts are taken in sorted stem order, so the choice never depends on how a directory
+    /// lists them: first `heldOutIDs` are drawn and set aside for calibration, then the
+    /// training parts are chosen from the rest by `rule`.
+    public struct SampleSelection: Codable, Sendable, Equatable {
+        /// How the training parts were chosen from those not held out.
+        public enum Rule: String, Codable, Sendable, CaseIterable {
+            /// Every part (no `--shots`).
+            case all
+            /// The first K in sorted stem order.
+            case first
+            /// K drawn uniformly without replacement with the seeded generator (the few-shot
+            /// protocol: a different seed gives another subset, the same seed the same one).
+            case random
+        }
+
+        public var rule: Rule
+        /// Seed of the random draws (held-out parts and `random` shots).
+        public var seed: UInt64
+        /// The stems of the parts trained on, sorted.
+        public var sampleIDs: [String]
+        /// The stems of the parts held out for calibration (`cfm calibrate --calibration-split
+        /// held_out`), sorted; empty when none were.
+        public var heldOutIDs: [String]
+
+        public init(rule: Rule, seed: UInt64, sampleIDs: [String], heldOutIDs: [String]) {
+            (self.rule, self.seed, self.sampleIDs, self.heldOutIDs) = (rule, seed, sampleIDs, heldOutIDs)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case rule, seed
+            case sampleIDs = "sample_ids", heldOutIDs = "held_out_ids"
+        }
+    }
+}
+
+/// The nominal parts a calibration scores.
+public enum CalibrationSplit: String, Codable, Sendable, CaseIterable {
+    /// `validation/good` (MVTec 3D-AD).
+    case validation
+    /// The `train/good` parts the bundle's manifest records as held out from training
+    /// (`training.selection.held_out_ids`): for layouts without a validation split (Eyecandies).
+    case heldOut = "held_out"
 }
 
 /// Why a model bundle was refused.

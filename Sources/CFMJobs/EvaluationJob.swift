@@ -13,16 +13,19 @@ import Foundation
 /// scores.json ({"<defect>/<id>": score}), maps/<defect>/<id>.tiff (float32 anomaly map),
 /// overlays/<defect>/<id>.png (an `OverlayPanel` at the sensor's resolution: RGB | height above
 /// the plane | heat map anchored at the threshold with the defect regions boxed, ground-truth
-/// contour in green) and report.html with roc.png and pro.png (`EvaluationPage`).
+/// contour in green) and report.html with roc.png and pro.png (`EvaluationPage`). With
+/// `Options.aggregations`, metrics.json also has `variants`: the metrics of each compared way of
+/// combining ψ2D and ψ3D, all formed from the same two maps of each frame.
 public enum EvaluationJob {
     /// What scores the test frames.
     public enum Scorer: Sendable {
         /// A model bundle with the extractor weights it was trained with; its manifest sets the
         /// tier, BatchNorm mode, preprocessing and scoring.
         case model(bundle: URL, extractors: URL)
-        /// Colour and height-above-plane distances from the first `shots` (nil: all) nominal
-        /// training parts, with the default preprocessing.
-        case baseline(shots: Int?)
+        /// Colour and height-above-plane distances from `shots` (nil: all) nominal training
+        /// parts, drawn with `seed` as `cfm train --shots` draws them (`SampleDraw`, `.random`:
+        /// the same parts as a bundle trained with that seed), with the default preprocessing.
+        case baseline(shots: Int?, seed: UInt64 = 0)
     }
 
     public struct Options: Sendable {
@@ -35,13 +38,37 @@ public enum EvaluationJob {
         public var proThresholds = 0
         /// Unit of the dataset's XYZ values.
         public var unit: LengthUnit = .m
+        /// Aggregations to compare with the bundle's own in the same pass (`metrics.json`'s
+        /// `variants`): ψ2D and ψ3D are computed once per frame and each variant combines,
+        /// smooths and scores them. Empty = the bundle's aggregation only. Model bundles only.
+        public var aggregations: [ScoringDefinition.Aggregation] = []
 
         public init(data: URL, scorer: Scorer, out: URL) { (self.data, self.scorer, self.out) = (data, scorer, out) }
 
         public func validate() throws {
             guard proThresholds == 0 || proThresholds >= 2 else { throw JobError("--pro-thresholds must be 0 (exact) or at least 2") }
-            if case let .baseline(shots) = scorer, let shots, shots < 1 { throw JobError("--shots must be at least 1") }
+            if case let .baseline(shots, _) = scorer {
+                if let shots, shots < 1 { throw JobError("--shots must be at least 1") }
+                guard aggregations.isEmpty else {
+                    throw JobError("--aggregations applies to a model bundle (the baseline has its own fixed map)")
+                }
+            }
         }
+    }
+
+    /// The aggregations `list` names: `all`, or names separated by commas
+    /// (`product,sum,max,2d_only,3d_only`).
+    public static func aggregations(named list: String) throws -> [ScoringDefinition.Aggregation] {
+        if list == "all" { return ScoringDefinition.Aggregation.allCases }
+        let names = ScoringDefinition.Aggregation.allCases.map(\.rawValue).joined(separator: ", ")
+        let parsed = try list.split(separator: ",", omittingEmptySubsequences: false).map { name in
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard let aggregation = ScoringDefinition.Aggregation(rawValue: trimmed) else {
+                throw JobError("--aggregations: unknown aggregation '\(trimmed)' (all, or a comma list of \(names))")
+            }
+            return aggregation
+        }
+        return parsed.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
     }
 
     /// What an evaluation found (metrics.json holds the same and more).
@@ -52,6 +79,11 @@ public enum EvaluationJob {
         /// The class the bundle was trained on, when it differs from the evaluated one.
         public var trainedClass: String?
         public var report: EvaluationReport
+        /// The bundle's aggregation (nil for the baseline); `report` is computed with it.
+        public var aggregation: ScoringDefinition.Aggregation?
+        /// With `Options.aggregations`: every compared aggregation's report, the bundle's own
+        /// (equal to `report`) included.
+        public var variants: [ScoringDefinition.Aggregation: EvaluationReport]
         /// "<defect>/<id>" → image score.
         public var scores: [String: Float]
         /// Per-frame preprocessing + detection time, milliseconds, in test order.
@@ -79,6 +111,11 @@ public enum EvaluationJob {
         let name = className(of: options.data)
         let scorer = try LoadedScorer(options, progress: progress)
         let preprocessor = scorer.preprocessor, size = preprocessor.options.size
+        // The compared aggregations other than the bundle's own (whose images are `images`).
+        let ownScoring = scorer.scoring
+        let otherVariants = options.aggregations.filter { $0 != ownScoring?.aggregation }
+        var variantImages = [ScoringDefinition.Aggregation: [EvaluatedImage]]()
+        var variantSeconds = 0.0
         let outDir = options.out
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
 
@@ -94,11 +131,18 @@ public enum EvaluationJob {
                 throw JobError("test/\(sample.key): \(error)")
             }
             frameMs.append(times.total)
-            let mask = loaded.mask.evaluationMask(size: size)
-            images.append(EvaluatedImage(defect: sample.defect, id: sample.id, score: detection.score,
-                                         pixelMap: AnomalyScoring.pixelMap(detection.anomalyMap),
-                                         regionMap: AnomalyScoring.regionMap(detection.anomalyMap),
-                                         truth: GroundTruthRegions(mask: mask)))
+            let truth = GroundTruthRegions(mask: loaded.mask.evaluationMask(size: size))
+            images.append(EvaluatedImage(sample, map: detection.anomalyMap, score: detection.score, truth: truth))
+            if let ownScoring, !otherVariants.isEmpty {
+                let variantsStart = DispatchTime.now().uptimeNanoseconds
+                for aggregation in otherVariants {
+                    var scoring = ownScoring
+                    scoring.aggregation = aggregation
+                    let (map, score) = scoring.apply(psi2d: detection.psi2d, psi3d: detection.psi3d, size: size)
+                    variantImages[aggregation, default: []].append(EvaluatedImage(sample, map: map, score: score, truth: truth))
+                }
+                variantSeconds += Double(DispatchTime.now().uptimeNanoseconds - variantsStart) / 1e9
+            }
             scores[sample.key] = detection.score
 
             for folder in ["maps", "overlays"] {
@@ -121,6 +165,8 @@ public enum EvaluationJob {
         let metricsStart = DispatchTime.now().uptimeNanoseconds
         let sampling: PROCurve.Sampling = options.proThresholds == 0 ? .exact : .thresholds(options.proThresholds)
         let report = EvaluationReport(images, sampling: sampling)
+        var variants = variantImages.mapValues { EvaluationReport($0, sampling: sampling) }
+        if let own = ownScoring?.aggregation, !options.aggregations.isEmpty { variants[own] = report }
         let page = EvaluationPage(
             title: "\(name): \(scorer.name)",
             details: [("model", scorer.modelPath ?? "baseline"), ("data", options.data.standardizedFileURL.path),
@@ -131,7 +177,8 @@ public enum EvaluationJob {
         let metricsSeconds = Double(DispatchTime.now().uptimeNanoseconds - metricsStart) / 1e9
         let trainedClass = scorer.manifest?.className
         let result = Result(className: name, scorerName: scorer.name, trainedClass: trainedClass == name ? nil : trainedClass,
-                            report: report, scores: scores, frameMs: frameMs, out: outDir)
+                            report: report, aggregation: ownScoring?.aggregation, variants: variants, scores: scores,
+                            frameMs: frameMs, out: outDir)
 
         let sorted = frameMs.sorted(), totalMs = frameMs.reduce(0, +)
         var metrics = report.overall.jsonObject
@@ -142,6 +189,14 @@ public enum EvaluationJob {
         if let rates = page.rates { metrics["at_threshold"] = rates.jsonObject }
         metrics["pro_curve"] = options.proThresholds == 0 ? "exact" : "\(options.proThresholds) thresholds (CFM authors' sampling)"
         metrics["by_defect"] = report.byDefect.mapValues(\.jsonObject)
+        metrics["aggregation"] = ownScoring.map { $0.aggregation.rawValue } ?? NSNull()
+        if !variants.isEmpty {
+            metrics["variants"] = Dictionary(uniqueKeysWithValues: variants.map { aggregation, variant in
+                var entry = variant.overall.jsonObject
+                entry["by_defect"] = variant.byDefect.mapValues(\.jsonObject)
+                return (aggregation.rawValue, entry)
+            })
+        }
         metrics["samples_by_defect"] = Dictionary(grouping: samples, by: \.defect).mapValues(\.count)
         metrics["background_removal"] = preprocessor.options.removeBackground
         metrics["gt_resize"] = GroundTruthResampling.official.summary(size: size)
@@ -149,7 +204,7 @@ public enum EvaluationJob {
         metrics["timing"] = [
             "fps": result.framesPerSecond,
             "median_ms": sorted[sorted.count / 2], "mean_ms": totalMs / Double(frameMs.count),
-            "metrics_s": metricsSeconds, "wall_s": Date().timeIntervalSince(started),
+            "metrics_s": metricsSeconds, "wall_s": Date().timeIntervalSince(started), "variants_s": variantSeconds,
         ]
         try writeJSON(metrics, to: outDir.appendingPathComponent("metrics.json"))
         try writeJSON(scores.mapValues(jsonNumber), to: outDir.appendingPathComponent("scores.json"))
@@ -170,8 +225,8 @@ private enum LoadedScorer {
                 throw JobError("\(bundle.relativePath): no \(BundleFile.manifest) — not a model bundle written by cfm train")
             }
             self = .crossmodal(try AnomalyDetector.load(extractors: extractors, model: bundle), bundle: bundle)
-        case let .baseline(shots):
-            let samples = try trainingSamples(options.data, shots: shots)
+        case let .baseline(shots, seed):
+            let samples = try selectTrainingSamples(options.data, shots: shots, seed: seed).0
             let preprocessor = Preprocessor()
             let frames = try samples.enumerated().map { i, sample in
                 defer { progress?(JobProgress(phase: "baseline", done: i + 1, total: samples.count, status: sample.key)) }
@@ -190,6 +245,11 @@ private enum LoadedScorer {
 
     var manifest: ModelManifest? {
         if case let .crossmodal(detector, _) = self { detector.manifest } else { nil }
+    }
+
+    /// How the bundle combines ψ2D and ψ3D and scores (nil for the baseline, whose map is fixed).
+    var scoring: ScoringDefinition? {
+        if case let .crossmodal(detector, _) = self { detector.weights.scoring } else { nil }
     }
 
     func detect(_ frame: PreprocessedFrame, times: inout StageTimes) throws -> Detection {
@@ -229,6 +289,15 @@ private enum LoadedScorer {
                                  "colour_mean": floats(baseline.colourMean), "colour_std": floats(baseline.colourStd),
                                  "height_mean_m": jsonNumber(baseline.heightMean), "height_std_m": jsonNumber(baseline.heightStd)]]
         }
+    }
+}
+
+extension EvaluatedImage {
+    /// A test sample judged by its smoothed anomaly `map` and image `score`, with the map
+    /// normalisations of the pixel metrics (docs/evaluation.md).
+    init(_ sample: DatasetSample, map: Tensor, score: Float, truth: GroundTruthRegions) {
+        self.init(defect: sample.defect, id: sample.id, score: score, pixelMap: AnomalyScoring.pixelMap(map),
+                  regionMap: AnomalyScoring.regionMap(map), truth: truth)
     }
 }
 

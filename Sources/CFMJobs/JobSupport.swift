@@ -27,14 +27,15 @@ public func datasetSamples(_ classDirectory: URL, _ split: DatasetSplit, nominal
     return samples
 }
 
-/// The first `shots` (default: all) nominal training samples of a class directory.
-public func trainingSamples(_ classDirectory: URL, shots: Int?) throws -> [DatasetSample] {
-    let samples = try datasetSamples(classDirectory, .train, nominalOnly: true)
-    guard let shots else { return samples }
-    guard shots <= samples.count else {
-        throw JobError("--shots \(shots), but \(classDirectory.relativePath) has \(samples.count) training samples")
-    }
-    return Array(samples.prefix(shots))
+/// The nominal training samples of a class directory that `SampleDraw` selects (sorted by
+/// stem), and the record of the draw.
+public func selectTrainingSamples(_ classDirectory: URL, shots: Int?, rule: ShotSelection = .random, holdOut: Int = 0,
+                                  seed: UInt64) throws -> ([DatasetSample], ModelManifest.SampleSelection) {
+    let all = try datasetSamples(classDirectory, .train, nominalOnly: true)
+    let selection = try SampleDraw.select(ids: all.map(\.id), shots: shots, rule: rule, holdOut: holdOut, seed: seed,
+                                          source: classDirectory.relativePath)
+    let chosen = Set(selection.sampleIDs)
+    return (all.filter { chosen.contains($0.id) }, selection)
 }
 
 extension Preprocessor {

@@ -22,13 +22,19 @@ public enum TrainingJob {
         /// Unit of the dataset's XYZ values (a property of the data, not of the model).
         public var unit: LengthUnit = .m
         public var epochs = 50
-        /// Only the first K training samples (few-shot); nil = all.
+        /// Train on K of the nominal training samples (few-shot); nil = all (`SampleDraw`).
         public var shots: Int? = nil
+        /// How the K samples are chosen: drawn with `seed` (default) or the first K.
+        public var shotSelection = ShotSelection.random
+        /// Nominal training samples drawn with `seed` and held out for calibration (never
+        /// trained on; `CalibrationJob` with `.heldOut`); 0 = none. For layouts without a
+        /// validation split (Eyecandies).
+        public var holdOut = 0
         /// Unmasked pixels drawn per sample and step (unbiased subsampling); 0 = all.
         public var pixelsPerSample = 2048
         public var batchSize = 4
         public var learningRate: Float = 1e-3
-        /// Seed of initialisation, shuffling and subsampling.
+        /// Seed of initialisation, shuffling, subsampling and of the draws of `shots` and `holdOut`.
         public var seed: UInt64 = 0
         /// Feature cache directory.
         public var cache: URL
@@ -43,6 +49,7 @@ public enum TrainingJob {
         public func validate() throws {
             guard epochs >= 1 else { throw JobError("--epochs must be at least 1") }
             guard shots.map({ $0 >= 1 }) ?? true else { throw JobError("--shots must be at least 1") }
+            guard holdOut >= 0 else { throw JobError("--hold-out must be at least 0") }
             guard batchSize >= 1, pixelsPerSample >= 0 else { throw JobError("--batch-size must be ≥ 1 and --pixels-per-sample ≥ 0") }
         }
     }
@@ -51,7 +58,8 @@ public enum TrainingJob {
     public static func run(_ options: Options, progress: ProgressHandler? = nil) throws -> ModelManifest {
         try options.validate()
         let started = Date()
-        let samples = try trainingSamples(options.data, shots: options.shots)
+        let (samples, selection) = try selectTrainingSamples(options.data, shots: options.shots, rule: options.shotSelection,
+                                                             holdOut: options.holdOut, seed: options.seed)
         let detector = try AnomalyDetector.load(extractors: options.extractors, model: nil, tier: options.tier,
                                                 batchNorm: options.batchnorm)
         let checksums = try ModelBundle.extractorChecksums(options.extractors)
@@ -94,9 +102,11 @@ public enum TrainingJob {
                             learningRate: options.learningRate, pixelsPerSample: options.pixelsPerSample, seed: seed,
                             finalLoss: last.loss, finalCosine3D: last.cosine3D, finalCosine2D: last.cosine2D,
                             seconds: Date().timeIntervalSince(started), extractionSeconds: extractionSeconds,
-                            extractedSamples: extracted, trainingSeconds: Date().timeIntervalSince(trainingStarted)),
+                            extractedSamples: extracted, trainingSeconds: Date().timeIntervalSince(trainingStarted),
+                            selection: selection),
             createdAt: ISO8601DateFormatter().string(from: Date()), toolVersion: options.toolVersion)
         try ModelBundle.write(manifest, rgbToXYZ: trainer.rgbToXYZ, xyzToRGB: trainer.xyzToRGB, to: options.out)
         return try ModelBundle.manifest(at: options.out, extractors: nil)
     }
+
 }

@@ -10,10 +10,11 @@ struct Train: ParsableCommand {
         abstract: "Train the crossmodal mappers on nominal parts → a model bundle.",
         discussion: """
             Extracts each training sample's frozen features once (cached), then trains with Adam. The manifest \
-            records the tier, BatchNorm mode, preprocessing and scoring: every command that uses the bundle reads them from it.
+            records the tier, BatchNorm mode, preprocessing and scoring: every command that uses the bundle reads them from it, \
+            and which training samples were used (training.selection: the rule, the seed and the sample names) and held out.
             """)
 
-    @Option(help: "Class directory in MVTec 3D-AD layout (DATASET/CLASS).") var data: String
+    @Option(help: "Class directory in MVTec 3D-AD or Eyecandies layout (DATASET/CLASS).") var data: String
     @Option(help: "Directory with vit.safetensors and pointmae.safetensors.") var extractors: String
     @Option(help: "Pruning tier: tiny, small, medium or full.") var tier: Tier = .small
     @Option(help: "BatchNorm statistics of Point-MAE: frame (the authors' released behaviour) or running.")
@@ -22,17 +23,22 @@ struct Train: ParsableCommand {
     @OptionGroup var unit: UnitOption
     @Option(help: "Output model bundle directory (written atomically).") var out: String
     @Option(help: "Epochs.") var epochs = 50
-    @Option(help: "Use only the first K training samples (few-shot).") var shots: Int?
+    @Option(help: "Train on K of the nominal training samples (few-shot), chosen by --shot-selection; default: all.") var shots: Int?
+    @Option(help: "With --shots: random (K drawn with --seed from the sorted sample names; the default) or first (the first K).")
+    var shotSelection: ShotSelection = .random
+    @Option(help: "Hold out N nominal training samples, drawn with --seed, for cfm calibrate (layouts without a validation split, e.g. Eyecandies).")
+    var holdOut = 0
     @Option(help: "Unmasked pixels drawn per sample and step (unbiased subsampling); 0 = all.") var pixelsPerSample = 2048
     @Option(help: "Samples per batch.") var batchSize = 4
     @Option(help: "Adam learning rate.") var learningRate: Float = 1e-3
-    @Option(help: "Seed of initialisation, shuffling and subsampling.") var seed: UInt64 = 0
+    @Option(help: "Seed of initialisation, shuffling, subsampling and the draws of --shots and --hold-out.") var seed: UInt64 = 0
     @Option(help: "Feature cache directory.") var cache = FileManager.default.temporaryDirectory.appendingPathComponent("cfm-feature-cache").path
 
     var options: TrainingJob.Options {
         var o = TrainingJob.Options(data: URL(fileURLWithPath: data), extractors: URL(fileURLWithPath: extractors),
                                     out: URL(fileURLWithPath: out), tier: tier, cache: URL(fileURLWithPath: cache))
         (o.batchnorm, o.unit, o.epochs, o.shots) = (batchnorm, unit.unit, epochs, shots)
+        (o.shotSelection, o.holdOut) = (shotSelection, holdOut)
         (o.pixelsPerSample, o.batchSize, o.learningRate, o.seed) = (pixelsPerSample, batchSize, learningRate, seed)
         o.preprocessing.removeBackground = !noBackgroundRemoval
         o.toolVersion = CFM.version
@@ -45,7 +51,10 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let manifest = try TrainingJob.run(options, progress: Progress.display())
-        print("wrote \(out) (\(manifest.training.samples) samples, \(manifest.training.epochs) epochs, final loss "
+        let heldOut = manifest.training.selection.map { $0.heldOutIDs.isEmpty ? "" : ", \($0.heldOutIDs.count) held out" } ?? ""
+        print("wrote \(out) (\(manifest.training.samples) samples\(heldOut), \(manifest.training.epochs) epochs, final loss "
               + String(format: "%.4f", manifest.training.finalLoss) + ")")
     }
 }
+
+extension ShotSelection: ExpressibleByArgument {}

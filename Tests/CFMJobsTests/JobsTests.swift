@@ -10,7 +10,7 @@ import Testing
 
 /// A small synthetic cookie class and seeded extractor weights of the real architectures,
 /// holding only what the tiny tier reads (block 0 of each extractor), made once per run.
-private enum Fixture {
+enum Fixture {
     static let directory: URL = {
         let dir = path()
         try? FileManager.default.removeItem(at: dir)
