@@ -1,5 +1,6 @@
 import CFMData
 import CFMDetector
+import CFMTensor
 import CFMTraining
 import Foundation
 
@@ -17,6 +18,8 @@ public enum CalibrationJob {
         public var falseRejectRate = 0.01
         /// Unit of the dataset's XYZ values.
         public var unit: LengthUnit = .m
+        /// Precision to score and record in the manifest; nil = the bundle's (fp32 when unrecorded).
+        public var precision: Precision?
 
         public init(data: URL, model: URL, extractors: URL) {
             (self.data, self.model, self.extractors) = (data, model, extractors)
@@ -24,14 +27,15 @@ public enum CalibrationJob {
     }
 
     /// Checks that the validation split can support the rate before anything is scored, scores
-    /// it, writes the calibration into the manifest and returns it.
+    /// it, writes the calibration and the precision it was scored at into the manifest and returns it.
     public static func run(_ options: Options, progress: ProgressHandler? = nil) throws -> ModelManifest.Calibration {
         guard ModelBundle.hasManifest(options.model) else {
             throw JobError("\(options.model.relativePath): no \(BundleFile.manifest) — not a model bundle written by cfm train")
         }
         let samples = try datasetSamples(options.data, .validation, nominalOnly: true)
         try Calibrator.requireSupport(samples: samples.count, falseRejectRate: options.falseRejectRate)
-        let detector = try AnomalyDetector.load(extractors: options.extractors, model: options.model)
+        let detector = try AnomalyDetector.load(extractors: options.extractors, model: options.model,
+                                                precision: options.precision.map { .run($0) } ?? .bundle)
         let preprocessor = detector.weights.preprocessor
         var scores: [Float] = []
         for (i, sample) in samples.enumerated() {
@@ -44,6 +48,7 @@ public enum CalibrationJob {
         guard var manifest = detector.manifest else { preconditionFailure("a bundle with a manifest loads with it") }
         let calibration = try Calibrator.calibrate(scores: scores, falseRejectRate: options.falseRejectRate)
         manifest.calibration = calibration
+        manifest.precision = detector.weights.precision
         try ModelBundle.update(manifest, in: options.model)
         return calibration
     }

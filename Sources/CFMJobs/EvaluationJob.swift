@@ -35,6 +35,8 @@ public enum EvaluationJob {
         public var proThresholds = 0
         /// Unit of the dataset's XYZ values.
         public var unit: LengthUnit = .m
+        /// Precision of a model's GEMM-heavy layers (the bundle's by default).
+        public var precision: PrecisionChoice = .bundle
 
         public init(data: URL, scorer: Scorer, out: URL) { (self.data, self.scorer, self.out) = (data, scorer, out) }
 
@@ -169,7 +171,7 @@ private enum LoadedScorer {
             guard ModelBundle.hasManifest(bundle) else {
                 throw JobError("\(bundle.relativePath): no \(BundleFile.manifest) — not a model bundle written by cfm train")
             }
-            self = .crossmodal(try AnomalyDetector.load(extractors: extractors, model: bundle), bundle: bundle)
+            self = .crossmodal(try AnomalyDetector.load(extractors: extractors, model: bundle, precision: options.precision), bundle: bundle)
         case let .baseline(shots):
             let samples = try trainingSamples(options.data, shots: shots)
             let preprocessor = Preprocessor()

@@ -72,6 +72,9 @@ struct BatchNorm: Sendable {
 public struct MiniPointNet: Sendable {
     public let hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int
     public let mode: BatchNormMode
+    /// Of the three wide convolutions (c1→c2, the per-point c2→c3 half, c3→out); the 3→c1
+    /// convolution and the per-group half (together < 1 % of the FLOPs) stay fp32.
+    public let precision: Precision
     let conv1: Linear, conv2: Linear, conv4: Linear
     /// The 2·c2→c3 convolution split into its global (first c2 inputs) and per-point halves.
     let conv3Global: [Float], conv3Point: [Float], conv3Bias: [Float]
@@ -82,18 +85,21 @@ public struct MiniPointNet: Sendable {
 
     /// Loads `encoder.first_conv.{0,1,3}` and `encoder.second_conv.{0,1,3}`.
     public init(_ weights: SafeTensors, hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int,
-                mode: BatchNormMode, eps: Float = 1e-5) throws {
+                mode: BatchNormMode, eps: Float = 1e-5, precision: Precision = .fp32) throws {
         (self.hidden1, self.hidden2, self.hidden3, self.outChannels, self.mode) = (hidden1, hidden2, hidden3, outChannels, mode)
+        self.precision = precision
         let p = "encoder"
         conv1 = try Linear(weights, "\(p).first_conv.0", in: 3, out: hidden1, weightShape: [hidden1, 3, 1])
         bn1 = try BatchNorm(weights, "\(p).first_conv.1", channels: hidden1, eps: eps)
-        conv2 = try Linear(weights, "\(p).first_conv.3", in: hidden1, out: hidden2, weightShape: [hidden2, hidden1, 1])
+        conv2 = try Linear(weights, "\(p).first_conv.3", in: hidden1, out: hidden2, weightShape: [hidden2, hidden1, 1],
+                           precision: precision)
         let conv3 = try Linear(weights, "\(p).second_conv.0", in: 2 * hidden2, out: hidden3, weightShape: [hidden3, 2 * hidden2, 1])
         conv3Global = (0..<hidden3).flatMap { o in conv3.weight[(o * 2 * hidden2)..<(o * 2 * hidden2 + hidden2)] }
         conv3Point = (0..<hidden3).flatMap { o in conv3.weight[(o * 2 * hidden2 + hidden2)..<((o + 1) * 2 * hidden2)] }
         conv3Bias = conv3.bias!
         bn2 = try BatchNorm(weights, "\(p).second_conv.1", channels: hidden3, eps: eps)
-        conv4 = try Linear(weights, "\(p).second_conv.3", in: hidden3, out: outChannels, weightShape: [outChannels, hidden3, 1])
+        conv4 = try Linear(weights, "\(p).second_conv.3", in: hidden3, out: outChannels, weightShape: [outChannels, hidden3, 1],
+                           precision: precision)
     }
 
     /// Buffers for `groups` groups of `members` points, reused across frames.
@@ -138,8 +144,7 @@ public struct MiniPointNet: Sendable {
             }
             reluInPlace(h1, count: rows * hidden1)
             let h2 = ws.h2[range.lowerBound * k * hidden2]
-            linear(rows: rows, inFeatures: hidden1, outFeatures: hidden2, x: h1, weight: conv2.weight, bias: conv2.bias,
-                   y: h2)
+            conv2.apply(rows: rows, x: h1, y: h2)
             maxOverMembers(h2, groups: range.count, members: k, channels: hidden2,
                            out: ws.global[range.lowerBound * hidden2])
         }
@@ -149,6 +154,8 @@ public struct MiniPointNet: Sendable {
 
         let affine2 = mode == .frame ? secondStatistics(ws) : bn2.runningAffine
         let point = affine2.fold(weight: conv3Point, bias: [Float](repeating: 0, count: hidden3), inFeatures: hidden2)
+        // The folded weight depends on the frame's statistics: rounded to bf16 per frame (c3·c2 values).
+        let pointBF16 = precision == .bf16 ? BF16Matrix(weight: point.weight, outFeatures: hidden3, inFeatures: hidden2) : nil
         let term = ws.globalTerm.base
         for r in 0..<g {
             for c in 0..<hidden3 { term[r * hidden3 + c] = term[r * hidden3 + c] * affine2.scale[c] + affine2.shift[c] }
@@ -161,10 +168,9 @@ public struct MiniPointNet: Sendable {
                 let rows = range.count * k
                 let h3 = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
                 let h4 = ws.h4Chunks[worker * Self.chunkGroups * k * outChannels]
-                pointConvolution(range, weight: point.weight, workspace: ws, into: h3)
+                pointConvolution(range, weight: point.weight, bf16: pointBF16, workspace: ws, into: h3)
                 reluInPlace(h3, count: rows * hidden3)
-                linear(rows: rows, inFeatures: hidden3, outFeatures: outChannels, x: h3, weight: conv4.weight,
-                       bias: conv4.bias, y: h4)
+                conv4.apply(rows: rows, x: h3, y: h4)
                 maxOverMembers(h4, groups: range.count, members: k, channels: outChannels,
                                out: out.baseAddress! + range.lowerBound * outChannels)
             }
@@ -172,16 +178,22 @@ public struct MiniPointNet: Sendable {
         return tokens
     }
 
-    /// `h3 = h2·W_pᵀ + globalTerm[group]` for the groups in `range`, into `h3`.
-    private func pointConvolution(_ range: Range<Int>, weight: [Float], workspace ws: Workspace,
+    /// `h3 = h2·W_pᵀ + globalTerm[group]` for the groups in `range`, into `h3`; with the bf16
+    /// copy of `weight` in `bf16`, by the bf16 GEMM.
+    private func pointConvolution(_ range: Range<Int>, weight: [Float], bf16: BF16Matrix?, workspace ws: Workspace,
                                   into h3: UnsafeMutablePointer<Float>) {
         let k = ws.members
         for (i, group) in range.enumerated() {
             let term = ws.globalTerm[group * hidden3]
             for m in 0..<k { (h3 + (i * k + m) * hidden3).update(from: term, count: hidden3) }
         }
-        gemm(m: range.count * k, n: hidden3, k: hidden2, a: ws.h2[range.lowerBound * k * hidden2], lda: hidden2,
-             b: weight, ldb: hidden2, transposeB: true, beta: 1, c: h3, ldc: hidden3)
+        if let bf16 {
+            bf16MatMul(m: range.count * k, a: ws.h2[range.lowerBound * k * hidden2], lda: hidden2, weight: bf16,
+                       c: h3, ldc: hidden3, accumulate: true)
+        } else {
+            gemm(m: range.count * k, n: hidden3, k: hidden2, a: ws.h2[range.lowerBound * k * hidden2], lda: hidden2,
+                 b: weight, ldb: hidden2, transposeB: true, beta: 1, c: h3, ldc: hidden3)
+        }
     }
 
     /// Frame statistics of the second BatchNorm, exactly, without its c3-wide inputs: per point

@@ -36,6 +36,7 @@ struct Eval: ParsableCommand {
     @Option(help: "AUPRO thresholds: 0 = exact curve (default); N ≥ 2 = the CFM authors' sampling (99 as in the paper).")
     var proThresholds = 0
     @OptionGroup var unit: UnitOption
+    @OptionGroup var precision: PrecisionOption
 
     func validate() throws {
         if baseline {
@@ -54,7 +55,7 @@ struct Eval: ParsableCommand {
             .baseline(shots: shots)
         }
         var o = EvaluationJob.Options(data: URL(fileURLWithPath: data), scorer: scorer, out: URL(fileURLWithPath: out))
-        (o.proThresholds, o.unit) = (proThresholds, unit.unit)
+        (o.proThresholds, o.unit, o.precision) = (proThresholds, unit.unit, precision.choice)
         return o
     }
 
