@@ -30,8 +30,12 @@ let package = Package(
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng"),
         .systemLibrary(name: "CLibTIFF", pkgConfig: "libtiff-4"),
 
-        // Float32 tensors, BLAS-backed kernels and safetensors IO.
-        .target(name: "CFMTensor", dependencies: ["COpenBLAS"]),
+        // The bf16 GEMM (AVX512-BF16 vdpbf16ps, fp32 accumulation) and CPU feature detection, in C
+        // (its AVX-512 functions carry their own target attributes; callers check the CPU first).
+        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
+
+        // Float32 tensors, BLAS-backed kernels (bf16 GEMMs opt-in) and safetensors IO.
+        .target(name: "CFMTensor", dependencies: ["COpenBLAS", "CBF16"]),
         // Organized point clouds, background removal, FPS, KNN and 3-NN interpolation.
         .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.

@@ -116,13 +116,18 @@ public struct DetectorWeights: Sendable {
     public let preprocessing: PreprocessOptions
     /// How the map and the score are formed: the manifest's, else the only definition.
     public let scoring: ScoringDefinition
+    /// The precision the extractors' and mappers' GEMM-heavy layers were loaded at (their bf16
+    /// weight copies, when bf16, live in those layers: packed once, immutable, shared).
+    public let precision: Precision
 
-    public init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?, manifest: ModelManifest? = nil) {
+    public init(tier: Tier, vit: VisionTransformer, pointMAE: PointMAE, scorer: CrossmodalScorer?, manifest: ModelManifest? = nil,
+                precision: Precision = .fp32) {
         if let scorer {
             precondition(scorer.rgbDim == vit.config.dim && scorer.xyzDim == pointMAE.featureDim,
                          "mapper dimensions do not fit the extractors")
         }
         (self.tier, self.vit, self.pointMAE, self.scorer, self.manifest) = (tier, vit, pointMAE, scorer, manifest)
+        self.precision = precision
         preprocessing = manifest?.preprocessOptions ?? PreprocessOptions()
         scoring = manifest?.scoringDefinition ?? ScoringDefinition()
     }

@@ -32,11 +32,9 @@ public struct CrossmodalScorer: Sendable {
         precondition(xyzToRGB.hidden == h, "mapper hidden widths differ")
         // First layers without bias on the sources; the bias is added per pixel after blending.
         var tokenHidden = [Float](repeating: 0, count: rgbTokens.shape[0] * h)
-        linear(rows: rgbTokens.shape[0], inFeatures: d2, outFeatures: h, x: rgbTokens.scalars,
-               weight: rgbToXYZ.input.weight, bias: nil, y: &tokenHidden)
+        rgbToXYZ.input.multiply(rows: rgbTokens.shape[0], x: rgbTokens.scalars, y: &tokenHidden)
         var pointHidden = [Float](repeating: 0, count: pointFeatures.shape[0] * h)
-        linear(rows: pointFeatures.shape[0], inFeatures: d3, outFeatures: h, x: pointFeatures.scalars,
-               weight: xyzToRGB.input.weight, bias: nil, y: &pointHidden)
+        xyzToRGB.input.multiply(rows: pointFeatures.shape[0], x: pointFeatures.scalars, y: &pointHidden)
 
         let size = rgb.size, count = rgb.pixels.count
         var psi2d = Tensor(shape: [size, size]), psi3d = Tensor(shape: [size, size])

@@ -84,13 +84,17 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var mappers: [FileSum]
     public var training: Training
     public var calibration: Calibration?
+    /// The precision of the GEMM-heavy layers the bundle was calibrated at (`cfm calibrate
+    /// --precision`), and so what it scores with by default. Absent (bundles calibrated before
+    /// it was recorded, or not calibrated) = fp32.
+    public var precision: Precision?
     public var createdAt: String
     public var toolVersion: String
     /// Where the weights came from, for bundles made by `cfm import` (absent in trained ones).
     public var provenance: Provenance?
 
     enum CodingKeys: String, CodingKey {
-        case format, tier, extractors, mappers, training, calibration, batchnorm, preprocessing, scoring, provenance
+        case format, tier, extractors, mappers, training, calibration, precision, batchnorm, preprocessing, scoring, provenance
         case className = "class", rgbDim = "rgb_dim", xyzDim = "xyz_dim", hiddenDim = "hidden_dim"
         case createdAt = "created_at", toolVersion = "tool_version"
     }
@@ -110,8 +114,15 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     /// The scoring to apply: the recorded one, or the only one an earlier bundle knew.
     public var scoringDefinition: ScoringDefinition { scoring ?? ScoringDefinition() }
 
-    /// Refuses a requested tier or BatchNorm mode that differs from the trained one (nil: no request).
-    public func require(tier requested: Tier?, batchnorm requestedMode: BatchNormMode?, bundle: URL) throws {
+    /// The precision to score with: the recorded one, else fp32.
+    public var scoringPrecision: Precision { precision ?? .fp32 }
+
+    /// Refuses a requested tier, BatchNorm mode or precision that differs from the bundle's (nil: no request).
+    public func require(tier requested: Tier?, batchnorm requestedMode: BatchNormMode?, precision requestedPrecision: Precision? = nil,
+                        bundle: URL) throws {
+        if let requestedPrecision, requestedPrecision != scoringPrecision {
+            throw BundleError.wrongPrecision(bundle: bundle.path, calibrated: scoringPrecision, requested: requestedPrecision)
+        }
         if let requested, requested != tier {
             throw BundleError.wrongTier(bundle: bundle.path, trained: tier, requested: requested)
         }
@@ -204,6 +215,7 @@ public enum BundleError: Error, Equatable, CustomStringConvertible {
     case checksumMismatch(file: String, expected: String, found: String)
     case wrongTier(bundle: String, trained: Tier, requested: Tier)
     case wrongBatchNorm(bundle: String, trained: BatchNormMode, requested: BatchNormMode)
+    case wrongPrecision(bundle: String, calibrated: Precision, requested: Precision)
     case wrongExtractors(bundle: String, file: String)
     case unwritable(directory: String, reason: String)
 
@@ -215,6 +227,8 @@ public enum BundleError: Error, Equatable, CustomStringConvertible {
             "\(bundle): trained for tier \(trained.rawValue), but tier \(requested.rawValue) is requested (leave the tier out: the bundle sets it)"
         case let .wrongBatchNorm(bundle, trained, requested):
             "\(bundle): trained with BatchNorm \(trained.rawValue), but \(requested.rawValue) is requested (leave it out: the bundle sets it)"
+        case let .wrongPrecision(bundle, calibrated, requested):
+            "\(bundle): calibrated at precision \(calibrated.rawValue), but \(requested.rawValue) is requested (leave it out, or re-run cfm calibrate --precision \(requested.rawValue))"
         case let .wrongExtractors(bundle, file):
             "\(bundle): trained with other extractor weights than \(file) (checksum differs)"
         case let .unwritable(directory, reason): "\(directory): cannot write the bundle: \(reason)"

@@ -1,5 +1,6 @@
 import CFMData
 import CFMDetector
+import CFMTensor
 import CFMTraining
 import Foundation
 
@@ -30,6 +31,8 @@ public enum CalibrationJob {
         /// The aggregation to calibrate and serve with, written into the manifest's `scoring`;
         /// nil = the bundle's.
         public var aggregation: ScoringDefinition.Aggregation? = nil
+        /// Precision to score and record in the manifest; nil = the bundle's (fp32 when unrecorded).
+        public var precision: Precision?
 
         public init(data: URL, model: URL, extractors: URL) {
             (self.data, self.model, self.extractors) = (data, model, extractors)
@@ -37,7 +40,8 @@ public enum CalibrationJob {
     }
 
     /// Checks that the split can support the rate before anything is scored, scores it, writes
-    /// the calibration (and the aggregation) into the manifest and returns the calibration.
+    /// the calibration, the aggregation and the precision it was scored at into the manifest and
+    /// returns the calibration.
     public static func run(_ options: Options, progress: ProgressHandler? = nil) throws -> ModelManifest.Calibration {
         guard ModelBundle.hasManifest(options.model) else {
             throw JobError("\(options.model.relativePath): no \(BundleFile.manifest) — not a model bundle written by cfm train")
@@ -45,7 +49,8 @@ public enum CalibrationJob {
         let split = try options.split ?? MVTec3DClass(directory: options.data).layout.defaultCalibrationSplit
         let samples = try calibrationSamples(options.data, split, model: options.model)
         try Calibrator.requireSupport(samples: samples.count, falseRejectRate: options.falseRejectRate)
-        let loaded = try DetectorWeights.load(extractors: options.extractors, model: options.model)
+        let loaded = try DetectorWeights.load(extractors: options.extractors, model: options.model,
+                                              precision: options.precision.map { .run($0) } ?? .bundle)
         guard var manifest = loaded.manifest else { preconditionFailure("a bundle with a manifest loads with it") }
         if let aggregation = options.aggregation {
             var scoring = manifest.scoringDefinition
@@ -53,7 +58,8 @@ public enum CalibrationJob {
             manifest.scoring = scoring
         }
         let detector = AnomalyDetector(weights: DetectorWeights(tier: loaded.tier, vit: loaded.vit, pointMAE: loaded.pointMAE,
-                                                                scorer: loaded.scorer, manifest: manifest))
+                                                                scorer: loaded.scorer, manifest: manifest,
+                                                                precision: loaded.precision))
         let preprocessor = detector.weights.preprocessor
         var scores: [Float] = []
         for (i, sample) in samples.enumerated() {
@@ -66,6 +72,7 @@ public enum CalibrationJob {
         var calibration = try Calibrator.calibrate(scores: scores, falseRejectRate: options.falseRejectRate)
         calibration.split = split
         manifest.calibration = calibration
+        manifest.precision = detector.weights.precision
         try ModelBundle.update(manifest, in: options.model)
         return calibration
     }

@@ -42,6 +42,8 @@ public enum EvaluationJob {
         /// `variants`): ψ2D and ψ3D are computed once per frame and each variant combines,
         /// smooths and scores them. Empty = the bundle's aggregation only. Model bundles only.
         public var aggregations: [ScoringDefinition.Aggregation] = []
+        /// Precision of a model's GEMM-heavy layers (the bundle's by default).
+        public var precision: PrecisionChoice = .bundle
 
         public init(data: URL, scorer: Scorer, out: URL) { (self.data, self.scorer, self.out) = (data, scorer, out) }
 
@@ -224,7 +226,7 @@ private enum LoadedScorer {
             guard ModelBundle.hasManifest(bundle) else {
                 throw JobError("\(bundle.relativePath): no \(BundleFile.manifest) — not a model bundle written by cfm train")
             }
-            self = .crossmodal(try AnomalyDetector.load(extractors: extractors, model: bundle), bundle: bundle)
+            self = .crossmodal(try AnomalyDetector.load(extractors: extractors, model: bundle, precision: options.precision), bundle: bundle)
         case let .baseline(shots, seed):
             let samples = try selectTrainingSamples(options.data, shots: shots, seed: seed).0
             let preprocessor = Preprocessor()

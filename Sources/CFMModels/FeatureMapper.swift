@@ -10,13 +10,14 @@ public struct FeatureMapper: Sendable {
     /// Hidden width of a mapper between `inFeatures` and `outFeatures`.
     public static func hiddenWidth(_ inFeatures: Int, _ outFeatures: Int) -> Int { (inFeatures + outFeatures) / 2 }
 
-    /// Loads a mapper, checking every shape against `inFeatures` → `outFeatures`.
-    public init(weights: SafeTensors, inFeatures: Int, outFeatures: Int) throws {
+    /// Loads a mapper, checking every shape against `inFeatures` → `outFeatures`; `precision`
+    /// applies to all three layers.
+    public init(weights: SafeTensors, inFeatures: Int, outFeatures: Int, precision: Precision = .fp32) throws {
         let h = Self.hiddenWidth(inFeatures, outFeatures)
         (self.inFeatures, hidden, self.outFeatures) = (inFeatures, h, outFeatures)
-        input = try Linear(weights, "input", in: inFeatures, out: h)
-        projection = try Linear(weights, "projection", in: h, out: h)
-        output = try Linear(weights, "output", in: h, out: outFeatures)
+        input = try Linear(weights, "input", in: inFeatures, out: h, precision: precision)
+        projection = try Linear(weights, "projection", in: h, out: h, precision: precision)
+        output = try Linear(weights, "output", in: h, out: outFeatures, precision: precision)
     }
 
     /// A mapper from its parameters in `parameterShapes` order

@@ -76,6 +76,9 @@ struct BatchNorm: Sendable {
 public struct MiniPointNet: Sendable {
     public let hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int
     public let mode: BatchNormMode
+    /// Of the three wide convolutions (c1→c2, the per-point c2→c3 half, c3→out); the 3→c1
+    /// convolution and the per-group half (together < 1 % of the FLOPs) stay fp32.
+    public let precision: Precision
     let conv1: Linear, conv2: Linear, conv4: Linear
     /// The 2·c2→c3 convolution split into its global (first c2 inputs) and per-point halves.
     let conv3Global: [Float], conv3Point: [Float], conv3Bias: [Float]
@@ -87,18 +90,21 @@ public struct MiniPointNet: Sendable {
 
     /// Loads `encoder.first_conv.{0,1,3}` and `encoder.second_conv.{0,1,3}`.
     public init(_ weights: SafeTensors, hidden1: Int, hidden2: Int, hidden3: Int, outChannels: Int,
-                mode: BatchNormMode, eps: Float = 1e-5) throws {
+                mode: BatchNormMode, eps: Float = 1e-5, precision: Precision = .fp32) throws {
         (self.hidden1, self.hidden2, self.hidden3, self.outChannels, self.mode) = (hidden1, hidden2, hidden3, outChannels, mode)
+        self.precision = precision
         let p = "encoder"
         conv1 = try Linear(weights, "\(p).first_conv.0", in: 3, out: hidden1, weightShape: [hidden1, 3, 1])
         bn1 = try BatchNorm(weights, "\(p).first_conv.1", channels: hidden1, eps: eps)
-        conv2 = try Linear(weights, "\(p).first_conv.3", in: hidden1, out: hidden2, weightShape: [hidden2, hidden1, 1])
+        conv2 = try Linear(weights, "\(p).first_conv.3", in: hidden1, out: hidden2, weightShape: [hidden2, hidden1, 1],
+                           precision: precision)
         let conv3 = try Linear(weights, "\(p).second_conv.0", in: 2 * hidden2, out: hidden3, weightShape: [hidden3, 2 * hidden2, 1])
         conv3Global = (0..<hidden3).flatMap { o in conv3.weight[(o * 2 * hidden2)..<(o * 2 * hidden2 + hidden2)] }
         conv3Point = (0..<hidden3).flatMap { o in conv3.weight[(o * 2 * hidden2 + hidden2)..<((o + 1) * 2 * hidden2)] }
         conv3Bias = conv3.bias!
         bn2 = try BatchNorm(weights, "\(p).second_conv.1", channels: hidden3, eps: eps)
-        conv4 = try Linear(weights, "\(p).second_conv.3", in: hidden3, out: outChannels, weightShape: [outChannels, hidden3, 1])
+        conv4 = try Linear(weights, "\(p).second_conv.3", in: hidden3, out: outChannels, weightShape: [outChannels, hidden3, 1],
+                           precision: precision)
     }
 
     /// Buffers for `groups` groups of `members` points, reused across frames.
@@ -141,8 +147,7 @@ public struct MiniPointNet: Sendable {
         forEachChunk(groups: g) { worker, range in
             let r = firstLayer(range, first, neighborhoods: neighborhoods, workspace: ws, worker: worker)
             let h = ws.h2Chunks[worker * Self.chunkGroups * k * hidden2]
-            linear(rows: range.count * k, inFeatures: hidden1, outFeatures: hidden2, x: r, weight: conv2.weight,
-                   bias: conv2.bias, y: h)
+            conv2.apply(rows: range.count * k, x: r, y: h)
             maxOverMembers(h, groups: range.count, members: k, channels: hidden2,
                            out: ws.global[range.lowerBound * hidden2])
             if mode == .frame { accumulateScatter(range, h: h, workspace: ws, worker: worker) }
@@ -161,6 +166,8 @@ public struct MiniPointNet: Sendable {
         let pointBias = (0..<hidden3).map { c in
             Float((0..<hidden2).reduce(0.0) { $0 + Double(point.weight[c * hidden2 + $1]) * Double(conv2Bias[$1]) })
         }
+        // The composed weight depends on the frame's statistics: rounded to bf16 per frame (c3·c1 values).
+        let composedBF16 = precision == .bf16 ? BF16Matrix(weight: composed, outFeatures: hidden3, inFeatures: hidden1) : nil
         let term = ws.globalTerm.base
         for r in 0..<g {
             for c in 0..<hidden3 {
@@ -176,10 +183,9 @@ public struct MiniPointNet: Sendable {
                 let r = firstLayer(range, first, neighborhoods: neighborhoods, workspace: ws, worker: worker)
                 let h3 = ws.h3Chunks[worker * Self.chunkGroups * k * hidden3]
                 let h4 = ws.h4Chunks[worker * Self.chunkGroups * k * outChannels]
-                pointConvolution(range, r: r, weight: composed, workspace: ws, into: h3)
+                pointConvolution(range, r: r, weight: composed, bf16: composedBF16, workspace: ws, into: h3)
                 reluInPlace(h3, count: rows * hidden3)
-                linear(rows: rows, inFeatures: hidden3, outFeatures: outChannels, x: h3, weight: conv4.weight,
-                       bias: conv4.bias, y: h4)
+                conv4.apply(rows: rows, x: h3, y: h4)
                 maxOverMembers(h4, groups: range.count, members: k, channels: outChannels,
                                out: out.baseAddress! + range.lowerBound * outChannels)
             }
@@ -200,16 +206,22 @@ public struct MiniPointNet: Sendable {
         return r
     }
 
-    /// `h3 = r·W_cᵀ + globalTerm[group]` for the groups in `range` (W_c = W_p·W2 [c3, c1]), into `h3`.
-    private func pointConvolution(_ range: Range<Int>, r: UnsafePointer<Float>, weight: [Float], workspace ws: Workspace,
+    /// `h3 = r·W_cᵀ + globalTerm[group]` for the groups in `range` (W_c = W_p·W2 [c3, c1]), into `h3`;
+    /// with the bf16 copy of `weight` in `bf16`, by the bf16 GEMM.
+    private func pointConvolution(_ range: Range<Int>, r: UnsafePointer<Float>, weight: [Float], bf16: BF16Matrix?,
+                                  workspace ws: Workspace,
                                   into h3: UnsafeMutablePointer<Float>) {
         let k = ws.members
         for (i, group) in range.enumerated() {
             let term = ws.globalTerm[group * hidden3]
             for m in 0..<k { (h3 + (i * k + m) * hidden3).update(from: term, count: hidden3) }
         }
-        gemm(m: range.count * k, n: hidden3, k: hidden1, a: r, lda: hidden1,
-             b: weight, ldb: hidden1, transposeB: true, beta: 1, c: h3, ldc: hidden3)
+        if let bf16 {
+            bf16MatMul(m: range.count * k, a: r, lda: hidden1, weight: bf16, c: h3, ldc: hidden3, accumulate: true)
+        } else {
+            gemm(m: range.count * k, n: hidden3, k: hidden1, a: r, lda: hidden1,
+                 b: weight, ldb: hidden1, transposeB: true, beta: 1, c: h3, ldc: hidden3)
+        }
     }
 
     /// Each group's mean h̄ of `h` (the chunk's [points, c2]) into `groupMeans`, then

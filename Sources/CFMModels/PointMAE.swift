@@ -43,20 +43,21 @@ public struct PointMAE: Sendable {
     let norm: LayerNorm
 
     /// Loads the encoder with the first `blocks` blocks; `featureBlocks` (each < `blocks`)
-    /// select the outputs that are normed and concatenated.
+    /// select the outputs that are normed and concatenated. `precision` applies to the blocks'
+    /// projections, mini-PointNet's wide convolutions and the positional MLP's second layer.
     public init(weights: SafeTensors, config c: Config, blocks count: Int, featureBlocks: [Int],
-                batchNorm: BatchNormMode) throws {
+                batchNorm: BatchNormMode, precision: Precision = .fp32) throws {
         guard (1...c.depth).contains(count) else { throw ModelError.invalidBlockCount(requested: count, available: c.depth) }
         precondition(featureBlocks.allSatisfy { $0 < count }, "feature blocks \(featureBlocks) beyond \(count) blocks")
         config = c
         self.featureBlocks = featureBlocks
         pointNet = try MiniPointNet(weights, hidden1: c.hidden1, hidden2: c.hidden2, hidden3: c.hidden3,
-                                    outChannels: c.dim, mode: batchNorm)
+                                    outChannels: c.dim, mode: batchNorm, precision: precision)
         pos1 = try Linear(weights, "pos_embed.0", in: 3, out: c.posHidden)
-        pos2 = try Linear(weights, "pos_embed.2", in: c.posHidden, out: c.dim)
+        pos2 = try Linear(weights, "pos_embed.2", in: c.posHidden, out: c.dim, precision: precision)
         blocks = try (0..<count).map {
             try TransformerBlock(weights, prefix: "blocks.blocks.\($0)", dim: c.dim, heads: c.heads,
-                                 hidden: c.mlpHidden, qkvBias: false, eps: c.eps)
+                                 hidden: c.mlpHidden, qkvBias: false, eps: c.eps, precision: precision)
         }
         norm = try LayerNorm(weights, "norm", dim: c.dim, eps: c.eps)
     }

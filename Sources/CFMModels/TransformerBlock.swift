@@ -19,20 +19,21 @@ public struct TransformerScratch: Sendable {
 /// The pre-norm transformer block shared by DINO's ViT and Point-MAE:
 /// `x = x + proj(attn(LN1(x)))`, then `x = x + fc2(GELU(fc1(LN2(x))))`.
 /// Keys under `prefix`: `norm1 attn.qkv attn.proj norm2 mlp.fc1 mlp.fc2` (timm names).
+/// `precision` applies to the four projections; attention's own products stay fp32.
 public struct TransformerBlock: Sendable {
     public let dim: Int, heads: Int
     let norm1: LayerNorm, qkv: Linear, proj: Linear, norm2: LayerNorm, fc1: Linear, fc2: Linear
 
     public init(_ weights: SafeTensors, prefix: String, dim: Int, heads: Int, hidden: Int,
-                qkvBias: Bool, eps: Float) throws {
+                qkvBias: Bool, eps: Float, precision: Precision = .fp32) throws {
         self.dim = dim
         self.heads = heads
         norm1 = try LayerNorm(weights, "\(prefix).norm1", dim: dim, eps: eps)
-        qkv = try Linear(weights, "\(prefix).attn.qkv", in: dim, out: 3 * dim, hasBias: qkvBias)
-        proj = try Linear(weights, "\(prefix).attn.proj", in: dim, out: dim)
+        qkv = try Linear(weights, "\(prefix).attn.qkv", in: dim, out: 3 * dim, hasBias: qkvBias, precision: precision)
+        proj = try Linear(weights, "\(prefix).attn.proj", in: dim, out: dim, precision: precision)
         norm2 = try LayerNorm(weights, "\(prefix).norm2", dim: dim, eps: eps)
-        fc1 = try Linear(weights, "\(prefix).mlp.fc1", in: dim, out: hidden)
-        fc2 = try Linear(weights, "\(prefix).mlp.fc2", in: hidden, out: dim)
+        fc1 = try Linear(weights, "\(prefix).mlp.fc1", in: dim, out: hidden, precision: precision)
+        fc2 = try Linear(weights, "\(prefix).mlp.fc2", in: hidden, out: dim, precision: precision)
     }
 
     /// Runs the block in place on the token matrix `x` [scratch.tokens, dim].

@@ -50,7 +50,8 @@ public enum DetectorProcessing {
             throw ServiceSetupError("\(file.path): no such file (\(key))")
         }
         let manifest = try ModelBundle.hasManifest(bundle) ? ModelBundle.manifest(at: bundle, extractors: extractors) : nil
-        try manifest?.require(tier: config.model.tier, batchnorm: config.model.batchnorm, bundle: bundle)
+        try manifest?.require(tier: config.model.tier, batchnorm: config.model.batchnorm, precision: config.model.precision, bundle: bundle)
+        try CPUFeatures.current.require(config.model.precision ?? manifest?.scoringPrecision ?? .fp32)
         guard let tier = manifest?.tier ?? config.model.tier else { throw DetectorSetupError.noTier(model: bundle.path) }
         _ = try preprocessing(config: config, manifest: manifest)
         return (tier, try threshold(config: config, manifest: manifest))
@@ -66,7 +67,8 @@ public enum DetectorProcessing {
     public static func makeProcessors(_ config: ServiceConfig) throws -> FrameStages {
         let weights = try DetectorWeights.load(extractors: URL(fileURLWithPath: config.model.extractors),
                                                model: URL(fileURLWithPath: config.model.bundle),
-                                               tier: config.model.tier, batchNorm: config.model.batchnorm)
+                                               tier: config.model.tier, batchNorm: config.model.batchnorm,
+                                               precision: config.model.precision.map { .required($0) } ?? .bundle)
         let threshold = try threshold(config: config, manifest: weights.manifest)
         let preprocessor = Preprocessor(options: try preprocessing(config: config, manifest: weights.manifest))
         let model = modelId(config: config, manifest: weights.manifest)

@@ -1,6 +1,7 @@
 import CFMDetector
 import CFMGeometry
 import CFMModels
+import CFMTensor
 import Foundation
 import Logging
 import Yams
@@ -20,6 +21,9 @@ public struct ServiceConfig: Codable, Sendable, Equatable {
         public var bundle = "/usr/local/share/cfm/model"
         /// Point-MAE BatchNorm statistics (frame or running); nil = the bundle's (frame for bare mappers).
         public var batchnorm: BatchNormMode? = nil
+        /// GEMM precision (fp32 or bf16); nil = the bundle's (fp32 for bare mappers). When set,
+        /// a bundle calibrated at another precision is refused; bf16 needs AVX512-BF16.
+        public var precision: Precision? = nil
         public init() {}
     }
 
@@ -249,7 +253,7 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 extension ServiceConfig {
     /// Key names per section, as written in YAML.
     static let schema: [String: [String]] = [
-        "model": ["tier", "extractors", "bundle", "batchnorm"],
+        "model": ["tier", "extractors", "bundle", "batchnorm", "precision"],
         "input": ["endpoint", "pattern", "mode", "topic", "max_width", "max_height", "max_coordinate_m", "receive_hwm"],
         "output": ["endpoint", "pattern", "mode", "topic_prefix", "publish_maps", "send_hwm", "send_timeout_ms", "heartbeat_interval_s",
                    "linger_ms"],
@@ -465,13 +469,14 @@ extension ServiceConfig {
 
 
 extension ServiceConfig.Model {
-    enum CodingKeys: String, CodingKey { case tier, extractors, bundle, batchnorm }
+    enum CodingKeys: String, CodingKey { case tier, extractors, bundle, batchnorm, precision }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self), d = Self()
         tier = try c.choice(.tier)
         extractors = try c.text(.extractors, d.extractors)
         bundle = try c.text(.bundle, d.bundle)
         batchnorm = try c.choice(.batchnorm)
+        precision = try c.choice(.precision)
     }
 }
 

@@ -38,31 +38,6 @@ public enum BLAS {
     }
 }
 
-/// The instruction-set extensions of this CPU (Linux: the `flags` line of /proc/cpuinfo,
-/// names as the kernel spells them, e.g. `avx512_bf16`; none elsewhere).
-public struct CPUFeatures: Sendable {
-    public let flags: Set<String>
-
-    /// This machine's.
-    public static let current = CPUFeatures(
-        cpuinfo: (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
-
-    /// The features of the first processor listed in `cpuinfo` (/proc/cpuinfo's format).
-    public init(cpuinfo: String) {
-        let line = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }
-        flags = Set((line?.split(separator: ":").last?.split(separator: " ") ?? []).map(String.init))
-    }
-
-    /// The best OpenBLAS x86-64 kernel set these features run, or nil for none better than SSE3.
-    public var openBLASCore: String? {
-        let avx512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
-        if avx512 && flags.contains("avx512_bf16") { return "Cooperlake" }
-        if avx512 { return "SkylakeX" }
-        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
-        return nil
-    }
-}
-
 /// `C = alpha · op(A) · op(B) + beta · C` on row-major matrices (`cblas_sgemm`).
 ///
 /// `op(A)` is m×k and `op(B)` is k×n; when `transposeA` is set, `A` is stored k×m.

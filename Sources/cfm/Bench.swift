@@ -19,6 +19,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Side of the synthetic sensor frame (preprocessing resizes it to 224).") var sensorSize = 800
     @Option(help: "Benchmark this RGB image (PNG) instead of the synthetic frame (with --xyz).") var rgb: String?
     @Option(help: "Benchmark this point cloud (TIFF) instead of the synthetic frame (with --rgb).") var xyz: String?
+    @OptionGroup var precision: PrecisionOption
 
     /// The sensor frame to time: the given files, or the synthetic one.
     private func sensorFrame() throws -> (rgb: RGBImage, cloud: Tensor) {
@@ -43,7 +44,7 @@ struct Bench: ParsableCommand {
             return scratch
         }()
         let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir,
-                                             sensor: try sensorFrame())
+                                             sensor: try sensorFrame(), precision: precision.choice)
         print(try report.json())
     }
 }
@@ -63,6 +64,7 @@ enum RandomMappers {
 /// Median timings of the detector's stages over `frames` frames of a synthetic input.
 struct BenchReport {
     let tier: Tier
+    let precision: Precision
     let frames: Int
     /// Stage → median milliseconds, in pipeline order.
     let stagesMs: [(name: String, ms: Double)]
@@ -73,9 +75,9 @@ struct BenchReport {
 
     /// `tier` nil: the bundle's (small for bare mapper files).
     static func measure(tier: Tier?, frames: Int, extractors: URL, model: URL,
-                        sensor: (rgb: RGBImage, cloud: Tensor)) throws -> BenchReport {
+                        sensor: (rgb: RGBImage, cloud: Tensor), precision: PrecisionChoice = .bundle) throws -> BenchReport {
         let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
-        let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier)
+        let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier, precision: precision)
         let preprocessor = detector.weights.preprocessor
         var samples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?
@@ -93,7 +95,7 @@ struct BenchReport {
         let stages = names.enumerated().map { i, name in (name: name, ms: median(samples.map { $0[i].ms })) }
         let grid = detector.vit.config.grid, groups = detector.pointMAE.config.groups
         return BenchReport(
-            tier: detector.tier, frames: frames, stagesMs: stages,
+            tier: detector.tier, precision: detector.weights.precision, frames: frames, stagesMs: stages,
             stageFlops: ["extract2d": detector.vit.flops, "extract3d": detector.pointMAE.flops,
                          "map": detector.scorer!.flops(pixels: detection.validPixels, tokens: grid * grid, groups: groups)],
             medianMs: median(totals), foregroundPoints: features.foreground.count, validPixels: detection.validPixels)
@@ -108,7 +110,7 @@ struct BenchReport {
     /// The JSON object scripts read (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`).
     func json() throws -> String {
         let object: [String: Any] = [
-            "tier": tier.rawValue, "frames": frames, "threads": cpuCount,
+            "tier": tier.rawValue, "precision": precision.rawValue, "frames": frames, "threads": cpuCount,
             "median_ms": medianMs, "fps": 1000 / medianMs,
             "peak_rss_mb": peakResidentMegabytes(),
             "stages_ms": Dictionary(uniqueKeysWithValues: stagesMs.map { ($0.name, $0.ms) }),

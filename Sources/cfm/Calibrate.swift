@@ -1,6 +1,7 @@
 import ArgumentParser
 import CFMDetector
 import CFMJobs
+import CFMTensor
 import Foundation
 
 /// `cfm calibrate`: the pass/reject threshold from nominal parts the bundle was not trained on.
@@ -24,11 +25,13 @@ struct Calibrate: ParsableCommand {
     @Option(help: "How ψ2D and ψ3D combine, stored in the bundle: product, sum, max, 2d_only or 3d_only (default: the bundle's).")
     var aggregation: ScoringDefinition.Aggregation?
     @OptionGroup var unit: UnitOption
+    @Option(help: "GEMM precision to calibrate at and record in the bundle: fp32 or bf16 (needs AVX512-BF16; default: the bundle's, else fp32).")
+    var precision: Precision?
 
     func run() throws {
         var options = CalibrationJob.Options(data: URL(fileURLWithPath: data), model: URL(fileURLWithPath: model),
                                              extractors: URL(fileURLWithPath: extractors))
-        (options.falseRejectRate, options.unit) = (falseRejectRate, unit.unit)
+        (options.falseRejectRate, options.unit, options.precision) = (falseRejectRate, unit.unit, precision)
         (options.split, options.aggregation) = (calibrationSplit, aggregation)
         let c = try CalibrationJob.run(options, progress: Progress.display())
         print(String(format: "threshold %.4f for a false-reject rate of %g on %d nominal parts of %@ (scores min %.4f, median %.4f, p99 %.4f, max %.4f)",

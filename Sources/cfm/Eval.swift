@@ -45,6 +45,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Also compare these aggregations of ψ2D and ψ3D in the same pass: all, or a comma list of product, sum, max, 2d_only, 3d_only (metrics.json's variants).")
     var aggregations: String?
     @OptionGroup var unit: UnitOption
+    @OptionGroup var precision: PrecisionOption
 
     func validate() throws {
         if baseline {
@@ -70,7 +71,7 @@ struct Eval: ParsableCommand {
             .baseline(shots: shots, seed: seed)
         }
         var o = EvaluationJob.Options(data: URL(fileURLWithPath: data), scorer: scorer, out: URL(fileURLWithPath: out))
-        (o.proThresholds, o.unit) = (proThresholds, unit.unit)
+        (o.proThresholds, o.unit, o.precision) = (proThresholds, unit.unit, precision.choice)
         o.aggregations = (try? aggregations.map(EvaluationJob.aggregations(named:))) ?? []
         return o
     }

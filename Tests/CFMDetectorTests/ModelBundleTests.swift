@@ -75,6 +75,48 @@ import Testing
         #expect(try ModelBundle.manifest(at: bundle, extractors: nil).preprocessOptions.background.clusterCleaning == .pixelNeighbours)
     }
 
+    /// The calibrated precision is recorded, read back and asserted; absent means fp32.
+    @Test func precisionRoundTrip() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bundle = dir.appendingPathComponent("model")
+        try ModelBundle.write(manifest(tier: .tiny), rgbToXYZ: mapper(6, 4, seed: 1), xyzToRGB: mapper(4, 6, seed: 2), to: bundle)
+        var read = try ModelBundle.manifest(at: bundle, extractors: nil)
+        let text = try String(contentsOf: bundle.appendingPathComponent(BundleFile.manifest), encoding: .utf8)
+        #expect(read.precision == nil && read.scoringPrecision == .fp32 && !text.contains("precision"), "absent = fp32")
+        try read.require(tier: nil, batchnorm: nil, precision: .fp32, bundle: bundle)
+
+        read.precision = .bf16
+        try ModelBundle.update(read, in: bundle)
+        let again = try ModelBundle.manifest(at: bundle, extractors: nil)
+        #expect(again == read && again.scoringPrecision == .bf16)
+        #expect(try String(contentsOf: bundle.appendingPathComponent(BundleFile.manifest), encoding: .utf8).contains("precision: bf16"))
+        #expect(throws: BundleError.wrongPrecision(bundle: bundle.path, calibrated: .bf16, requested: .fp32)) {
+            try again.require(tier: nil, batchnorm: nil, precision: .fp32, bundle: bundle)
+        }
+    }
+
+    /// A bf16 bundle (or a bf16 request) on a CPU without AVX512-BF16 is refused with the reason,
+    /// before any weight is read (the extractors here do not even exist).
+    @Test func bf16IsRefusedOnACPUWithoutIt() throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bundle = dir.appendingPathComponent("model"), missing = dir.appendingPathComponent("no-extractors")
+        var bf16 = manifest(tier: .tiny)
+        bf16.precision = .bf16
+        try ModelBundle.write(bf16, rgbToXYZ: mapper(6, 4, seed: 1), xyzToRGB: mapper(4, 6, seed: 2), to: bundle)
+        let without = CPUFeatures(flags: [], avx512BF16: false)
+        #expect(throws: PrecisionError.unsupported(.bf16)) {
+            try DetectorWeights.load(extractors: missing, model: bundle, cpu: without)
+        }
+        #expect(throws: PrecisionError.unsupported(.bf16)) {
+            try DetectorWeights.load(extractors: missing, model: nil, tier: .tiny, precision: .run(.bf16), cpu: without)
+        }
+        #expect(throws: BundleError.wrongPrecision(bundle: bundle.path, calibrated: .bf16, requested: .fp32)) {
+            try DetectorWeights.load(extractors: missing, model: bundle, precision: .required(.fp32), cpu: without)
+        }
+    }
+
     /// A `cfm-model-bundle/1` manifest (no preprocessing or scoring section, FNV-1a checksums)
     /// still loads, with the defaults it was trained with.
     @Test func earlierBundlesLoadWithTheirDefaults() throws {

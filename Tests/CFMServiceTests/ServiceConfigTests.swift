@@ -39,7 +39,7 @@ final class ServiceConfigTests: XCTestCase {
 
     func testKeysOfDesign() throws {
         let c = try ServiceConfig.parse("""
-            model: {tier: tiny, extractors: /x, bundle: /y}
+            model: {tier: tiny, extractors: /x, bundle: /y, precision: bf16}
             input: {endpoint: "ipc:///tmp/a", pattern: pull, mode: bind, topic: cam1}
             output: {endpoint: "tcp://0.0.0.0:7000", topic_prefix: verdict, publish_maps: true}
             pipeline: {queue_depth: 5, overflow: block}
@@ -47,6 +47,7 @@ final class ServiceConfigTests: XCTestCase {
             logging: {journald: off, level: debug}
             """)
         XCTAssertEqual(c.model.tier, .tiny)
+        XCTAssertEqual(c.model.precision, .bf16)
         XCTAssertEqual(c.model.extractors, "/x")
         XCTAssertEqual(c.input.pattern, .pull)
         XCTAssertEqual(c.input.mode, .bind)
@@ -82,6 +83,7 @@ final class ServiceConfigTests: XCTestCase {
         assertRefused("pipeline:\n  queue_depth: 0\n", line: 2, "pipeline.queue_depth: 0 is out of range 1…1024")
         assertRefused("pipeline:\n  overflow: drop_random\n", line: 2, "'drop_random' is not one of drop_oldest, drop_newest, block")
         assertRefused("model:\n  bundle: /m\n  tier: huge\n", line: 3, "'huge' is not one of tiny, small, medium, full")
+        assertRefused("model:\n  precision: fp16\n", line: 2, "'fp16' is not one of fp32, bf16")
         assertRefused("input:\n  pattern: sub\n  endpoint: localhost:5555\n", line: 3, "not a ZeroMQ endpoint")
         assertRefused("input:\n  max_width: lots\n", line: 2, "input.max_width: expected an integer")
         assertRefused("output:\n  publish_maps: 3\n", line: 2, "output.publish_maps")
