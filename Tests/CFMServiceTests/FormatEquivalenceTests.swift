@@ -77,9 +77,11 @@ final class FormatEquivalenceTests: XCTestCase {
         var config = serviceTestConfig(dir)
         config.output.publishMaps = true
         let (detector, preprocessor) = try Self.detector(in: dir)
-        let processor = DetectorProcessing.processor(detector: DetectorBox(detector), threshold: 1e9, model: "formats",
-                                                     preprocessor: preprocessor, publishMaps: true)
-        let service = EdgeService(config: config, logger: Logger(label: "formats")) { _ in [processor] }
+        let stages = FrameStages(
+            prepare: [DetectorProcessing.preparation(preprocessor)],
+            infer: [DetectorProcessing.inference(detector: DetectorBox(detector), threshold: 1e9, model: "formats",
+                                                 publishMaps: true)])
+        let service = EdgeService(config: config, logger: Logger(label: "formats")) { _ in stages }
         let (thread, _) = startService(service)
         defer {
             service.requestStop()
