@@ -17,12 +17,15 @@ public struct RGBImage: Sendable, Equatable {
         self.bytes = bytes
     }
 
-    /// The image padded to a square by centred edge replication: side = max(height, width),
-    /// (side − width)/2 columns on the left and (side − height)/2 rows on top, the rest opposite.
-    public func paddedToSquare() -> RGBImage {
-        let side = max(height, width)
-        return RGBImage(height: side, width: side,
-                        bytes: padToSquare(bytes, height: height, width: width, channels: 3, .replicateEdge))
+    /// The image padded to a square by centred edge replication — side = max(height, width),
+    /// (side − width)/2 columns on the left and (side − height)/2 rows on top, the rest
+    /// opposite — then resized to `size` × `size` as Pillow's `resize((size, size),
+    /// Image.BICUBIC)` does, without building the padded square (`paddedSquareBicubicResize`).
+    /// `scratch` is the resize's working memory; pass the same array frame after frame to reuse it.
+    public func squareResized(to size: Int, scratch: inout [UInt8]) -> RGBImage {
+        RGBImage(height: size, width: size, bytes: bytes.withUnsafeBufferPointer {
+            paddedSquareBicubicResize($0, height: height, width: width, channels: 3, outSize: size, scratch: &scratch)
+        })
     }
 
     /// The image resized as Pillow's `resize((width, height), Image.BICUBIC)` does (antialiased).

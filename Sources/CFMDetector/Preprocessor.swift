@@ -1,6 +1,7 @@
 import CFMData
 import CFMGeometry
 import CFMTensor
+import Foundation
 
 /// Unit of a sensor's XYZ values.
 public enum LengthUnit: String, Sendable, Codable, CaseIterable {
@@ -100,6 +101,11 @@ public struct PreprocessedFrame: Sendable {
 /// metres, background removal at the sensor's resolution, centred square padding (edge
 /// replication for RGB, zeros for XYZ), Pillow-bicubic RGB and PyTorch-nearest XYZ resizing,
 /// ImageNet normalisation.
+///
+/// Cost is linear in the sensor's pixels with one full-resolution buffer: the cloud in metres
+/// (12 bytes a pixel), which background removal edits in place and which a
+/// `PreprocessWorkspace` keeps for the next frame. The padded square is never built: both
+/// resizes read the sensor pixels directly.
 public struct Preprocessor: Sendable {
     public var options: PreprocessOptions
 
@@ -109,33 +115,113 @@ public struct Preprocessor: Sendable {
     /// a NaN or infinite coordinate is a hole, like (0, 0, 0): sensors mark missing
     /// measurements either way.
     public func callAsFunction(rgb: RGBImage, cloud: Tensor, unit: LengthUnit = .m) throws -> PreprocessedFrame {
-        let (h, w) = (rgb.height, rgb.width)
+        var times = StageTimes()
+        return try self(rgb: rgb, cloud: cloud, unit: unit, workspace: PreprocessWorkspace(), times: &times)
+    }
+
+    /// Preprocesses like `callAsFunction(rgb:cloud:unit:)` in `workspace`'s buffers (hold one per
+    /// worker and pass it frame after frame: nothing at the sensor's resolution is allocated
+    /// again while the frame size stays), recording the sub-stages in `times`:
+    /// `holes_units` (hole screening and unit conversion, one pass), `background` (background
+    /// removal, when on) and `resize` (padding, both resizes and normalisation).
+    public func callAsFunction(rgb: RGBImage, cloud: Tensor, unit: LengthUnit = .m, workspace: PreprocessWorkspace,
+                               times: inout StageTimes) throws -> PreprocessedFrame {
+        let (h, w) = (rgb.height, rgb.width), s = options.size
         guard cloud.shape == [h, w, 3] else {
             throw DetectorError.badInput("point cloud is \(cloud.shape), RGB image is \(h)×\(w): not pixel-registered")
         }
-        guard cloud.scalars.contains(where: { !$0.isFinite }) else { return try process(rgb: rgb, cloud: cloud, unit: unit) }
-        var holed = cloud
-        for p in 0..<(h * w) where !(cloud.scalars[3 * p].isFinite && cloud.scalars[3 * p + 1].isFinite && cloud.scalars[3 * p + 2].isFinite) {
-            (holed.scalars[3 * p], holed.scalars[3 * p + 1], holed.scalars[3 * p + 2]) = (0, 0, 0)
+        return try workspace.withLock { () throws -> PreprocessedFrame in
+            var organized = try OrganizedCloud(height: h, width: w, coordinates: workspace.takeCoordinates(count: 3 * h * w))
+            defer { workspace.coordinates = organized.coordinates }
+            let foreground = times.measure("holes_units") { Self.loadMetres(cloud, unit: unit, into: &organized.coordinates) }
+            let report = options.removeBackground
+                ? try times.measure("background") { try organized.removeBackground(options: options.background) } : nil
+            return times.measure("resize") {
+                let xyz = organized.coordinates.withUnsafeBufferPointer {
+                    paddedSquareNearestResize($0, height: h, width: w, channels: 3, outSize: s)
+                }
+                let small = rgb.squareResized(to: s, scratch: &workspace.resizeRows)
+                return PreprocessedFrame(input: ModelInput(rgb: normalised(small), xyz: xyz), rgb: small, background: report,
+                                         foregroundPoints: report?.remaining ?? foreground)
+            }
         }
-        return try process(rgb: rgb, cloud: holed, unit: unit)
     }
 
-    private func process(rgb: RGBImage, cloud: Tensor, unit: LengthUnit) throws -> PreprocessedFrame {
-        let (h, w) = (rgb.height, rgb.width), s = options.size
-        var organized = try OrganizedCloud(height: h, width: w, coordinates: unit == .m ? cloud.scalars : cloud.scalars.map { $0 * unit.metres })
-        let report = options.removeBackground ? try organized.removeBackground(options: options.background) : nil
-        let side = max(h, w)
-        let squareCloud = Tensor(shape: [side, side, 3],
-                                 scalars: padToSquare(organized.coordinates, height: h, width: w, channels: 3, .constant(0)))
-        let xyz = nearestResize(squareCloud, outHeight: s, outWidth: s)
-        let small = rgb.paddedToSquare().resized(height: s, width: s)
-        var normalised = Tensor(shape: [3, s, s])
-        for c in 0..<3 {
-            let (mean, std) = (options.mean[c], options.std[c])
-            for p in 0..<(s * s) { normalised.scalars[c * s * s + p] = (Float(small.bytes[3 * p + c]) / 255 - mean) / std }
+    /// Writes `cloud` [H·W·3] in `unit` to `coordinates` (same count) in metres, every hole — a
+    /// pixel with a NaN or infinite coordinate — as (0, 0, 0); returns the foreground points
+    /// (all three coordinates non-zero). One parallel pass.
+    static func loadMetres(_ cloud: Tensor, unit: LengthUnit, into coordinates: inout [Float]) -> Int {
+        let metres = unit.metres, pixels = cloud.count / 3
+        var foregroundPerWorker = [Int](repeating: 0, count: cpuCount)
+        cloud.withUnsafeBufferPointer { src in
+            coordinates.withUnsafeMutableBufferPointer { dst in
+                foregroundPerWorker.withUnsafeMutableBufferPointer { foreground in
+                    parallelWorkers(pixels, minimumChunk: 1 << 16) { worker, range in
+                        var count = 0
+                        for p in range {
+                            var (x, y, z) = (src[3 * p], src[3 * p + 1], src[3 * p + 2])
+                            if x.isFinite && y.isFinite && z.isFinite {
+                                (x, y, z) = (x * metres, y * metres, z * metres)
+                            } else {
+                                (x, y, z) = (0, 0, 0)
+                            }
+                            (dst[3 * p], dst[3 * p + 1], dst[3 * p + 2]) = (x, y, z)
+                            if x != 0 && y != 0 && z != 0 { count += 1 }
+                        }
+                        foreground[worker] += count
+                    }
+                }
+            }
         }
-        return PreprocessedFrame(input: ModelInput(rgb: normalised, xyz: xyz), rgb: small, background: report,
-                                 foregroundPoints: organized.foregroundCount)
+        return foregroundPerWorker.reduce(0, +)
+    }
+
+    /// ImageNet normalisation: `small` [S, S, 3] bytes → [3, S, S], (byte / 255 − mean) / std
+    /// per channel, through a 256-entry table per channel (the same float expression).
+    func normalised(_ small: RGBImage) -> Tensor {
+        let plane = small.height * small.width
+        var out = Tensor(shape: [3, small.height, small.width])
+        out.withUnsafeMutableBufferPointer { out in
+            small.bytes.withUnsafeBufferPointer { bytes in
+                for c in 0..<3 {
+                    let (mean, std) = (options.mean[c], options.std[c])
+                    let table = (0..<256).map { (Float($0) / 255 - mean) / std }
+                    for p in 0..<plane { out[c * plane + p] = table[Int(bytes[3 * p + c])] }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// The buffers of one preprocessing worker, reused frame after frame: the sensor-resolution
+/// cloud in metres (12 bytes a pixel) and Pillow's horizontal pass (H × S × 3 bytes). The serve
+/// pipeline holds one per worker and passes it to `Preprocessor.callAsFunction(rgb:cloud:unit:
+/// workspace:times:)`; a buffer is reallocated only when the frame size changes.
+///
+/// A lock serialises preprocessing calls that share a workspace, so sharing one is safe, just
+/// slower than one per worker.
+public final class PreprocessWorkspace: @unchecked Sendable {
+    private let lock = NSLock()
+    /// The cloud in metres, [H·W·3]; background removal edits it in place.
+    fileprivate var coordinates: [Float] = []
+    /// Scratch of `paddedSquareBicubicResize`.
+    fileprivate var resizeRows: [UInt8] = []
+
+    public init() {}
+
+    fileprivate func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// The coordinates buffer resized to `count` values, handed over (the workspace keeps an
+    /// empty array until it is given back) so that editing it does not copy it.
+    fileprivate func takeCoordinates(count: Int) -> [Float] {
+        var taken: [Float] = []
+        swap(&taken, &coordinates)
+        if taken.count != count { taken = [Float](repeating: 0, count: count) }
+        return taken
     }
 }

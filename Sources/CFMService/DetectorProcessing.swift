@@ -87,11 +87,16 @@ public enum DetectorProcessing {
         var times: StageTimes
     }
 
-    /// The preprocessing stage: sensor frame → model input (units, background removal, padding, resizing).
+    /// The preprocessing stage: sensor frame → model input (units, background removal, padding,
+    /// resizing). The stage owns one workspace, so its full-resolution buffers are reused from
+    /// frame to frame (reallocated only when the sensor size changes).
     static func preparation(_ preprocessor: Preprocessor) -> @Sendable (Frame) throws -> Prepared {
-        { frame in
-            var times = StageTimes()
-            let preprocessed = try times.measure("preprocess") { try preprocessor(rgb: frame.rgb, cloud: frame.cloud, unit: frame.unit) }
+        let workspace = PreprocessWorkspace()
+        return { frame in
+            var times = StageTimes(), subStages = StageTimes()
+            let preprocessed = try times.measure("preprocess") {
+                try preprocessor(rgb: frame.rgb, cloud: frame.cloud, unit: frame.unit, workspace: workspace, times: &subStages)
+            }
             return Prepared(preprocessed: preprocessed, times: times)
         }
     }

@@ -46,52 +46,88 @@ public func padToSquare<Element: Sendable>(
 /// exactly as Pillow's `Image.resize(size, Image.BICUBIC)` does: separable (horizontal pass,
 /// clipped to 8 bits, then vertical pass), cubic kernel with a = −0.5 whose support is widened
 /// by the downscale factor (antialiasing), weights normalised in double precision and rounded to
-/// 22-bit fixed point, results rounded and clipped to 0…255.
+/// 22-bit fixed point, results rounded and clipped to 0…255. `channels` is 1…4.
 public func bicubicResize(
     _ pixels: [UInt8], height: Int, width: Int, channels: Int, outHeight: Int, outWidth: Int
 ) -> [UInt8] {
     precondition(pixels.count == height * width * channels, "\(pixels.count) bytes for \(height)×\(width)×\(channels)")
+    var scratch: [UInt8] = []
+    return pixels.withUnsafeBufferPointer { src in
+        bicubicResample(src, height: height, width: width, channels: channels, paddedHeight: height, paddedWidth: width,
+                        outHeight: outHeight, outWidth: outWidth, scratch: &scratch)
+    }
+}
+
+/// Pads interleaved 8-bit pixels [height, width, channels] to the centred square of side
+/// max(height, width) by edge replication and resizes it to [outSize, outSize, channels] with
+/// Pillow's bicubic — byte for byte `bicubicResize(padToSquare(pixels, …, .replicateEdge), …)` —
+/// without building the square: a tap on a padding pixel reads the edge pixel it replicates,
+/// and each distinct source row goes through the horizontal pass once. `scratch` holds the
+/// horizontal pass (height × outSize × channels bytes); pass the same array frame after frame
+/// to reuse it.
+public func paddedSquareBicubicResize(
+    _ pixels: UnsafeBufferPointer<UInt8>, height: Int, width: Int, channels: Int, outSize: Int, scratch: inout [UInt8]
+) -> [UInt8] {
+    precondition(pixels.count == height * width * channels, "\(pixels.count) bytes for \(height)×\(width)×\(channels)")
+    let side = max(height, width)
+    return bicubicResample(pixels, height: height, width: width, channels: channels, paddedHeight: side, paddedWidth: side,
+                           outHeight: outSize, outWidth: outSize, scratch: &scratch)
+}
+
+/// Pillow's bicubic resize of the `paddedHeight × paddedWidth` image in which the
+/// `height × width` source sits centred (top = (paddedHeight − height)/2, left likewise) with its
+/// edge pixels replicated outwards; equal sizes mean no padding.
+func bicubicResample(
+    _ pixels: UnsafeBufferPointer<UInt8>, height: Int, width: Int, channels: Int, paddedHeight: Int, paddedWidth: Int,
+    outHeight: Int, outWidth: Int, scratch rows: inout [UInt8]
+) -> [UInt8] {
     precondition(height > 0 && width > 0 && outHeight > 0 && outWidth > 0, "empty image")
-    let horizontal = BicubicTaps(inSize: width, outSize: outWidth)
-    let vertical = BicubicTaps(inSize: height, outSize: outHeight)
-    // The horizontal pass only needs the source rows the vertical pass reads.
-    let firstRow = vertical.start[0]
-    let rowCount = vertical.start[outHeight - 1] + vertical.count[outHeight - 1] - firstRow
+    precondition((1...4).contains(channels), "bicubic resize takes 1 to 4 channels, got \(channels)")
+    let horizontal = BicubicTaps(inSize: paddedWidth, outSize: outWidth, sourceSize: width)
+    let vertical = BicubicTaps(inSize: paddedHeight, outSize: outHeight, sourceSize: height)
+    // The horizontal pass runs once per source row the vertical pass reads (rows firstRow…).
+    let (firstRow, rowCount) = vertical.sourceRange
     let rowBytes = outWidth * channels
-    var rows = [UInt8](repeating: 0, count: rowCount * rowBytes)
-    var out = [UInt8](repeating: 0, count: outHeight * rowBytes)
-    pixels.withUnsafeBufferPointer { src in
-        rows.withUnsafeMutableBufferPointer { dst in
+    if rows.count < rowCount * rowBytes { rows = [UInt8](repeating: 0, count: rowCount * rowBytes) }
+    // The 4-byte pixel loads of the horizontal pass read up to 4 − channels bytes past a pixel;
+    // the image's last row is read from a copy with that much room after it.
+    let lastRow = [UInt8](pixels[((height - 1) * width * channels)...]) + [0, 0, 0]
+    rows.withUnsafeMutableBufferPointer { dst in
+        lastRow.withUnsafeBufferPointer { last in
             parallelChunks(rowCount, minimumChunk: 16) { range in
                 for r in range {
-                    horizontal.resample(src.baseAddress! + (firstRow + r) * width * channels, stride: channels,
-                                        channels: channels, into: dst.baseAddress! + r * rowBytes, outStride: channels)
+                    let y = firstRow + r
+                    let line = y == height - 1 ? last.baseAddress! : pixels.baseAddress! + y * width * channels
+                    horizontal.resampleRow(line, channels: channels, into: dst.baseAddress! + r * rowBytes)
                 }
             }
         }
     }
-    rows.withUnsafeBufferPointer { src in
-        out.withUnsafeMutableBufferPointer { dst in
-            parallelChunks(outWidth, minimumChunk: 16) { range in
-                for x in range {
-                    vertical.resample(src.baseAddress! + x * channels - firstRow * rowBytes, stride: rowBytes,
-                                      channels: channels, into: dst.baseAddress! + x * channels, outStride: rowBytes)
+    return [UInt8](unsafeUninitializedCapacity: outHeight * rowBytes) { out, initialized in
+        rows.withUnsafeBufferPointer { src in
+            parallelChunks(outHeight, minimumChunk: 8) { range in
+                var sums = [Int32](repeating: 0, count: rowBytes)
+                for o in range {
+                    vertical.resampleColumns(src.baseAddress! - firstRow * rowBytes, rowBytes: rowBytes, output: o,
+                                             sums: &sums, into: out.baseAddress! + o * rowBytes)
                 }
             }
         }
+        initialized = outHeight * rowBytes
     }
-    return out
 }
 
 /// Pillow's resampling coefficients for one axis (`precompute_coeffs` + `normalize_coeffs_8bpc`
-/// in libImaging/Resample.c) with its bicubic filter.
+/// in libImaging/Resample.c) with its bicubic filter, on an axis of `inSize` pixels of which
+/// the middle `sourceSize` (starting at (inSize − sourceSize)/2) are stored and the rest repeat
+/// the nearest stored one: each tap holds the stored index it reads.
 struct BicubicTaps: Sendable {
     /// Fixed-point fraction bits of the weights.
     static let precisionBits = 22
-    /// First source index read by each output index.
-    let start: [Int]
-    /// Number of source indices read by each output index.
+    /// Number of taps of each output index.
     let count: [Int]
+    /// `outSize × windowSize` stored (source) indices, clamped to 0..<sourceSize.
+    let sources: [Int]
     /// `outSize × windowSize` weights in 22-bit fixed point.
     let weights: [Int32]
     let windowSize: Int
@@ -104,12 +140,14 @@ struct BicubicTaps: Sendable {
         return 0
     }
 
-    init(inSize: Int, outSize: Int) {
+    init(inSize: Int, outSize: Int, sourceSize: Int) {
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1)
         let support = 2 * filterScale
+        let offset = (inSize - sourceSize) / 2
         windowSize = Int(support.rounded(.up)) * 2 + 1
-        var start = [Int](), count = [Int](), weights = [Int32](repeating: 0, count: outSize * windowSize)
+        var count = [Int](), sources = [Int](repeating: 0, count: outSize * windowSize)
+        var weights = [Int32](repeating: 0, count: outSize * windowSize)
         for o in 0..<outSize {
             let center = (Double(o) + 0.5) * scale
             let lo = max(Int(center - support + 0.5), 0)
@@ -120,29 +158,58 @@ struct BicubicTaps: Sendable {
             for (j, w) in k.enumerated() {
                 let fixed = w * Double(1 << Self.precisionBits)
                 weights[o * windowSize + j] = Int32(w < 0 ? (fixed - 0.5).rounded(.towardZero) : (fixed + 0.5).rounded(.towardZero))
+                sources[o * windowSize + j] = min(max(lo + j - offset, 0), sourceSize - 1)
             }
-            start.append(lo)
             count.append(hi - lo)
         }
-        self.start = start
         self.count = count
+        self.sources = sources
         self.weights = weights
     }
 
-    /// Resamples one line: `src[i * stride + c]` for source index i → `out[o * outStride + c]`.
-    func resample(_ src: UnsafePointer<UInt8>, stride: Int, channels: Int,
-                  into out: UnsafeMutablePointer<UInt8>, outStride: Int) {
-        let half = Int32(1 << (Self.precisionBits - 1))
+    /// The stored indices the taps read: `first ..< first + count`.
+    var sourceRange: (first: Int, count: Int) {
+        var (lo, hi) = (Int.max, Int.min)
+        for o in count.indices where count[o] > 0 {
+            lo = min(lo, sources[o * windowSize])
+            hi = max(hi, sources[o * windowSize + count[o] - 1])
+        }
+        return lo <= hi ? (lo, hi - lo + 1) : (0, 0)
+    }
+
+    /// Horizontal pass over one row of interleaved pixels: pixel i of `line` at
+    /// `line[i * channels …]` → output pixel o at `out[o * channels …]`, clipped to 8 bits.
+    /// Reads 4 bytes per pixel (all channels at once), so up to 4 − channels bytes past the
+    /// last pixel must be readable.
+    func resampleRow(_ line: UnsafePointer<UInt8>, channels: Int, into out: UnsafeMutablePointer<UInt8>) {
+        let half = SIMD4<Int32>(repeating: 1 << (Self.precisionBits - 1))
+        let raw = UnsafeRawPointer(line)
         weights.withUnsafeBufferPointer { w in
-            for o in 0..<start.count {
-                let k = w.baseAddress! + o * windowSize
-                let line = src + start[o] * stride
-                for c in 0..<channels {
+            sources.withUnsafeBufferPointer { s in
+                for o in 0..<count.count {
                     var sum = half
-                    for j in 0..<count[o] { sum &+= Int32(line[j * stride + c]) &* k[j] }
-                    out[o * outStride + c] = Self.clip8(sum)
+                    for j in (o * windowSize)..<(o * windowSize + count[o]) {
+                        let pixel = raw.loadUnaligned(fromByteOffset: s[j] * channels, as: SIMD4<UInt8>.self)
+                        sum &+= SIMD4<Int32>(truncatingIfNeeded: pixel) &* SIMD4(repeating: w[j])
+                    }
+                    for c in 0..<channels { out[o * channels + c] = Self.clip8(sum[c]) }
                 }
             }
+        }
+    }
+
+    /// Vertical pass for output row `output`: row i of the horizontal pass at
+    /// `rows[i * rowBytes …]` (i a stored index) → `out[0 ..< rowBytes]`, clipped to 8 bits.
+    /// `sums` is rowBytes of scratch.
+    func resampleColumns(_ rows: UnsafePointer<UInt8>, rowBytes: Int, output o: Int, sums: inout [Int32],
+                         into out: UnsafeMutablePointer<UInt8>) {
+        sums.withUnsafeMutableBufferPointer { sums in
+            sums.update(repeating: 1 << (Self.precisionBits - 1))
+            for j in (o * windowSize)..<(o * windowSize + count[o]) {
+                let row = rows + sources[j] * rowBytes, w = weights[j]
+                for i in 0..<rowBytes { sums[i] &+= Int32(row[i]) &* w }
+            }
+            for i in 0..<rowBytes { out[i] = Self.clip8(sums[i]) }
         }
     }
 
@@ -160,19 +227,47 @@ struct BicubicTaps: Sendable {
 public func nearestResize(_ x: Tensor, outHeight: Int, outWidth: Int) -> Tensor {
     precondition(x.shape.count == 3, "nearestResize expects [height, width, channels], got \(x.shape)")
     let (height, width, channels) = (x.shape[0], x.shape[1], x.shape[2])
-    let rows = nearestSourceIndices(inSize: height, outSize: outHeight)
-    let cols = nearestSourceIndices(inSize: width, outSize: outWidth)
-    var out = [Float]()
-    out.reserveCapacity(outHeight * outWidth * channels)
-    x.withUnsafeBufferPointer { src in
-        for sy in rows {
-            for sx in cols {
-                let p = (sy * width + sx) * channels
-                out.append(contentsOf: src[p..<(p + channels)])
+    let scalars = x.withUnsafeBufferPointer { src in
+        gather(src, width: width, channels: channels, rows: nearestSourceIndices(inSize: height, outSize: outHeight),
+               columns: nearestSourceIndices(inSize: width, outSize: outWidth))
+    }
+    return Tensor(shape: [outHeight, outWidth, channels], scalars: scalars)
+}
+
+/// Pads a float map [height, width, channels] to the centred square of side max(height, width)
+/// with zeros and resizes it to [outSize, outSize, channels] with PyTorch's `nearest` — value
+/// for value `nearestResize(padToSquare(x, …, .constant(0)), …)` — without building the square:
+/// the resize only selects pixels, so each output pixel is read straight from the source, or is
+/// zero where it falls on the padding.
+public func paddedSquareNearestResize(
+    _ x: UnsafeBufferPointer<Float>, height: Int, width: Int, channels: Int, outSize: Int
+) -> Tensor {
+    precondition(x.count == height * width * channels, "\(x.count) values for \(height)×\(width)×\(channels)")
+    let side = max(height, width), indices = nearestSourceIndices(inSize: side, outSize: outSize)
+    /// Padded-square index → source index along an axis of `size` pixels, nil on the padding.
+    func unpadded(_ size: Int) -> [Int?] {
+        let offset = (side - size) / 2
+        return indices.map { (offset..<(offset + size)).contains($0) ? $0 - offset : nil }
+    }
+    return Tensor(shape: [outSize, outSize, channels],
+                  scalars: gather(x, width: width, channels: channels, rows: unpadded(height), columns: unpadded(width)))
+}
+
+/// Pixels (rows[i], columns[j]) of `x` [_, width, channels] as [rows.count, columns.count,
+/// channels]; a nil row or column gives zeros.
+private func gather(_ x: UnsafeBufferPointer<Float>, width: Int, channels: Int, rows: [Int?], columns: [Int?]) -> [Float] {
+    var out = [Float](repeating: 0, count: rows.count * columns.count * channels)
+    out.withUnsafeMutableBufferPointer { out in
+        for (oy, sy) in rows.enumerated() {
+            guard let sy else { continue }
+            for (ox, sx) in columns.enumerated() {
+                guard let sx else { continue }
+                let src = (sy * width + sx) * channels, dst = (oy * columns.count + ox) * channels
+                for c in 0..<channels { out[dst + c] = x[src + c] }
             }
         }
     }
-    return Tensor(shape: [outHeight, outWidth, channels], scalars: out)
+    return out
 }
 
 /// PyTorch's `nearest` source index for every output index of one axis.

@@ -2,6 +2,7 @@ import ArgumentParser
 import CFMData
 import CFMDetector
 import CFMModels
+import CFMService
 import CFMTensor
 import Foundation
 
@@ -16,15 +17,24 @@ struct Bench: ParsableCommand {
     @Option(help: "Directory with extractor weights; default: seeded random weights in a temporary directory.")
     var extractors: String?
     @Option(help: "Model bundle with the mappers; default: random mappers for the tier.") var model: String?
-    @Option(help: "Side of the synthetic sensor frame (preprocessing resizes it to 224).") var sensorSize = 800
+    @Option(help: "Synthetic sensor frame: a side (800) or WIDTHxHEIGHT (2448x2048); preprocessing resizes it to 224.")
+    var sensorSize = SensorSize(width: 800, height: 800)
     @Option(help: "Benchmark this RGB image (PNG) instead of the synthetic frame (with --xyz).") var rgb: String?
     @Option(help: "Benchmark this point cloud (TIFF) instead of the synthetic frame (with --rgb).") var xyz: String?
     @OptionGroup var precision: PrecisionOption
 
-    /// The sensor frame to time: the given files, or the synthetic one.
-    private func sensorFrame() throws -> (rgb: RGBImage, cloud: Tensor) {
-        guard let rgb, let xyz else { return BenchFrame.make(size: sensorSize) }
-        return (try PNGFile.readRGB(URL(fileURLWithPath: rgb)), try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
+    /// The sensor frame to time, decoded afresh for every frame: the given files read, or the
+    /// synthetic frame encoded once as a wire message (protocol v1, XYZ in metres) and decoded
+    /// as `cfm serve` decodes what it receives.
+    private func sensorFrames() throws -> BenchReport.Decode {
+        if let rgb, let xyz {
+            return { (try PNGFile.readRGB(URL(fileURLWithPath: rgb)), try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)), .m) }
+        }
+        let message = BenchFrame.message(width: sensorSize.width, height: sensorSize.height)
+        return {
+            let frame = try FrameCodec.decode(message)
+            return (frame.rgb, frame.cloud, frame.unit)
+        }
     }
 
     func validate() throws {
@@ -44,7 +54,7 @@ struct Bench: ParsableCommand {
             return scratch
         }()
         let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir,
-                                             sensor: try sensorFrame(), precision: precision.choice)
+                                             decode: try sensorFrames(), precision: precision.choice)
         print(try report.json())
     }
 }
@@ -61,41 +71,69 @@ enum RandomMappers {
     }
 }
 
-/// Median timings of the detector's stages over `frames` frames of a synthetic input.
+/// Median timings of the detector's stages and of preprocessing's sub-stages over `frames`
+/// frames of one sensor frame.
 struct BenchReport {
+    /// Produces the sensor frame (reads or decodes it): RGB, XYZ [H, W, 3] and its unit.
+    typealias Decode = () throws -> (rgb: RGBImage, cloud: Tensor, unit: LengthUnit)
+
     let tier: Tier
     let precision: Precision
     let frames: Int
     /// Stage → median milliseconds, in pipeline order.
     let stagesMs: [(name: String, ms: Double)]
+    /// Preprocessing sub-stage → median milliseconds: `decode` (before `preprocess`, not part
+    /// of it or of the frame time), then the sub-stages of `stagesMs`' `preprocess`.
+    let preprocessStagesMs: [(name: String, ms: Double)]
+    /// Resident memory (MiB) the first decode and the first preprocessing added at their peak,
+    /// each measured from the resident size just before it (a fresh workspace: its buffers count).
+    let decodeGrowthMB: Double, preprocessGrowthMB: Double
+    /// Peak resident MiB of the whole run.
+    let peakResidentMB: Double
+    let sensorHeight: Int, sensorWidth: Int
     /// Stage → FLOPs per frame (analytic count), for stages dominated by arithmetic.
     let stageFlops: [String: Double]
     let medianMs: Double
     let foregroundPoints: Int, validPixels: Int
 
     /// `tier` nil: the bundle's (small for bare mapper files).
-    static func measure(tier: Tier?, frames: Int, extractors: URL, model: URL,
-                        sensor: (rgb: RGBImage, cloud: Tensor), precision: PrecisionChoice = .bundle) throws -> BenchReport {
+    static func measure(tier: Tier?, frames: Int, extractors: URL, model: URL, decode: Decode,
+                        precision: PrecisionChoice = .bundle) throws -> BenchReport {
         let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier, precision: precision)
-        let preprocessor = detector.weights.preprocessor
-        var samples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
-        var last: (Detection, FrameFeatures)?
+        let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace()
+        var samples: [[(name: String, ms: Double)]] = [], subSamples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
+        var last: (Detection, FrameFeatures)?, sensor = (height: 0, width: 0)
+        var growth = (decode: 0.0, preprocess: 0.0), peakBefore = 0.0
         for frame in 0...frames {
-            var times = StageTimes()
+            var times = StageTimes(), subTimes = StageTimes()
+            let warmUp = frame == 0
+            // The warm-up frame measures memory growth: the peak is reset before each step.
+            if warmUp { peakBefore = peakResidentMegabytes(); growth.decode = -startPeakMeasurement() }
+            let (rgb, cloud, unit) = try subTimes.measure("decode") { try decode() }
+            if warmUp { growth.decode += peakResidentMegabytes(); growth.preprocess = -startPeakMeasurement() }
+            sensor = (rgb.height, rgb.width)
             let start = nowMilliseconds()
-            let preprocessed = try times.measure("preprocess") { try preprocessor(rgb: sensor.rgb, cloud: sensor.cloud) }
+            let preprocessed = try times.measure("preprocess") {
+                try preprocessor(rgb: rgb, cloud: cloud, unit: unit, workspace: workspace, times: &subTimes)
+            }
+            if warmUp { growth.preprocess += peakResidentMegabytes() }
             last = try detector.detect(preprocessed.input, times: &times)
-            guard frame > 0 else { continue }  // warm-up
+            guard !warmUp else { continue }
             totals.append(nowMilliseconds() - start)
             samples.append(times.stages)
+            subSamples.append(subTimes.stages)
         }
         let (detection, features) = last!
-        let names = samples[0].map(\.name)
-        let stages = names.enumerated().map { i, name in (name: name, ms: median(samples.map { $0[i].ms })) }
+        func medians(_ samples: [[(name: String, ms: Double)]]) -> [(name: String, ms: Double)] {
+            samples[0].map(\.name).enumerated().map { i, name in (name: name, ms: median(samples.map { $0[i].ms })) }
+        }
         let grid = detector.vit.config.grid, groups = detector.pointMAE.config.groups
         return BenchReport(
-            tier: detector.tier, precision: detector.weights.precision, frames: frames, stagesMs: stages,
+            tier: detector.tier, precision: detector.weights.precision, frames: frames, stagesMs: medians(samples),
+            preprocessStagesMs: medians(subSamples),
+            decodeGrowthMB: growth.decode, preprocessGrowthMB: growth.preprocess,
+            peakResidentMB: max(peakBefore, peakResidentMegabytes()), sensorHeight: sensor.height, sensorWidth: sensor.width,
             stageFlops: ["extract2d": detector.vit.flops, "extract3d": detector.pointMAE.flops,
                          "map": detector.scorer!.flops(pixels: detection.validPixels, tokens: grid * grid, groups: groups)],
             medianMs: median(totals), foregroundPoints: features.foreground.count, validPixels: detection.validPixels)
@@ -107,12 +145,20 @@ struct BenchReport {
         return Dictionary(uniqueKeysWithValues: stageFlops.map { ($0.key, $0.value / 1e6 / ms[$0.key]!) })
     }
 
-    /// The JSON object scripts read (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`).
+    /// The JSON object scripts read (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`,
+    /// and for preprocessing `sensor`, `preprocess_stages_ms`, `preprocess_ns_per_pixel`,
+    /// `rss_growth_mb`).
     func json() throws -> String {
+        let pixels = Double(sensorHeight * sensorWidth)
+        let preprocessMs = stagesMs.first { $0.name == "preprocess" }?.ms ?? 0
         let object: [String: Any] = [
             "tier": tier.rawValue, "precision": precision.rawValue, "frames": frames, "threads": cpuCount,
             "median_ms": medianMs, "fps": 1000 / medianMs,
-            "peak_rss_mb": peakResidentMegabytes(),
+            "peak_rss_mb": peakResidentMB,
+            "sensor": ["height": sensorHeight, "width": sensorWidth],
+            "preprocess_stages_ms": Dictionary(uniqueKeysWithValues: preprocessStagesMs.map { ($0.name, $0.ms) }),
+            "preprocess_ns_per_pixel": preprocessMs * 1e6 / pixels,
+            "rss_growth_mb": ["decode": decodeGrowthMB, "preprocess": preprocessGrowthMB],
             "stages_ms": Dictionary(uniqueKeysWithValues: stagesMs.map { ($0.name, $0.ms) }),
             "gflop": stageFlops.mapValues { $0 / 1e9 },
             "gflops_per_s": gflopsPerSecond,

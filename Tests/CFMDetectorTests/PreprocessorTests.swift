@@ -1,5 +1,6 @@
 import CFMData
 import CFMDetector
+import CFMGeometry
 import CFMTensor
 import Testing
 
@@ -57,5 +58,63 @@ import Testing
         #expect(nans.input.xyz.scalars == holes.input.xyz.scalars && nans.input.rgb.scalars == holes.input.rgb.scalars)
         #expect(nans.foregroundPoints == holes.foregroundPoints)
         #expect(throws: DetectorError.self) { try Preprocessor()(rgb: rgb, cloud: Tensor(shape: [40, 59, 3])) }
+    }
+
+    /// The frame turned on its side (rows ↔ columns): a tall frame.
+    func tallFrame() -> (RGBImage, Tensor) {
+        let (rgb, cloud) = frame()
+        let (h, w) = (rgb.width, rgb.height)
+        var bytes = [UInt8](repeating: 0, count: h * w * 3), scalars = [Float](repeating: 0, count: h * w * 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                for c in 0..<3 {
+                    bytes[3 * (y * w + x) + c] = rgb.bytes[3 * (x * h + y) + c]
+                    scalars[3 * (y * w + x) + c] = cloud.scalars[3 * (x * h + y) + c]
+                }
+            }
+        }
+        return (RGBImage(height: h, width: w, bytes: bytes), Tensor(shape: [h, w, 3], scalars: scalars))
+    }
+
+    /// Preprocessing spelled out step by step with full-size intermediates: holes to zero, then
+    /// metres, background removal, the padded squares, then the resizes and the normalisation.
+    func reference(_ rgb: RGBImage, _ cloud: Tensor, unit: LengthUnit, options: PreprocessOptions) throws
+        -> (input: ModelInput, rgb: RGBImage, background: BackgroundRemovalReport?, foregroundPoints: Int) {
+        let (h, w, s) = (rgb.height, rgb.width, options.size), side = max(rgb.height, rgb.width)
+        var scalars = cloud.scalars
+        for p in 0..<(h * w) where !(0..<3).allSatisfy({ scalars[3 * p + $0].isFinite }) {
+            for c in 0..<3 { scalars[3 * p + c] = 0 }
+        }
+        var organized = try OrganizedCloud(height: h, width: w, coordinates: scalars.map { $0 * unit.metres })
+        let report = options.removeBackground ? try organized.removeBackground(options: options.background) : nil
+        let square = Tensor(shape: [side, side, 3], scalars: padToSquare(organized.coordinates, height: h, width: w, channels: 3, .constant(0)))
+        let small = RGBImage(height: s, width: s, bytes: bicubicResize(
+            padToSquare(rgb.bytes, height: h, width: w, channels: 3, .replicateEdge), height: side, width: side, channels: 3,
+            outHeight: s, outWidth: s))
+        var normalised = Tensor(shape: [3, s, s])
+        for c in 0..<3 {
+            for p in 0..<(s * s) { normalised.scalars[c * s * s + p] = (Float(small.bytes[3 * p + c]) / 255 - options.mean[c]) / options.std[c] }
+        }
+        return (ModelInput(rgb: normalised, xyz: nearestResize(square, outHeight: s, outWidth: s)), small, report, organized.foregroundCount)
+    }
+
+    /// Wide and tall frames, with holes, in millimetres, with and without background removal,
+    /// up- and downscaled, through one workspace reused across sizes: the same input as the
+    /// step-by-step reference, value for value.
+    @Test(arguments: [false, true], [30, 80])
+    func equalsTheStepByStepReference(removeBackground: Bool, size: Int) throws {
+        var options = PreprocessOptions()
+        (options.size, options.removeBackground) = (size, removeBackground)
+        let preprocessor = Preprocessor(options: options), workspace = PreprocessWorkspace()
+        for (rgb, metres) in [frame(), tallFrame(), frame()] {
+            var cloud = Tensor(shape: metres.shape, scalars: metres.scalars.map { $0 * 1000 })
+            (cloud.scalars[3 * 17 + 1], cloud.scalars[3 * 301 + 2], cloud.scalars[3 * 999]) = (.nan, .infinity, -.infinity)
+            var times = StageTimes()
+            let out = try preprocessor(rgb: rgb, cloud: cloud, unit: .mm, workspace: workspace, times: &times)
+            let expected = try reference(rgb, cloud, unit: .mm, options: options)
+            #expect(out.input.xyz == expected.input.xyz && out.input.rgb == expected.input.rgb && out.rgb == expected.rgb)
+            #expect(out.background == expected.background && out.foregroundPoints == expected.foregroundPoints)
+            #expect(times.stages.map(\.name) == (removeBackground ? ["holes_units", "background", "resize"] : ["holes_units", "resize"]))
+        }
     }
 }

@@ -77,4 +77,34 @@ import Testing
         let pixels = Self.testPattern(height: 9, width: 11)
         #expect(bicubicResize(pixels, height: 9, width: 11, channels: 3, outHeight: 9, outWidth: 11) == pixels)
     }
+
+    /// Padding folded into the taps reproduces padding then resizing byte for byte: wide, tall,
+    /// square, one-pixel-thin, up- and downscaled images, 1 to 4 channels.
+    @Test(arguments: [(45, 60, 56), (61, 40, 64), (30, 30, 17), (1, 9, 5), (9, 1, 12), (7, 300, 224), (250, 180, 224), (3, 5, 224)],
+          [1, 3, 4])
+    func paddedSquareBicubicEqualsPaddingThenResizing(shape: (Int, Int, Int), channels: Int) {
+        let (height, width, size) = shape
+        let pixels = Self.testPattern(height: height * channels, width: width).prefix(height * width * channels).map { $0 }
+        let side = max(height, width)
+        let padded = padToSquare(pixels, height: height, width: width, channels: channels, .replicateEdge)
+        let expected = bicubicResize(padded, height: side, width: side, channels: channels, outHeight: size, outWidth: size)
+        var scratch: [UInt8] = []
+        for _ in 0..<2 {  // the second call reuses the scratch
+            let fused = pixels.withUnsafeBufferPointer {
+                paddedSquareBicubicResize($0, height: height, width: width, channels: channels, outSize: size, scratch: &scratch)
+            }
+            #expect(fused == expected, "\(height)×\(width)×\(channels) → \(size)")
+        }
+    }
+
+    /// Selecting pixels straight from the source equals zero padding then nearest resizing.
+    @Test(arguments: [(45, 60, 56), (61, 40, 64), (30, 30, 17), (1, 9, 5), (9, 1, 12), (7, 300, 224), (250, 180, 224)])
+    func paddedSquareNearestEqualsPaddingThenResizing(shape: (Int, Int, Int)) {
+        let (height, width, size) = shape
+        let values = (0..<(height * width * 3)).map { Float($0 % 977) - 400.5 }
+        let side = max(height, width)
+        let padded = Tensor(shape: [side, side, 3], scalars: padToSquare(values, height: height, width: width, channels: 3, .constant(0)))
+        let fused = values.withUnsafeBufferPointer { paddedSquareNearestResize($0, height: height, width: width, channels: 3, outSize: size) }
+        #expect(fused == nearestResize(padded, outHeight: size, outWidth: size), "\(height)×\(width) → \(size)")
+    }
 }
