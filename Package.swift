@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "cfm", targets: ["cfm"]),
         // For the libFuzzer targets in fuzz/ (their own package, built with -sanitize=fuzzer).
+        .library(name: "CFMData", targets: ["CFMData"]),
         .library(name: "CFMGeometry", targets: ["CFMGeometry"]),
         .library(name: "CFMService", targets: ["CFMService"]),
     ],

@@ -59,16 +59,7 @@ public func bf16Linear(
 ) {
     let ldx = ldx ?? weight.inFeatures, ldy = ldy ?? weight.outFeatures, n = weight.outFeatures
     parallelChunks(rows, minimumChunk: 32) { range in
-        if let bias {
-            for r in range {
-                let row = y + r * ldy
-                if accumulate {
-                    for j in 0..<n { row[j] += bias[j] }
-                } else {
-                    row.update(from: bias, count: n)
-                }
-            }
-        }
+        if let bias { addBias(bias, rows: range, y: y, ldy: ldy, count: n, accumulate: accumulate) }
         bf16MatMul(m: range.count, a: x + range.lowerBound * ldx, lda: ldx, weight: weight,
                    c: y + range.lowerBound * ldy, ldc: ldy, accumulate: bias != nil || accumulate)
     }

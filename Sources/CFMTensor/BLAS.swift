@@ -75,19 +75,24 @@ public func linear(
 ) {
     let ldx = ldx ?? inFeatures, ldy = ldy ?? outFeatures
     parallelChunks(rows, minimumChunk: 32) { range in
-        if let bias {
-            for r in range {
-                let row = y + r * ldy
-                if accumulate {
-                    for j in 0..<outFeatures { row[j] += bias[j] }
-                } else {
-                    row.update(from: bias, count: outFeatures)
-                }
-            }
-        }
+        if let bias { addBias(bias, rows: range, y: y, ldy: ldy, count: outFeatures, accumulate: accumulate) }
         gemm(m: range.count, n: outFeatures, k: inFeatures,
              a: x + range.lowerBound * ldx, lda: ldx,
              b: weight, ldb: inFeatures, transposeB: true,
              beta: (bias != nil || accumulate) ? 1 : 0, c: y + range.lowerBound * ldy, ldc: ldy)
+    }
+}
+
+/// The bias prologue of a linear layer's GEMM: rows `rows` of `y` (stride `ldy`) set to `bias`
+/// [count], or with `accumulate` increased by it; the GEMM then adds the product (beta = 1).
+func addBias(_ bias: UnsafePointer<Float>, rows: Range<Int>, y: UnsafeMutablePointer<Float>, ldy: Int, count: Int,
+             accumulate: Bool) {
+    for r in rows {
+        let row = y + r * ldy
+        if accumulate {
+            for j in 0..<count { row[j] += bias[j] }
+        } else {
+            row.update(from: bias, count: count)
+        }
     }
 }

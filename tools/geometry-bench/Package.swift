@@ -10,6 +10,6 @@ let package = Package(
     name: "geometry-bench",
     dependencies: [.package(name: "cfm", path: "../..")],
     targets: [
-        .executableTarget(name: "geometry-bench", dependencies: [.product(name: "CFMGeometry", package: "cfm")]),
+        .executableTarget(name: "geometry-bench", dependencies: [.product(name: "CFMData", package: "cfm"), .product(name: "CFMGeometry", package: "cfm")]),
     ]
 )

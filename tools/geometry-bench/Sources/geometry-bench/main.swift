@@ -1,10 +1,10 @@
+import CFMData
 import CFMGeometry
 import CFMTensor
 import Foundation
 
 /// `geometry-bench [--width W] [--height H] [--runs N] [--cleaning dbscan|pixel_neighbours]`:
-/// background removal of a synthetic sensor frame (the `cfm bench` scene: a tilted table and
-/// an elliptic dome covering ~40 % of the frame, 0.2 mm depth noise), timed `runs` times.
+/// background removal of the `cfm bench` frame (`BenchScene`) at any size, timed `runs` times.
 /// Prints the median wall time, the peak RSS growth over the frame itself and a checksum of
 /// the cleaned cloud and report (equal checksums = identical output).
 var width = 800, height = 800, runs = 5, cleaning = ClusterCleaning.dbscan
@@ -20,33 +20,13 @@ while let flag = arguments.next() {
     }
 }
 
-/// The `cfm bench` frame's cloud, generalised to width × height.
-func frame(width: Int, height: Int, seed: UInt64 = 7) -> [Float] {
-    var rng = SeededRandom(seed: seed)
-    let size = Float(max(width, height))
-    let cu = Float(width) / 2, cv = Float(height) / 2, a = 0.40 * size, b = 0.32 * size, focal = 1.3 * size
-    var cloud = [Float](repeating: 0, count: width * height * 3)
-    for v in 0..<height {
-        for u in 0..<width {
-            let du = (Float(u) + 0.5 - cu) / a, dv = (Float(v) + 0.5 - cv) / b
-            let r2 = du * du + dv * dv
-            let rayX = (Float(u) + 0.5 - cu) / focal, rayY = (Float(v) + 0.5 - cv) / focal
-            let table = 0.5 / (1 - 0.05 * rayX - 0.02 * rayY)
-            let z = (r2 < 1 ? table - 0.04 * (1 - r2).squareRoot() : table) + 0.0002 * rng.normal()
-            let i = 3 * (v * width + u)
-            (cloud[i], cloud[i + 1], cloud[i + 2]) = (rayX * z, rayY * z, z)
-        }
-    }
-    return cloud
-}
-
 func peakRSSKilobytes() -> Int {
     var usage = rusage()
     getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
     return usage.ru_maxrss
 }
 
-let source = frame(width: width, height: height)
+let source = BenchScene.make(width: width, height: height).cloud.scalars
 var options = BackgroundRemovalOptions()
 options.clusterCleaning = cleaning
 let clock = ContinuousClock()
