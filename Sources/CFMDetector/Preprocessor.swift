@@ -122,8 +122,9 @@ public struct Preprocessor: Sendable {
     /// Preprocesses like `callAsFunction(rgb:cloud:unit:)` in `workspace`'s buffers (hold one per
     /// worker and pass it frame after frame: nothing at the sensor's resolution is allocated
     /// again while the frame size stays), recording the sub-stages in `times`:
-    /// `holes_units` (hole screening and unit conversion, one pass), `background` (background
-    /// removal, when on) and `resize` (padding, both resizes and normalisation).
+    /// `holes_units` (hole screening and unit conversion, one pass), `plane` and `clusters`
+    /// (background removal's two steps, when it is on; no `clusters` when no plane was found)
+    /// and `resize` (padding, both resizes and normalisation).
     public func callAsFunction(rgb: RGBImage, cloud: Tensor, unit: LengthUnit = .m, workspace: PreprocessWorkspace,
                                times: inout StageTimes) throws -> PreprocessedFrame {
         let (h, w) = (rgb.height, rgb.width), s = options.size
@@ -134,8 +135,9 @@ public struct Preprocessor: Sendable {
             var organized = try OrganizedCloud(height: h, width: w, coordinates: workspace.takeCoordinates(count: 3 * h * w))
             defer { workspace.coordinates = organized.coordinates }
             let foreground = times.measure("holes_units") { Self.loadMetres(cloud, unit: unit, into: &organized.coordinates) }
+            var mark = StageTimes.mark()
             let report = options.removeBackground
-                ? try times.measure("background") { try organized.removeBackground(options: options.background) } : nil
+                ? try organized.removeBackground(options: options.background) { times.lap($0.rawValue, since: &mark) } : nil
             return times.measure("resize") {
                 let xyz = organized.coordinates.withUnsafeBufferPointer {
                     paddedSquareNearestResize($0, height: h, width: w, channels: 3, outSize: s)

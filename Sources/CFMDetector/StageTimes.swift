@@ -14,6 +14,17 @@ public struct StageTimes: Sendable, Equatable {
         return try body()
     }
 
+    /// Now, as a mark for `lap`.
+    public static func mark() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Records the time from `mark` to now under `name` and moves `mark` to now: the steps of
+    /// one call timed back to back (background removal's plane and clusters).
+    public mutating func lap(_ name: String, since mark: inout UInt64) {
+        let now = Self.mark()
+        stages.append((name, Double(now - mark) / 1e6))
+        mark = now
+    }
+
     /// Milliseconds of `name` (0 if it did not run).
     public subscript(name: String) -> Double { stages.first { $0.name == name }?.ms ?? 0 }
 

@@ -67,8 +67,13 @@ extension OrganizedCloud {
     /// plane; the cluster cleaning works on the foreground pixels in place (DBSCAN: ~9 bytes
     /// and a few hundred instructions per remaining point, `keepLargestDensityCluster`;
     /// pixel rule: 8 bytes per pixel). No full-resolution copy of the coordinates is made.
+    ///
+    /// `stepFinished` is called as each step ends — `.plane` after the border ring, RANSAC and
+    /// the plane clearing (also when no plane was found), `.clusters` after cluster cleaning —
+    /// so a caller can time them.
     public mutating func removeBackground(
-        options: BackgroundRemovalOptions = BackgroundRemovalOptions()
+        options: BackgroundRemovalOptions = BackgroundRemovalOptions(),
+        stepFinished: (BackgroundRemovalStep) -> Void = { _ in }
     ) throws(GeometryError) -> BackgroundRemovalReport {
         try options.validate()
         let border = borderPoints(width: options.borderWidth)
@@ -77,14 +82,17 @@ extension OrganizedCloud {
                         inlierDistance: options.inlierDistance, iterations: options.iterations, seed: options.seed)
         }
         guard let fit else {
+            stepFinished(.plane)
             return BackgroundRemovalReport(plane: nil, borderPoints: border.count / 3, planeInliers: 0,
                                            removedByPlane: 0, removedByCluster: 0, remaining: foregroundCount)
         }
         let (removedByPlane, left) = clearPoints(near: fit.plane, distance: options.planeDistance)
+        stepFinished(.plane)
         let removedByCluster = switch options.clusterCleaning {
         case .dbscan: keepLargestDensityCluster(eps: options.clusterDistance, minPoints: options.clusterMinPoints)
         case .pixelNeighbours: keepLargestCluster(linkDistance: Float(options.clusterDistance))
         }
+        stepFinished(.clusters)
         return BackgroundRemovalReport(plane: fit.plane, borderPoints: border.count / 3, planeInliers: fit.inliers,
                                        removedByPlane: removedByPlane, removedByCluster: removedByCluster,
                                        remaining: left - removedByCluster)
@@ -138,4 +146,12 @@ extension OrganizedCloud {
         }
         return tallies.reduce((0, 0)) { ($0.removed + $1.removed, $0.left + $1.left) }
     }
+}
+
+/// The steps of `OrganizedCloud.removeBackground`, in the order they run.
+public enum BackgroundRemovalStep: String, Sendable {
+    /// Border ring, RANSAC plane fit and clearing of the points near the plane.
+    case plane
+    /// Cluster cleaning (DBSCAN or the pixel-neighbour rule), keeping the largest cluster.
+    case clusters
 }

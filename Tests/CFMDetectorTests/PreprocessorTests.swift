@@ -114,7 +114,12 @@ import Testing
             let expected = try reference(rgb, cloud, unit: .mm, options: options)
             #expect(out.input.xyz == expected.input.xyz && out.input.rgb == expected.input.rgb && out.rgb == expected.rgb)
             #expect(out.background == expected.background && out.foregroundPoints == expected.foregroundPoints)
-            #expect(times.stages.map(\.name) == (removeBackground ? ["holes_units", "background", "resize"] : ["holes_units", "resize"]))
+            let removal: [String] = switch (removeBackground, out.background?.plane) {
+            case (false, _): []
+            case (true, nil): ["plane"]
+            case (true, _): ["plane", "clusters"]
+            }
+            #expect(times.stages.map(\.name) == ["holes_units"] + removal + ["resize"])
         }
     }
 }
