@@ -78,6 +78,43 @@ import Testing
         #expect(OverlayPanel.niceCeiling(10) == 10 && OverlayPanel.niceCeiling(10.2) == 20 && OverlayPanel.niceCeiling(0.21) == 0.25)
     }
 
+    @Test(arguments: [32, 100, 160, 319, 320, 800, 1024, 1025, 2448, 5000])
+    func everyLabelFitsUnderItsTile(side: Int) {
+        let (h, w) = (side * 3 / 4, side)
+        let scale = OverlayPanel.TileScale(height: h, width: w)
+        let tileWidth = (w + scale.shrink - 1) / scale.shrink * scale.magnify
+        #expect(tileWidth >= min(OverlayPanel.minimumTileSide, w) && tileWidth <= max(OverlayPanel.maximumTileSide, 2 * w))
+        let f = OverlayPanel.fontScale(tileWidth: tileWidth)
+        let labels = ["height above the plane, mm", "anomaly; green = truth", "RGB \(w)x\(h) px, shown \(scale.magnify):1"]
+        for label in labels {
+            #expect(BitmapFont.width(of: label, scale: f) <= tileWidth, "\(label) at \(w)x\(h)")
+        }
+    }
+
+    @Test func smallFramesAreMagnifiedWithTheirRegionsBoxed() throws {
+        let (rgb, map) = frame(height: 120, width: 160)
+        let panel = OverlayPanel.render(rgb: rgb, heights: nil, map: map, score: 4, threshold: 3,
+                                        title: "a-frame-id-far-longer-than-the-room-left-in-the-header-0042")
+        let f = 2, margin = 3 * f, gap = 6 * f, magnify = 2                  // 160 px → 320-pixel tiles
+        #expect(panel.width == 3 * 320 + 2 * margin + 2 * gap)
+        let header = BitmapFont.glyphHeight * 2 * f + 4 * f + 2 * margin
+        let region = try #require(DefectRegions(map: map, score: 4, threshold: 3,
+                                                grid: SensorMapGrid(sensorHeight: 120, sensorWidth: 160)).regions.first)
+        let heatLeft = margin + 2 * (320 + gap)
+        let centre = panel[heatLeft + magnify * (region.xMin + region.xMax) / 2, header + magnify * (region.yMin + region.yMax) / 2]
+        #expect(centre.r > 200 && centre.b < 60, "\(centre)")
+        #expect(panel[heatLeft + magnify * region.xMin - 1, header + magnify * region.yMin + 2] == .white)
+        #expect(panel[margin + 100, header + 100] == RGBColour(128, 128, 128))
+    }
+
+    @Test func longTitlesKeepTheirEnd() {
+        let title = "line-7/camera-2/frame-000123456"
+        #expect(OverlayPanel.fitted(title, width: 1000, scale: 2) == title)
+        let short = OverlayPanel.fitted(title, width: 150, scale: 2)
+        #expect(short.hasPrefix("..") && title.hasSuffix(short.dropFirst(2)) && BitmapFont.width(of: short, scale: 2) <= 150)
+        #expect(OverlayPanel.fitted(title, width: 10, scale: 2) == "")
+    }
+
     @Test func heightScaleSpansThePartsReliefInRoundSteps() {
         // Table at 0, a part from 27.3 to 31.6 mm: steps of niceCeiling(4.3 / 4) = 2 mm → [26, 32].
         let metres = [Float](repeating: 0, count: 50) + (0..<200).map { 0.0273 + 0.0043 * Float($0) / 199 }

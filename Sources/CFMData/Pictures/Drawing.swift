@@ -122,4 +122,20 @@ extension RGBImage {
         }
         return RGBImage(height: outHeight, width: outWidth, bytes: out)
     }
+
+    /// The image grown `factor` times, each pixel a factor × factor square (nearest):
+    /// (height · factor) × (width · factor).
+    public func magnified(by factor: Int) -> RGBImage {
+        precondition(factor >= 1, "magnification factor \(factor)")
+        guard factor > 1 else { return self }
+        let outWidth = width * factor
+        var out = [UInt8](repeating: 0, count: height * factor * outWidth * 3)
+        for y in 0..<(height * factor) {
+            for x in 0..<outWidth {
+                let (target, source) = (3 * (y * outWidth + x), 3 * ((y / factor) * width + x / factor))
+                (out[target], out[target + 1], out[target + 2]) = (bytes[source], bytes[source + 1], bytes[source + 2])
+            }
+        }
+        return RGBImage(height: height * factor, width: outWidth, bytes: out)
+    }
 }

@@ -14,8 +14,13 @@ import Foundation
 /// model) the anchor is half the frame's score, and the caption says so.
 ///
 /// Frames larger than `maximumTileSide` on their long side are shown shrunk by the smallest
-/// whole factor that fits (block averages), and the RGB tile's label says by how much.
+/// whole factor that fits (block averages), frames smaller than `minimumTileSide` magnified by the
+/// smallest whole factor that reaches it (each sensor pixel a square), so the labels and legends
+/// under the tiles fit; the RGB tile's label says by how much.
 public enum OverlayPanel {
+    /// Shortest long side of a tile in pixels: the widest tile label, "height above the plane,
+    /// mm" at the smallest font scale, is 310 pixels wide.
+    public static let minimumTileSide = 320
     /// Longest tile side in pixels.
     public static let maximumTileSide = 1024
 
@@ -34,10 +39,10 @@ public enum OverlayPanel {
         let anchor = threshold ?? score / 2
         let regions = threshold.map { DefectRegions(map: map, score: score, threshold: $0, grid: grid) }
 
-        let shrink = (max(h, w) + maximumTileSide - 1) / maximumTileSide
-        let rgbTile = rgb.downscaled(by: shrink)
+        let scale = TileScale(height: h, width: w)
+        let rgbTile = rgb.downscaled(by: scale.shrink).magnified(by: scale.magnify)
         let (th, tw) = (rgbTile.height, rgbTile.width)
-        let f = max(2, (tw + 150) / 300)                      // font scale
+        let f = fontScale(tileWidth: tw)
         let margin = 3 * f, gap = 6 * f, line = BitmapFont.cellHeight * f
         let headerHeight = BitmapFont.glyphHeight * 2 * f + 4 * f + 2 * margin
         let footerHeight = margin + line + 14 * f + margin    // label, bar, tick labels
@@ -60,8 +65,11 @@ public enum OverlayPanel {
             caption += "   uncalibrated: colours anchored at half the score"
         }
         let textTop = (badgeTop + badgeBottom) / 2 - BitmapFont.glyphHeight * f / 2
-        panel.draw(caption, x: margin + badgeWidth + 3 * f, y: textTop, scale: f, .white)
-        panel.draw(title, x: panel.width - margin - BitmapFont.width(of: title, scale: f), y: textTop, scale: f, subdued)
+        let captionLeft = margin + badgeWidth + 3 * f
+        panel.draw(caption, x: captionLeft, y: textTop, scale: f, .white)
+        let titleSpace = panel.width - margin - (captionLeft + BitmapFont.width(of: caption, scale: f) + 3 * gap)
+        let shownTitle = fitted(title, width: titleSpace, scale: f)
+        panel.draw(shownTitle, x: panel.width - margin - BitmapFont.width(of: shownTitle, scale: f), y: textTop, scale: f, subdued)
 
         // Tiles.
         let tileTop = headerHeight
@@ -69,20 +77,20 @@ public enum OverlayPanel {
         panel.paste(rgbTile, x: left[0], y: tileTop)
         let heightScale = heights.map { HeightScale($0) }
         if let heights, let heightScale {
-            panel.paste(heightTile(heights, shrink: shrink, tileHeight: th, tileWidth: tw, scale: heightScale),
+            panel.paste(heightTile(heights, scale: scale, tileHeight: th, tileWidth: tw, colours: heightScale),
                         x: left[1], y: tileTop)
         } else {
             let text = "no support plane"
             panel.fill(x0: left[1], y0: tileTop, x1: left[1] + tw, y1: tileTop + th, missing)
             panel.draw(text, x: left[1] + (tw - BitmapFont.width(of: text, scale: f)) / 2, y: tileTop + th / 2, scale: f, subdued)
         }
-        var heat = heatTile(rgbTile, map: DefectRegions.scoreUnits(map: map, score: score), grid: grid, shrink: shrink,
+        var heat = heatTile(rgbTile, map: DefectRegions.scoreUnits(map: map, score: score), grid: grid, scale: scale,
                             anchor: anchor)
-        if let truth { drawContour(of: truth, shrink: shrink, on: &heat) }
+        if let truth { drawContour(of: truth, scale: scale, on: &heat) }
         panel.paste(heat, x: left[2], y: tileTop)
         for (rank, region) in (regions?.regions ?? []).enumerated() {
-            let (x0, y0) = (left[2] + region.xMin / shrink, tileTop + region.yMin / shrink)
-            let (x1, y1) = (left[2] + (region.xMax + shrink - 1) / shrink, tileTop + (region.yMax + shrink - 1) / shrink)
+            let (x0, y0) = (left[2] + scale.tileStart(region.xMin), tileTop + scale.tileStart(region.yMin))
+            let (x1, y1) = (left[2] + scale.tileEnd(region.xMax), tileTop + scale.tileEnd(region.yMax))
             let t = max(2, f - 1)
             panel.outline(x0: x0 - t, y0: y0 - t, x1: x1 + t, y1: y1 + t, thickness: 1, .black)
             panel.outline(x0: x0, y0: y0, x1: x1, y1: y1, thickness: t, .white)
@@ -95,7 +103,8 @@ public enum OverlayPanel {
 
         // Labels and legends.
         let labelTop = tileTop + th + margin, barTop = labelTop + line
-        let sensorSize = "RGB \(w)x\(h) px" + (shrink > 1 ? ", shown 1:\(shrink)" : "")
+        let sensorSize = "RGB \(w)x\(h) px" + (scale.shrink > 1 ? ", shown 1:\(scale.shrink)"
+                                              : scale.magnify > 1 ? ", shown \(scale.magnify):1" : "")
         panel.draw(sensorSize, x: left[0], y: labelTop, scale: f, .white)
         if let heightScale {
             panel.draw("height above the plane, mm", x: left[1], y: labelTop, scale: f, .white)
@@ -110,6 +119,44 @@ public enum OverlayPanel {
                ticks: [(0, "0"), (0.5, (threshold == nil ? "score/2 " : "threshold ") + format(anchor)),
                        (1, format(2 * anchor))])
         return panel
+    }
+
+    /// How sensor pixels map onto tile pixels: `shrink` sensor pixels a side make one tile pixel
+    /// (large frames), or one sensor pixel makes `magnify` tile pixels a side (small frames); one
+    /// of the two is 1.
+    struct TileScale: Equatable {
+        var shrink: Int, magnify: Int
+
+        init(height: Int, width: Int) {
+            let side = max(height, width)
+            shrink = (side + OverlayPanel.maximumTileSide - 1) / OverlayPanel.maximumTileSide
+            magnify = shrink == 1 ? (OverlayPanel.minimumTileSide + side - 1) / side : 1
+        }
+
+        /// Sensor pixels per tile pixel.
+        var sensorPerTile: Float { Float(shrink) / Float(magnify) }
+        /// The tile pixel holding sensor pixel `sensor`.
+        func tileStart(_ sensor: Int) -> Int { sensor * magnify / shrink }
+        /// The first tile pixel after sensor pixels `0 ..< sensor`.
+        func tileEnd(_ sensor: Int) -> Int { (sensor * magnify + shrink - 1) / shrink }
+        /// The sensor pixels (of `count` along this axis) that tile pixel `tile` shows: a block of
+        /// `shrink`, or the one pixel it magnifies.
+        func sensorPixels(ofTile tile: Int, count: Int) -> Range<Int> {
+            let first = tile * shrink / magnify
+            return first..<min(count, max(first + 1, (tile + 1) * shrink / magnify))
+        }
+    }
+
+    /// The font scale for tiles `tileWidth` pixels wide: 2 up to 449 pixels, one more per 300.
+    static func fontScale(tileWidth: Int) -> Int { max(2, (tileWidth + 150) / 300) }
+
+    /// `text`, or when it is wider than `width` pixels at `scale`, its end after "..": a frame
+    /// id's tail is what tells frames apart.
+    static func fitted(_ text: String, width: Int, scale: Int) -> String {
+        guard BitmapFont.width(of: text, scale: scale) > width else { return text }
+        var tail = Substring(text)
+        while !tail.isEmpty && BitmapFont.width(of: ".." + tail, scale: scale) > width { tail = tail.dropFirst() }
+        return tail.isEmpty ? "" : ".." + tail
     }
 
     static let background = RGBColour(24, 24, 28)
@@ -145,11 +192,11 @@ public enum OverlayPanel {
     /// The anomaly tile: each tile pixel's centre is mapped onto the map grid (inverting the pad
     /// and resize of `grid`), the map (score units) is sampled bilinearly there and coloured by
     /// `heatColour` over the dimmed, half-desaturated image.
-    private static func heatTile(_ image: RGBImage, map: [Float], grid: SensorMapGrid, shrink: Int, anchor: Float) -> RGBImage {
+    private static func heatTile(_ image: RGBImage, map: [Float], grid: SensorMapGrid, scale: TileScale, anchor: Float) -> RGBImage {
         let size = grid.mapSize
         let perSensorPixel = Float(size) / Float(grid.side)
         func mapCoordinate(_ tileIndex: Int, padding: Int) -> (Int, Int, Float) {
-            let sensorCentre = (Float(tileIndex) + 0.5) * Float(shrink)      // in sensor pixels, from the frame's edge
+            let sensorCentre = (Float(tileIndex) + 0.5) * scale.sensorPerTile  // in sensor pixels, from the frame's edge
             let position = min(Float(size - 1), max(0, (sensorCentre + Float(padding)) * perSensorPixel - 0.5))
             let lower = min(size - 2, Int(position))
             return (lower, lower + 1, position - Float(lower))
@@ -172,25 +219,25 @@ public enum OverlayPanel {
         return out
     }
 
-    /// The height tile: block means of the measured heights (NaN-free), coloured by
-    /// `heightColour` over `scale`, heights below it (the table) in a darker shade of the ramp's
-    /// start; blocks with no measurement are dark grey.
-    private static func heightTile(_ field: HeightField, shrink: Int, tileHeight: Int, tileWidth: Int,
-                                   scale: HeightScale) -> RGBImage {
+    /// The height tile: means of the measured heights (NaN-free) each tile pixel shows, coloured
+    /// by `heightColour` over `colours`, heights below it (the table) in a darker shade of the
+    /// ramp's start; tile pixels with no measurement are dark grey.
+    private static func heightTile(_ field: HeightField, scale: TileScale, tileHeight: Int, tileWidth: Int,
+                                   colours: HeightScale) -> RGBImage {
         var out = RGBImage(height: tileHeight, width: tileWidth, colour: missing)
         for ty in 0..<tileHeight {
             for tx in 0..<tileWidth {
                 var sum: Float = 0, count = 0
-                for y in (ty * shrink)..<min(field.height, (ty + 1) * shrink) {
-                    for x in (tx * shrink)..<min(field.width, (tx + 1) * shrink) where !field.metres[y * field.width + x].isNaN {
+                for y in scale.sensorPixels(ofTile: ty, count: field.height) {
+                    for x in scale.sensorPixels(ofTile: tx, count: field.width) where !field.metres[y * field.width + x].isNaN {
                         sum += field.metres[y * field.width + x]
                         count += 1
                     }
                 }
                 guard count > 0 else { continue }
                 let millimetres = 1000 * sum / Float(count)
-                out[tx, ty] = RGBColour(millimetres < scale.bottom ? 0.5 * heightColour(0)
-                                        : heightColour((millimetres - scale.bottom) / (scale.top - scale.bottom)))
+                out[tx, ty] = RGBColour(millimetres < colours.bottom ? 0.5 * heightColour(0)
+                                        : heightColour((millimetres - colours.bottom) / (colours.top - colours.bottom)))
             }
         }
         return out
@@ -198,11 +245,13 @@ public enum OverlayPanel {
 
     /// Marks, in bright green, the tile pixels on either side of the mask's boundary (sampled
     /// at each tile pixel's first sensor pixel).
-    private static func drawContour(of mask: GrayImage, shrink: Int, on tile: inout RGBImage) {
+    private static func drawContour(of mask: GrayImage, scale: TileScale, on tile: inout RGBImage) {
         let (h, w) = (tile.height, tile.width)
         func inside(_ x: Int, _ y: Int) -> Bool? {
             guard x >= 0, y >= 0, x < w, y < h else { return nil }
-            return mask.bytes[min(mask.height - 1, y * shrink) * mask.width + min(mask.width - 1, x * shrink)] != 0
+            let row = scale.sensorPixels(ofTile: y, count: mask.height).lowerBound
+            return mask.bytes[min(mask.height - 1, row) * mask.width
+                              + min(mask.width - 1, scale.sensorPixels(ofTile: x, count: mask.width).lowerBound)] != 0
         }
         var marked = [Bool](repeating: false, count: h * w)
         for y in 0..<h {
