@@ -28,7 +28,6 @@ Run with: /usr/bin/python3 tools/reference/make_import_fixtures.py
 
 import argparse
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -39,19 +38,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from fake_checkpoints import cc, pointmae_checkpoint, random_state
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("convert_checkpoints", ROOT / "tools" / "convert_checkpoints.py")
-cc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cc)
 
 # The tiny architecture (Swift: ImportFixtures.architecture).
 cc.VIT_DIM, cc.VIT_DEPTH, cc.PM_DIM, cc.PM_DEPTH = 16, 2, 32, 2
 cc.MAPPER_DIMS = {(16, 32), (32, 16), (16, 96), (96, 16)}
-
-
-def random_state(shapes, seed):
-    gen = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(*shape, generator=gen) for k, shape in shapes.items()}
 
 
 def mapper_state(d_in, d_out, seed):
@@ -128,21 +121,10 @@ def main():
     # float16 subnormals, extremes and specials widen exactly.
     encoder["norm.bias"][:8] = torch.tensor([2**-24, 6e-6, 2**-14, 65504.0, float("inf"), -float("inf"), -0.0,
                                              float("nan")], dtype=torch.float16)
-    base = {"module.MAE_encoder." + k: v for k, v in encoder.items()}
-    base.update({
-        "module.MAE_encoder.encoder.first_conv.1.num_batches_tracked": torch.tensor(7),
-        "module.MAE_encoder.encoder.second_conv.1.num_batches_tracked": torch.tensor(7),
-        "module.mask_token": torch.randn(1, 1, 32),
-        "module.decoder_pos_embed.0.weight": torch.randn(128, 3),
-        "module.MAE_decoder.blocks.blocks.0.norm1.weight": torch.randn(32),
-        "module.MAE_decoder.norm.weight": torch.randn(32),
-        "module.increase_dim.0.weight": torch.randn(96, 32, 1),
-    })
     optimizer = {"state": {i: {"step": 300, "exp_avg": torch.zeros(4), "exp_avg_sq": torch.zeros(4)} for i in range(3)},
                  "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.05,
                                    "amsgrad": False, "params": [0, 1, 2]}]}
-    torch.save({"base_model": base, "optimizer": optimizer, "epoch": 300, "metrics": {"acc": 0.0}, "best_metrics": {}},
-               out / "pretrain.pth")
+    torch.save(pointmae_checkpoint(encoder, optimizer), out / "pretrain.pth")
     expected["pretrain.pth"] = converted(out / "pretrain.pth", scratch / "d.safetensors", "pointmae")
 
     for name, (d_in, d_out), seed, prefix in [("CFM_2Dto3D_tiny_250ep_4bs.pth", (16, 32), 7, "module."),

@@ -8,7 +8,6 @@ Run with: /usr/bin/python3 -m pytest tools/reference
 """
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-SCRIPT = Path(__file__).resolve().parents[1] / "convert_checkpoints.py"
-_spec = importlib.util.spec_from_file_location("convert_checkpoints", SCRIPT)
-cc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cc)
+from fake_checkpoints import cc, pointmae_checkpoint, random_state
+
+SMALL_OPTIMIZER = {"state": {0: {"exp_avg": torch.zeros(3)}},
+                   "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0]}]}
 
 
 @pytest.fixture
@@ -30,12 +29,6 @@ def small(monkeypatch):
     monkeypatch.setattr(cc, "VIT_DEPTH", 2)
     monkeypatch.setattr(cc, "PM_DIM", 32)
     monkeypatch.setattr(cc, "PM_DEPTH", 2)
-
-
-def random_state(shapes, seed=0):
-    """A state dict of random tensors with the given key -> shape layout."""
-    gen = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(*shape, generator=gen) for k, shape in shapes.items()}
 
 
 def run(capsys, *argv):
@@ -124,26 +117,9 @@ def test_vit_half_precision_becomes_float32(small, tmp_path, capsys):
     assert_converted(tmp_path / "vit.safetensors", state, "vit")
 
 
-def pointmae_checkpoint(encoder):
-    """The Point-MAE authors' pretrain.pth layout around an encoder state dict."""
-    base = {"module.MAE_encoder." + k: v for k, v in encoder.items()}
-    base.update({
-        "module.MAE_encoder.encoder.first_conv.1.num_batches_tracked": torch.tensor(7),
-        "module.MAE_encoder.encoder.second_conv.1.num_batches_tracked": torch.tensor(7),
-        "module.mask_token": torch.randn(1, 1, 32),
-        "module.decoder_pos_embed.0.weight": torch.randn(128, 3),
-        "module.MAE_decoder.blocks.blocks.0.norm1.weight": torch.randn(32),
-        "module.MAE_decoder.norm.weight": torch.randn(32),
-        "module.increase_dim.0.weight": torch.randn(96, 32, 1),
-    })
-    return {"base_model": base, "epoch": 300, "metrics": {"acc": 0.0}, "best_metrics": {},
-            "optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}},
-                          "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0]}]}}
-
-
 def test_pointmae(small, tmp_path, capsys):
     encoder = random_state(cc.pointmae_shapes())
-    torch.save(pointmae_checkpoint(encoder), tmp_path / "pretrain.pth")
+    torch.save(pointmae_checkpoint(encoder, SMALL_OPTIMIZER), tmp_path / "pretrain.pth")
     status, out, _ = run(capsys, tmp_path / "pretrain.pth", "--out", tmp_path / "pm.safetensors")
     assert status == 0 and "pointmae" in out and "7 dropped" in out
     assert_converted(tmp_path / "pm.safetensors", encoder, "pointmae")
@@ -221,7 +197,7 @@ def test_extra_block_fails(small, tmp_path, capsys):
 def test_unexpected_qkv_bias_fails(small, tmp_path, capsys):
     encoder = random_state(cc.pointmae_shapes())
     encoder["blocks.blocks.0.attn.qkv.bias"] = torch.randn(96)
-    err = failure(capsys, tmp_path, pointmae_checkpoint(encoder))
+    err = failure(capsys, tmp_path, pointmae_checkpoint(encoder, SMALL_OPTIMIZER))
     assert "unexpected key blocks.blocks.0.attn.qkv.bias" in err
 
 
