@@ -195,9 +195,11 @@ public struct Preprocessor: Sendable {
     /// Writes the cloud at `source` (`coordinates.count` values, [H·W·3] in `unit`) to
     /// `coordinates` in metres, every hole — a pixel with a NaN or infinite coordinate — as
     /// (0, 0, 0); returns the foreground points (all three coordinates non-zero). One parallel
-    /// pass; `source` may be `coordinates` itself (the conversion in place).
+    /// pass; `source` may be `coordinates` itself (the conversion in place), and in metres
+    /// in place only the holes are written, so a decoded frame's cloud is only read.
     static func loadMetres(_ source: UnsafePointer<Float>, unit: LengthUnit, into coordinates: UnsafeMutableBufferPointer<Float>) -> Int {
         let metres = unit.metres, pixels = coordinates.count / 3, dst = coordinates.baseAddress!
+        let writesAll = metres != 1 || source != UnsafePointer(dst)
         var foregroundPerWorker = [Int](repeating: 0, count: cpuCount)
         foregroundPerWorker.withUnsafeMutableBufferPointer { foreground in
             parallelWorkers(pixels, minimumChunk: 1 << 16) { worker, range in
@@ -205,12 +207,14 @@ public struct Preprocessor: Sendable {
                 for p in range {
                     var (x, y, z) = (source[3 * p], source[3 * p + 1], source[3 * p + 2])
                     if x.isFinite && y.isFinite && z.isFinite {
-                        (x, y, z) = (x * metres, y * metres, z * metres)
+                        if writesAll {
+                            (x, y, z) = (x * metres, y * metres, z * metres)
+                            (dst[3 * p], dst[3 * p + 1], dst[3 * p + 2]) = (x, y, z)
+                        }
+                        if x != 0 && y != 0 && z != 0 { count += 1 }
                     } else {
-                        (x, y, z) = (0, 0, 0)
+                        (dst[3 * p], dst[3 * p + 1], dst[3 * p + 2]) = (0, 0, 0)
                     }
-                    (dst[3 * p], dst[3 * p + 1], dst[3 * p + 2]) = (x, y, z)
-                    if x != 0 && y != 0 && z != 0 { count += 1 }
                 }
                 foreground[worker] += count
             }
