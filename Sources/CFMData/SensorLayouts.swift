@@ -35,6 +35,26 @@ public enum RGBFormat: String, Codable, Sendable, CaseIterable {
         return Self.gather(bytes, pixels: pixels, bytesPerPixel: bytesPerPixel, order: channelOrder)
     }
 
+    /// `rgbBytes(_:pixels:)` written into `rgb`, reallocated only when its count is not
+    /// pixels × 3 (pass the same array frame after frame to reuse it): a copy for `rgb8`, one
+    /// parallel pass otherwise.
+    public func rgbBytes(_ bytes: UnsafeRawBufferPointer, pixels: Int, into rgb: inout [UInt8]) {
+        precondition(bytes.count >= pixels * bytesPerPixel, "\(bytes.count) bytes for \(pixels) pixels of \(bytesPerPixel) bytes")
+        if rgb.count != 3 * pixels { rgb = [UInt8](unsafeUninitializedCapacity: 3 * pixels) { _, count in count = 3 * pixels } }
+        let (n, order) = (bytesPerPixel, channelOrder)
+        rgb.withUnsafeMutableBufferPointer { out in
+            guard pixels > 0 else { return }
+            guard self != .rgb8 else { return UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: bytes.baseAddress!, byteCount: 3 * pixels) }
+            parallelChunks(pixels, minimumChunk: 1 << 16) { range in
+                for p in range {
+                    out[3 * p] = bytes[n * p + order.red]
+                    out[3 * p + 1] = bytes[n * p + order.green]
+                    out[3 * p + 2] = bytes[n * p + order.blue]
+                }
+            }
+        }
+    }
+
     /// R, G, B taken from the bytes at `order` within each `bytesPerPixel`-byte pixel. Also
     /// the conversion of PNG grey + alpha (2 bytes per pixel, R = G = B = the grey byte).
     static func gather(_ bytes: UnsafeRawBufferPointer, pixels: Int, bytesPerPixel n: Int,

@@ -137,6 +137,9 @@ public final class FramePipeline: @unchecked Sendable {
     }
 
     public let options: Options
+    /// Where the receive side decodes frames (`FrameCodec.decode(_:limits:buffers:)`): each
+    /// frame's buffers come back here once it is scored.
+    public let frameBuffers = FrameBufferPool()
     private let condition = NSCondition()
     private var stages: FrameStages
     /// Counts `replaceStages` calls: a frame is inferred by the stages that preprocessed it.
@@ -330,8 +333,8 @@ public final class FramePipeline: @unchecked Sendable {
             condition.lock()
             while handOff.isEmpty && !workersStopping { condition.wait() }
             if handOff.isEmpty { condition.unlock(); return }
-            let item = handOff.removeFirst(), job = item.job
-            let infer = item.stages.infer[index]
+            var item = handOff.removeFirst()
+            let job = item.job, infer = item.stages.infer[index]
             busy[index] = (monotonicNs(), job)
             condition.broadcast() // hand-off room for the preprocessing threads
             condition.unlock()
@@ -353,6 +356,7 @@ public final class FramePipeline: @unchecked Sendable {
             if abandoned.remove(job.seq) == nil { insert((job.seq, Finished(result: result, receivedMono: job.receivedMono))) }
             condition.broadcast()
             condition.unlock()
+            frameBuffers.recycle(&item.job.frame)
         }
     }
 

@@ -28,13 +28,13 @@ struct Bench: ParsableCommand {
     /// as `cfm serve` decodes what it receives.
     private func sensorFrames() throws -> BenchReport.Decode {
         if let rgb, let xyz {
-            return {
+            return { _ in
                 Frame(frameId: "bench", unit: .m, rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
                       cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
             }
         }
         let message = BenchFrame.message(width: sensorSize.width, height: sensorSize.height)
-        return { try FrameCodec.decode(message) }
+        return { try FrameCodec.decode(message, buffers: $0) }
     }
 
     func validate() throws {
@@ -74,8 +74,8 @@ enum RandomMappers {
 /// Median timings of the detector's stages and of preprocessing's sub-stages over `frames`
 /// frames of one sensor frame.
 struct BenchReport {
-    /// Produces the sensor frame (reads or decodes it).
-    typealias Decode = () throws -> Frame
+    /// Produces the sensor frame (reads it, or decodes it into the pool's buffers).
+    typealias Decode = (FrameBufferPool) throws -> Frame
 
     let tier: Tier
     let precision: Precision
@@ -104,7 +104,8 @@ struct BenchReport {
                         precision: PrecisionChoice = .bundle) throws -> BenchReport {
         let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier, precision: precision)
-        let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace()
+        // Frames are decoded, preprocessed and their buffers recycled as `cfm serve` does it.
+        let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace(), frameBuffers = FrameBufferPool()
         var samples: [[(name: String, ms: Double)]] = [], subSamples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?, sensor = (height: 0, width: 0)
         var growth = (decode: 0.0, preprocess: 0.0, frame: 0.0), peakBefore = 0.0
@@ -114,7 +115,7 @@ struct BenchReport {
             // The warm-up frame measures memory growth: the peak is reset before each step.
             var resident = (beforeDecode: 0.0, decodePeak: 0.0, afterDecode: 0.0)
             if warmUp { peakBefore = peakResidentMegabytes(); resident.beforeDecode = startPeakMeasurement() }
-            var sensorFrame = try subTimes.measure("decode") { try decode() }
+            var sensorFrame = try subTimes.measure("decode") { try decode(frameBuffers) }
             if warmUp { resident.decodePeak = peakResidentMegabytes(); resident.afterDecode = startPeakMeasurement() }
             sensor = (sensorFrame.height, sensorFrame.width)
             let start = nowMilliseconds()
@@ -127,6 +128,7 @@ struct BenchReport {
                           frame: max(resident.decodePeak, preprocessPeak) - resident.beforeDecode)
             }
             last = try detector.detect(preprocessed.input, times: &times)
+            frameBuffers.recycle(&sensorFrame)
             guard !warmUp else { continue }
             totals.append(nowMilliseconds() - start)
             samples.append(times.stages)
