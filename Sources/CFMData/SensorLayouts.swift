@@ -183,7 +183,8 @@ public struct SensorGeometry: Sendable, Equatable {
         func float(_ i: Int) -> Float { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         switch format {
         case .xyz:
-            for p in range {
+            /// Pixel `p`: a hole becomes (0, 0, 0); a point beyond `limit` is returned.
+            func convert(_ p: Int) -> (pixel: Int, value: Double)? {
                 var (x, y, z) = (float(3 * p), float(3 * p + 1), float(3 * p + 2))
                 if x.isFinite && y.isFinite && z.isFinite {
                     let far = max(abs(x), abs(y), abs(z))
@@ -192,7 +193,32 @@ public struct SensorGeometry: Sendable, Equatable {
                     (x, y, z) = (0, 0, 0)
                 }
                 (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (x, y, z)
+                return nil
             }
+            var blocks = range.lowerBound
+            #if _endian(little)
+            // Four pixels (12 values) at a time: finite and within the limit, they are copied as they
+            // are; a block with a hole or a far value goes pixel by pixel.
+            blocks += (range.count / 4) * 4
+            let exponent = SIMD4<UInt32>(repeating: 0x7F80_0000)
+            func finite(_ v: SIMD4<Float>) -> Bool { all(unsafeBitCast(v, to: SIMD4<UInt32>.self) & exponent .!= exponent) }
+            for p in stride(from: range.lowerBound, to: blocks, by: 4) {
+                let at = 12 * p
+                let (a, b, c) = (bytes.loadUnaligned(fromByteOffset: at, as: SIMD4<Float>.self),
+                                 bytes.loadUnaligned(fromByteOffset: at + 16, as: SIMD4<Float>.self),
+                                 bytes.loadUnaligned(fromByteOffset: at + 32, as: SIMD4<Float>.self))
+                guard finite(a) && finite(b) && finite(c),
+                      Double(pointwiseMax(pointwiseMax(pointwiseMax(a, -a), pointwiseMax(b, -b)), pointwiseMax(c, -c)).max()) <= limit else {
+                    for q in p..<(p + 4) { if let far = convert(q) { return far } }
+                    continue
+                }
+                let o = UnsafeMutableRawPointer(out + 3 * p)
+                o.storeBytes(of: a, as: SIMD4<Float>.self)
+                o.storeBytes(of: b, toByteOffset: 16, as: SIMD4<Float>.self)
+                o.storeBytes(of: c, toByteOffset: 32, as: SIMD4<Float>.self)
+            }
+            #endif
+            for p in blocks..<range.upperBound { if let far = convert(p) { return far } }
         case .depthF32, .depthU16:
             let k = camera!.intrinsics, scale = camera!.depthScale
             for p in range {

@@ -95,10 +95,18 @@ func bicubicResample(
             let line = UnsafeMutablePointer<SIMD4<Double>>.allocate(capacity: width)
             defer { line.deallocate() }
             for r in range {
-                let source = pixels.baseAddress! + (firstRow + r) * width * channels
-                for i in 0..<width {
+                let y = firstRow + r, source = UnsafeRawPointer(pixels.baseAddress! + y * width * channels)
+                // 4-byte loads (lanes past `channels` hold the next pixel's bytes, never read back),
+                // except where they would run past the image.
+                let sourceRowBytes = width * channels
+                let loads = y < height - 1 ? width : sourceRowBytes < 4 ? 0 : (sourceRowBytes - 4) / channels + 1
+                for i in 0..<loads {
+                    let bytes = source.loadUnaligned(fromByteOffset: i * channels, as: SIMD4<UInt8>.self)
+                    line[i] = SIMD4<Double>(SIMD4<Int32>(truncatingIfNeeded: bytes))
+                }
+                for i in loads..<width {
                     var pixel = SIMD4<Double>()
-                    for c in 0..<channels { pixel[c] = Double(source[i * channels + c]) }
+                    for c in 0..<channels { pixel[c] = Double(source.load(fromByteOffset: i * channels + c, as: UInt8.self)) }
                     line[i] = pixel
                 }
                 horizontal.resampleRow(line, channels: channels, into: dst.baseAddress! + r * rowBytes)
@@ -183,8 +191,9 @@ struct BicubicTaps: Sendable {
         return lo <= hi ? (lo, hi - lo + 1) : (0, 0)
     }
 
-    /// Horizontal pass over one row: pixel i's channels in the lanes of `line[i]` (bytes as
-    /// Doubles) → output pixel o at `out[o * channels …]`, clipped to 8 bits. The sums are
+    /// Horizontal pass over one row: pixel i's channels in the first `channels` lanes of
+    /// `line[i]` (bytes as Doubles; the other lanes are ignored) → output pixel o at
+    /// `out[o * channels …]`, clipped to 8 bits. The sums are
     /// exact in Double (see `exactWeights`): Pillow's integer arithmetic, in Double lanes
     /// because 32-bit integer multiplication has no vector instruction on the baseline x86-64.
     func resampleRow(_ line: UnsafePointer<SIMD4<Double>>, channels: Int, into out: UnsafeMutablePointer<UInt8>) {
