@@ -89,10 +89,10 @@ public enum DetectorProcessing {
     }
 
     /// The preprocessing stage: sensor frame → model input (units, background removal, padding,
-    /// resizing). Background removal edits the frame's own cloud (left in metres with the
-    /// background removed: `infer` reads only the frame's id and size), so nothing at the
-    /// sensor's resolution is copied or allocated; the stage's workspace keeps the resize
-    /// scratch from frame to frame.
+    /// resizing). Background removal edits the frame's own cloud (the pipeline hands the frame
+    /// over and recycles its buffers afterwards: `infer` reads only the frame's id and size), so
+    /// nothing at the sensor's resolution is copied or allocated; the stage's workspace keeps
+    /// the resize scratch from frame to frame.
     static func preparation(_ preprocessor: Preprocessor) -> @Sendable (inout Frame) throws -> Prepared {
         let workspace = PreprocessWorkspace()
         return { frame in

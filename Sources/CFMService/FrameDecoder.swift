@@ -169,11 +169,12 @@ extension FrameCodec {
     }
 }
 
-/// Spare pixel buffers of finished frames, for the decoder to reuse: in steady state a
-/// received frame is decoded into the buffers of one that was scored, so no frame allocates
-/// (and page-faults in) its 15 bytes a pixel anew. The serve pipeline gives each frame's
-/// buffers back once its result is filed (`FramePipeline.frameBuffers`). At most `capacity`
-/// spares are kept, the newest; buffers of another frame size are dropped as they age out.
+/// Spare pixel buffers of preprocessed frames, for the decoder to reuse: in steady state a
+/// received frame is decoded into the buffers of one that was preprocessed, so no frame
+/// allocates (and page-faults in) its 15 bytes a pixel anew. The serve pipeline gives a
+/// frame's buffers back as soon as its preprocessing returns (`FramePipeline.frameBuffers`).
+/// At most `capacity` spares are kept, the newest; buffers of another frame size are dropped
+/// as they age out.
 public final class FrameBufferPool: @unchecked Sendable {
     public let capacity: Int
     private let lock = NSLock()

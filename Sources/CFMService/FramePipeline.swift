@@ -33,10 +33,12 @@ public struct PipelineStats: Sendable, Equatable {
 ///
 /// A `prepare` that edits the frame's pixels (`editsFrames`: preprocessing turns the cloud
 /// into the buffer background removal edits, so no full-resolution copy is made) is handed the
-/// only reference to them, and `infer` receives the frame as `prepare` left it — unless a
-/// recorder follows inference and needs the frame as received: then the pipeline keeps its
-/// own reference and the edit copies the pixels first. A frame handed over cannot be
-/// preprocessed again, so after a reload it is scored by the stages that preprocessed it.
+/// only reference to them, and the pixels go back to the pipeline's `frameBuffers` as soon as
+/// it returns: `infer` receives the frame's id and size only (`rgb.bytes` and `cloud` empty) —
+/// unless a recorder follows inference and needs the frame as received: then the pipeline
+/// keeps its own reference, the edit copies the pixels first, and `infer` gets the frame
+/// whole. A frame handed over cannot be preprocessed again, so after a reload it is scored by
+/// the stages that preprocessed it.
 public struct FrameStages: Sendable {
     /// One per preprocessing thread.
     let prepare: [@Sendable (inout Frame) throws -> any Sendable]
@@ -47,7 +49,7 @@ public struct FrameStages: Sendable {
     let handsFramesOver: Bool
 
     /// `editsFrames`: `prepare` edits the frame's pixels in place, and `infer` reads only the
-    /// frame's id and size.
+    /// frame's id, `width` and `height`.
     public init<Prepared: Sendable>(prepare: [@Sendable (inout Frame) throws -> Prepared],
                                     infer: [@Sendable (Frame, Prepared) throws -> Inference], editsFrames: Bool = false) {
         precondition(!prepare.isEmpty && !infer.isEmpty, "at least one preprocessing thread and one worker")
@@ -137,8 +139,10 @@ public final class FramePipeline: @unchecked Sendable {
     }
 
     public let options: Options
-    /// Where the receive side decodes frames (`FrameCodec.decode(_:limits:buffers:)`): each
-    /// frame's buffers come back here once it is scored.
+    /// Where the receive side decodes frames (`FrameCodec.decode(_:limits:buffers:)`): a frame
+    /// handed over to its preprocessing (`FrameStages.handsFramesOver`) gives its buffers back
+    /// here as soon as it is preprocessed. (A frame kept whole may still be shared with a
+    /// recorder: its buffers are freed, not recycled.)
     public let frameBuffers = FrameBufferPool()
     private let condition = NSCondition()
     private var stages: FrameStages
@@ -303,6 +307,8 @@ public final class FramePipeline: @unchecked Sendable {
             condition.unlock()
 
             let outcome = Result { try prepare(&frame) }
+            // Handed over, the frame's pixels are done with: the next frame is decoded into them.
+            if current.handsFramesOver { frameBuffers.recycle(&frame) }
 
             condition.lock()
             preparing[index] = nil
@@ -333,7 +339,7 @@ public final class FramePipeline: @unchecked Sendable {
             condition.lock()
             while handOff.isEmpty && !workersStopping { condition.wait() }
             if handOff.isEmpty { condition.unlock(); return }
-            var item = handOff.removeFirst()
+            let item = handOff.removeFirst()
             let job = item.job, infer = item.stages.infer[index]
             busy[index] = (monotonicNs(), job)
             condition.broadcast() // hand-off room for the preprocessing threads
@@ -356,7 +362,6 @@ public final class FramePipeline: @unchecked Sendable {
             if abandoned.remove(job.seq) == nil { insert((job.seq, Finished(result: result, receivedMono: job.receivedMono))) }
             condition.broadcast()
             condition.unlock()
-            frameBuffers.recycle(&item.job.frame)
         }
     }
 

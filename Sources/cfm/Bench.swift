@@ -85,12 +85,18 @@ struct BenchReport {
     /// Preprocessing sub-stage → median milliseconds: `decode` (before `preprocess`, not part
     /// of it or of the frame time), then the sub-stages of `stagesMs`' `preprocess`.
     let preprocessStagesMs: [(name: String, ms: Double)]
-    /// Resident memory (MiB) added at its peak by the first frame's decode (its frame's
-    /// buffers), by its preprocessing (over the size after the decode), and by both (`frame`:
-    /// over the size before the decode). The input — the encoded message or the files' bytes —
-    /// is resident before, so it is not counted: this is what the daemon adds to a received
-    /// message. The first frame runs on a fresh workspace, so its buffers count.
-    let decodeGrowthMB: Double, preprocessGrowthMB: Double, frameGrowthMB: Double
+    /// Resident memory (MiB) a frame adds at its peak, from the resident size before its decode:
+    /// by the decode (its frame's buffers), by preprocessing (over the size after the decode),
+    /// and by both (`frame`). The input — the encoded message or the files' bytes — is
+    /// resident before, so it is not counted: this is what the daemon adds to a received
+    /// message.
+    struct Growth {
+        var decode = 0.0, preprocess = 0.0, frame = 0.0
+        var json: [String: Double] { ["decode": decode, "preprocess": preprocess, "frame": frame] }
+    }
+    /// The warm-up frame's growth (fresh buffers and workspace: all of them count) and the last
+    /// timed frame's (decoded into the buffers the frame before gave back, as `cfm serve` does).
+    let firstGrowth: Growth, steadyGrowth: Growth
     /// Peak resident MiB of the whole run.
     let peakResidentMB: Double
     let sensorHeight: Int, sensorWidth: Int
@@ -108,24 +114,27 @@ struct BenchReport {
         let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace(), frameBuffers = FrameBufferPool()
         var samples: [[(name: String, ms: Double)]] = [], subSamples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?, sensor = (height: 0, width: 0)
-        var growth = (decode: 0.0, preprocess: 0.0, frame: 0.0), peakBefore = 0.0
+        var first = Growth(), steady = Growth(), peak = 0.0 // the run's peak, carried over the peak resets
         for frame in 0...frames {
             var times = StageTimes(), subTimes = StageTimes()
             let warmUp = frame == 0
-            // The warm-up frame measures memory growth: the peak is reset before each step.
+            // The first and the last frame measure memory growth: the peak is reset before each step.
+            let measured = warmUp || frame == frames
             var resident = (beforeDecode: 0.0, decodePeak: 0.0, afterDecode: 0.0)
-            if warmUp { peakBefore = peakResidentMegabytes(); resident.beforeDecode = startPeakMeasurement() }
+            if measured { peak = max(peak, peakResidentMegabytes()); resident.beforeDecode = startPeakMeasurement() }
             var sensorFrame = try subTimes.measure("decode") { try decode(frameBuffers) }
-            if warmUp { resident.decodePeak = peakResidentMegabytes(); resident.afterDecode = startPeakMeasurement() }
+            if measured { resident.decodePeak = peakResidentMegabytes(); resident.afterDecode = startPeakMeasurement() }
             sensor = (sensorFrame.height, sensorFrame.width)
             let start = nowMilliseconds()
             // As the serve pipeline's preprocessing stage runs it: the frame's cloud edited in place.
             let preprocessed = try DetectorProcessing.prepare(&sensorFrame, preprocessor: preprocessor, workspace: workspace,
                                                               times: &times, subStages: &subTimes)
-            if warmUp {
+            if measured {
                 let preprocessPeak = peakResidentMegabytes()
-                growth = (decode: resident.decodePeak - resident.beforeDecode, preprocess: preprocessPeak - resident.afterDecode,
-                          frame: max(resident.decodePeak, preprocessPeak) - resident.beforeDecode)
+                peak = max(peak, resident.decodePeak)
+                let growth = Growth(decode: resident.decodePeak - resident.beforeDecode, preprocess: preprocessPeak - resident.afterDecode,
+                                    frame: max(resident.decodePeak, preprocessPeak) - resident.beforeDecode)
+                if warmUp { first = growth } else { steady = growth }
             }
             last = try detector.detect(preprocessed.input, times: &times)
             frameBuffers.recycle(&sensorFrame)
@@ -142,8 +151,8 @@ struct BenchReport {
         return BenchReport(
             tier: detector.tier, precision: detector.weights.precision, frames: frames, stagesMs: medians(samples),
             preprocessStagesMs: medians(subSamples),
-            decodeGrowthMB: growth.decode, preprocessGrowthMB: growth.preprocess, frameGrowthMB: growth.frame,
-            peakResidentMB: max(peakBefore, peakResidentMegabytes()), sensorHeight: sensor.height, sensorWidth: sensor.width,
+            firstGrowth: first, steadyGrowth: steady,
+            peakResidentMB: max(peak, peakResidentMegabytes()), sensorHeight: sensor.height, sensorWidth: sensor.width,
             stageFlops: ["extract2d": detector.vit.flops, "extract3d": detector.pointMAE.flops,
                          "map": detector.scorer!.flops(pixels: detection.validPixels, tokens: grid * grid, groups: groups)],
             medianMs: median(totals), foregroundPoints: features.foreground.count, validPixels: detection.validPixels)
@@ -157,8 +166,8 @@ struct BenchReport {
 
     /// The JSON object scripts read (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`,
     /// and for preprocessing `sensor`, `preprocess_stages_ms`, `preprocess_ns_per_pixel`,
-    /// `rss_growth_mb` {decode, preprocess, frame} and `rss_growth_bytes_per_pixel` (frame's, per
-    /// sensor pixel: the bound of issue 15 is 8)).
+    /// `rss_growth_mb` and `rss_growth_steady_mb` {decode, preprocess, frame} of the first and the
+    /// last frame, and `rss_growth_bytes_per_pixel` {first, steady}: their `frame` per sensor pixel).
     func json() throws -> String {
         let pixels = Double(sensorHeight * sensorWidth)
         let preprocessMs = stagesMs.first { $0.name == "preprocess" }?.ms ?? 0
@@ -169,8 +178,8 @@ struct BenchReport {
             "sensor": ["height": sensorHeight, "width": sensorWidth],
             "preprocess_stages_ms": Dictionary(uniqueKeysWithValues: preprocessStagesMs.map { ($0.name, $0.ms) }),
             "preprocess_ns_per_pixel": preprocessMs * 1e6 / pixels,
-            "rss_growth_mb": ["decode": decodeGrowthMB, "preprocess": preprocessGrowthMB, "frame": frameGrowthMB],
-            "rss_growth_bytes_per_pixel": frameGrowthMB * 1_048_576 / pixels,
+            "rss_growth_mb": firstGrowth.json, "rss_growth_steady_mb": steadyGrowth.json,
+            "rss_growth_bytes_per_pixel": ["first": firstGrowth.frame * 1_048_576 / pixels, "steady": steadyGrowth.frame * 1_048_576 / pixels],
             "stages_ms": Dictionary(uniqueKeysWithValues: stagesMs.map { ($0.name, $0.ms) }),
             "gflop": stageFlops.mapValues { $0 / 1e9 },
             "gflops_per_s": gflopsPerSecond,

@@ -277,7 +277,7 @@ final class FramePipelineTests: XCTestCase {
 
     /// Stages whose preprocessing edits the frame's cloud (sets its first value to 42): it
     /// reports whether the edit was in place (the storage the frame was submitted with), the
-    /// inference what it saw — "in place/42" when handed over.
+    /// inference what it saw: the frame's size and first XYZ value.
     private func editingStages(gate: DispatchSemaphore, submitted: Addresses, tag: String = "") -> FrameStages {
         FrameStages(
             prepare: [{ @Sendable frame in
@@ -287,7 +287,8 @@ final class FramePipelineTests: XCTestCase {
                 return inPlace ? "in place" : "copied"
             }],
             infer: [{ @Sendable frame, prep in
-                Inference(score: 1, threshold: 2, tier: "tiny", model: "\(tag)\(prep)/\(frame.cloud.scalars.first ?? -1)")
+                Inference(score: 1, threshold: 2, tier: "tiny",
+                          model: "\(tag)\(prep)/\(frame.width)×\(frame.height)/\(frame.cloud.scalars.first.map { "\($0)" } ?? "no pixels")")
             }],
             editsFrames: true)
     }
@@ -306,8 +307,9 @@ final class FramePipelineTests: XCTestCase {
     }
 
     /// Preprocessing that edits frames gets the only reference to their pixels (the edit is in
-    /// place, and inference sees it), unless a recorder follows inference: then the edit copies
-    /// and inference gets the frame as received.
+    /// place) and inference the frame's id and size, its pixels recycled for the next decode —
+    /// unless a recorder follows inference: then the edit copies and inference gets the frame as
+    /// received.
     func testEditingPreprocessingGetsTheFrameItself() {
         for recorded in [false, true] {
             let gate = DispatchSemaphore(value: 0), submitted = Addresses()
@@ -319,7 +321,7 @@ final class FramePipelineTests: XCTestCase {
             for _ in 0..<2 { gate.signal() }
             XCTAssertTrue(h.stop(drainTimeout: 5).drained)
             let original = makeFrame(id: "", width: 4, height: 4).cloud.scalars[0]
-            XCTAssertEqual(h.results.map(\.model), Array(repeating: recorded ? "copied/\(original)" : "in place/42.0", count: 2))
+            XCTAssertEqual(h.results.map(\.model), Array(repeating: recorded ? "copied/4×4/\(original)" : "in place/4×4/no pixels", count: 2))
         }
     }
 
@@ -336,7 +338,7 @@ final class FramePipelineTests: XCTestCase {
         submitted.submit("e-1", to: p)
         for _ in 0..<2 { gate.signal() }
         XCTAssertTrue(h.stop(drainTimeout: 5).drained)
-        XCTAssertEqual(h.results.map(\.model), ["old in place/42.0", "new in place/42.0"])
+        XCTAssertEqual(h.results.map(\.model), ["old in place/4×4/no pixels", "new in place/4×4/no pixels"])
     }
 
     func testIdlePipelineIsHealthy() {
