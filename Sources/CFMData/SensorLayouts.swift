@@ -198,17 +198,22 @@ public struct SensorGeometry: Sendable, Equatable {
             var blocks = range.lowerBound
             #if _endian(little)
             // Four pixels (12 values) at a time: finite and within the limit, they are copied as they
-            // are; a block with a hole or a far value goes pixel by pixel.
+            // are; a block with a hole or a far value goes pixel by pixel. The test is on the bit
+            // patterns: without the sign bit, finite Floats order as their patterns do, above them
+            // infinity and NaN, so |v| ≤ the largest Float within `limit` (at most the largest
+            // finite one) is one integer comparison.
             blocks += (range.count / 4) * 4
-            let exponent = SIMD4<UInt32>(repeating: 0x7F80_0000)
-            func finite(_ v: SIMD4<Float>) -> Bool { all(unsafeBitCast(v, to: SIMD4<UInt32>.self) & exponent .!= exponent) }
+            var largest = Float(limit)
+            if Double(largest) > limit { largest = largest.nextDown }
+            let bound = SIMD4<Int32>(repeating: min(Int32(bitPattern: largest.bitPattern), Int32(bitPattern: Float.greatestFiniteMagnitude.bitPattern)))
+            let magnitude = SIMD4<Int32>(repeating: 0x7FFF_FFFF)
+            func near(_ v: SIMD4<Float>) -> Bool { all(unsafeBitCast(v, to: SIMD4<Int32>.self) & magnitude .<= bound) }
             for p in stride(from: range.lowerBound, to: blocks, by: 4) {
                 let at = 12 * p
                 let (a, b, c) = (bytes.loadUnaligned(fromByteOffset: at, as: SIMD4<Float>.self),
                                  bytes.loadUnaligned(fromByteOffset: at + 16, as: SIMD4<Float>.self),
                                  bytes.loadUnaligned(fromByteOffset: at + 32, as: SIMD4<Float>.self))
-                guard finite(a) && finite(b) && finite(c),
-                      Double(pointwiseMax(pointwiseMax(pointwiseMax(a, -a), pointwiseMax(b, -b)), pointwiseMax(c, -c)).max()) <= limit else {
+                guard near(a) && near(b) && near(c) else {
                     for q in p..<(p + 4) { if let far = convert(q) { return far } }
                     continue
                 }

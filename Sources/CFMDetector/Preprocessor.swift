@@ -102,10 +102,11 @@ public struct PreprocessedFrame: Sendable {
 /// replication for RGB, zeros for XYZ), Pillow-bicubic RGB and PyTorch-nearest XYZ resizing,
 /// ImageNet normalisation.
 ///
-/// Cost is linear in the sensor's pixels with one full-resolution buffer: the cloud in metres
-/// (12 bytes a pixel), which background removal edits in place and which a
-/// `PreprocessWorkspace` keeps for the next frame. The padded square is never built: both
-/// resizes read the sensor pixels directly.
+/// Cost is linear in the sensor's pixels with one full-resolution buffer, the cloud in metres
+/// (12 bytes a pixel) that background removal edits in place: the caller's own cloud
+/// (`callAsFunction(rgb:editing:…)`, what `cfm serve` does), or a copy kept by a
+/// `PreprocessWorkspace` for the next frame. The padded square is never built: both resizes
+/// read the sensor pixels directly.
 public struct Preprocessor: Sendable {
     public var options: PreprocessOptions
 
@@ -268,9 +269,10 @@ public struct Preprocessor: Sendable {
 }
 
 /// The buffers of one preprocessing worker, reused frame after frame: the sensor-resolution
-/// cloud in metres (12 bytes a pixel) and Pillow's horizontal pass (H × S × 3 bytes). The serve
-/// pipeline holds one per worker and passes it to `Preprocessor.callAsFunction(rgb:cloud:unit:
-/// workspace:times:)`; a buffer is reallocated only when the frame size changes.
+/// cloud in metres (12 bytes a pixel; the copying call only) and Pillow's horizontal pass
+/// (H × S × 3 bytes). The serve pipeline holds one per preprocessing thread and passes it to
+/// `Preprocessor.callAsFunction(rgb:editing:unit:workspace:times:)`; a buffer is reallocated
+/// only when the frame size changes.
 ///
 /// A lock serialises preprocessing calls that share a workspace, so sharing one is safe, just
 /// slower than one per worker.
