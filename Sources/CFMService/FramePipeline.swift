@@ -301,7 +301,7 @@ public final class FramePipeline: @unchecked Sendable {
             // Handed over, the stage gets the only reference to the frame's pixels (it edits them
             // in place) and the job keeps the frame's id and size meanwhile.
             var frame = job.frame
-            if current.handsFramesOver { job.frame.cloud = Tensor(shape: [0, 0, 3]) }
+            if current.handsFramesOver { (job.frame.cloud, job.frame.rgb.bytes) = (Tensor(shape: [0, 0, 3]), []) }
             preparing[index] = (monotonicNs(), job)
             condition.broadcast() // queue room for the receive side
             condition.unlock()
