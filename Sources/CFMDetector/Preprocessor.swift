@@ -244,10 +244,11 @@ public struct Preprocessor: Sendable {
         return foregroundPerWorker.reduce(0, +)
     }
 
-    /// Every lane finite (exponent bits not all set) and non-zero.
+    /// Every lane finite and non-zero: without the sign bit, its bit pattern is in
+    /// 1 ... the largest finite Float's (zeros are 0, infinity and NaN above).
     @inline(__always) private static func finiteAndNonZero(_ v: SIMD4<Float>) -> Bool {
-        let exponent = SIMD4<UInt32>(repeating: 0x7F80_0000)
-        return all((unsafeBitCast(v, to: SIMD4<UInt32>.self) & exponent .!= exponent) .& (v .!= 0))
+        let magnitude = unsafeBitCast(v, to: SIMD4<Int32>.self) & SIMD4(repeating: 0x7FFF_FFFF)
+        return all((magnitude .> SIMD4(repeating: 0)) .& (magnitude .<= SIMD4(repeating: Int32(bitPattern: Float.greatestFiniteMagnitude.bitPattern))))
     }
 
     /// ImageNet normalisation: `small` [S, S, 3] bytes → [3, S, S], (byte / 255 − mean) / std
