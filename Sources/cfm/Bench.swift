@@ -136,8 +136,8 @@ struct BenchReport {
                                     frame: max(resident.decodePeak, preprocessPeak) - resident.beforeDecode)
                 if warmUp { first = growth } else { steady = growth }
             }
+            frameBuffers.recycle(&sensorFrame) // as the pipeline does once a frame is preprocessed
             last = try detector.detect(preprocessed.input, times: &times)
-            frameBuffers.recycle(&sensorFrame)
             guard !warmUp else { continue }
             totals.append(nowMilliseconds() - start)
             samples.append(times.stages)
