@@ -1,3 +1,4 @@
+import CFMTensor
 import Foundation
 
 // The pixel layouts a sensor delivers and their one conversion each to what the detector
@@ -32,6 +33,26 @@ public enum RGBFormat: String, Codable, Sendable, CaseIterable {
     public func rgbBytes(_ bytes: UnsafeRawBufferPointer, pixels: Int) -> [UInt8] {
         if self == .rgb8 { return Array(bytes.prefix(pixels * 3)) }
         return Self.gather(bytes, pixels: pixels, bytesPerPixel: bytesPerPixel, order: channelOrder)
+    }
+
+    /// `rgbBytes(_:pixels:)` written into `rgb`, reallocated only when its count is not
+    /// pixels × 3 (pass the same array frame after frame to reuse it): a copy for `rgb8`, one
+    /// parallel pass otherwise.
+    public func rgbBytes(_ bytes: UnsafeRawBufferPointer, pixels: Int, into rgb: inout [UInt8]) {
+        precondition(bytes.count >= pixels * bytesPerPixel, "\(bytes.count) bytes for \(pixels) pixels of \(bytesPerPixel) bytes")
+        if rgb.count != 3 * pixels { rgb = [UInt8](unsafeUninitializedCapacity: 3 * pixels) { _, count in count = 3 * pixels } }
+        let (n, order) = (bytesPerPixel, channelOrder)
+        rgb.withUnsafeMutableBufferPointer { out in
+            guard pixels > 0 else { return }
+            guard self != .rgb8 else { return UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: bytes.baseAddress!, byteCount: 3 * pixels) }
+            parallelChunks(pixels, minimumChunk: 1 << 16) { range in
+                for p in range {
+                    out[3 * p] = bytes[n * p + order.red]
+                    out[3 * p + 1] = bytes[n * p + order.green]
+                    out[3 * p + 2] = bytes[n * p + order.blue]
+                }
+            }
+        }
     }
 
     /// R, G, B taken from the bytes at `order` within each `bytesPerPixel`-byte pixel. Also
@@ -121,37 +142,105 @@ public struct SensorGeometry: Sendable, Equatable {
     /// with u the column and v the row, then rounded to float32. A finite coordinate farther
     /// than `limit` (in the cloud's unit) stops the conversion with the pixel.
     public func points(_ bytes: UnsafeRawBufferPointer, limit: Double = .infinity) throws(FarPoint) -> [Float] {
+        var scalars: [Float] = []
+        try points(bytes, limit: limit, into: &scalars)
+        return scalars
+    }
+
+    /// `points(_:limit:)` written into `scalars`, which is reallocated only when its count is
+    /// not height · width · 3 — pass the same array frame after frame and nothing at the
+    /// sensor's resolution is allocated again. One pass that writes every value, in parallel
+    /// bands of rows; the pixel reported is the first far one in row-major order, as a serial
+    /// pass would find it. After a `FarPoint` the contents are unspecified.
+    public func points(_ bytes: UnsafeRawBufferPointer, limit: Double = .infinity, into scalars: inout [Float]) throws(FarPoint) {
         let (w, pixels) = (width, width * height)
         precondition(bytes.count >= pixels * format.bytesPerPixel, "\(bytes.count) bytes for \(width)×\(height) \(format.rawValue)")
-        func float(_ i: Int) -> Float { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-        var scalars = [Float](repeating: 0, count: pixels * 3)
-        var outlier: (pixel: Int, value: Double)?
+        if scalars.count != 3 * pixels {
+            scalars = [Float](unsafeUninitializedCapacity: 3 * pixels) { _, count in count = 3 * pixels }
+        }
+        // Per worker: the first far pixel of its rows and its largest coordinate.
+        var outliers = [(pixel: Int, value: Double)?](repeating: nil, count: cpuCount)
+        let (format, camera) = (format, camera)
         scalars.withUnsafeMutableBufferPointer { out in
-            switch format {
-            case .xyz:
-                for p in 0..<pixels {
-                    let (x, y, z) = (float(3 * p), float(3 * p + 1), float(3 * p + 2))
-                    guard x.isFinite && y.isFinite && z.isFinite else { continue }
-                    let far = max(abs(x), abs(y), abs(z))
-                    if Double(far) > limit { outlier = (p, Double(far)); return }
-                    (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (x, y, z)
-                }
-            case .depthF32, .depthU16:
-                let k = camera!.intrinsics, scale = camera!.depthScale
-                for p in 0..<pixels {
-                    let z = format == .depthF32
-                        ? Double(float(p))
-                        : Double(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * p, as: UInt16.self))) * scale
-                    guard z.isFinite && z != 0 else { continue }
-                    let (u, v) = (Double(p % w), Double(p / w))
-                    let x = (u - k.cx) * z / k.fx, y = (v - k.cy) * z / k.fy
-                    let far = max(abs(x), abs(y), abs(z))
-                    if !(far <= limit) { outlier = (p, far); return }
-                    (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (Float(x), Float(y), Float(z))
+            outliers.withUnsafeMutableBufferPointer { outliers in
+                parallelWorkers(height, minimumChunk: max(1, (1 << 16) / max(1, w))) { worker, rows in
+                    let pixelRange = (rows.lowerBound * w)..<(rows.upperBound * w)
+                    outliers[worker] = Self.convert(bytes, format: format, camera: camera, width: w, pixels: pixelRange,
+                                                    limit: limit, into: out.baseAddress!)
                 }
             }
         }
-        if let (p, value) = outlier { throw FarPoint(row: p / w, column: p % w, distance: value) }
-        return scalars
+        if let (p, value) = outliers.lazy.compactMap({ $0 }).min(by: { $0.pixel < $1.pixel }) {
+            throw FarPoint(row: p / w, column: p % w, distance: value)
+        }
+    }
+
+    /// The conversion of `points(_:limit:into:)` over pixels `range` (row-major indices):
+    /// returns the first pixel with a coordinate beyond `limit` (the pixels before it are written).
+    private static func convert(_ bytes: UnsafeRawBufferPointer, format: XYZFormat, camera: DepthCamera?, width w: Int,
+                                pixels range: Range<Int>, limit: Double, into out: UnsafeMutablePointer<Float>)
+        -> (pixel: Int, value: Double)? {
+        func float(_ i: Int) -> Float { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+        switch format {
+        case .xyz:
+            /// Pixel `p`: a hole becomes (0, 0, 0); a point beyond `limit` is returned.
+            func convert(_ p: Int) -> (pixel: Int, value: Double)? {
+                var (x, y, z) = (float(3 * p), float(3 * p + 1), float(3 * p + 2))
+                if x.isFinite && y.isFinite && z.isFinite {
+                    let far = max(abs(x), abs(y), abs(z))
+                    if Double(far) > limit { return (p, Double(far)) }
+                } else {
+                    (x, y, z) = (0, 0, 0)
+                }
+                (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (x, y, z)
+                return nil
+            }
+            var blocks = range.lowerBound
+            #if _endian(little)
+            // Four pixels (12 values) at a time: finite and within the limit, they are copied as they
+            // are; a block with a hole or a far value goes pixel by pixel. The test is on the bit
+            // patterns: without the sign bit, finite Floats order as their patterns do, above them
+            // infinity and NaN, so |v| ≤ the largest Float within `limit` (at most the largest
+            // finite one) is one integer comparison.
+            blocks += (range.count / 4) * 4
+            var largest = Float(limit)
+            if Double(largest) > limit { largest = largest.nextDown }
+            let bound = SIMD4<Int32>(repeating: min(Int32(bitPattern: largest.bitPattern), Int32(bitPattern: Float.greatestFiniteMagnitude.bitPattern)))
+            let magnitude = SIMD4<Int32>(repeating: 0x7FFF_FFFF)
+            func near(_ v: SIMD4<Float>) -> Bool { all(unsafeBitCast(v, to: SIMD4<Int32>.self) & magnitude .<= bound) }
+            for p in stride(from: range.lowerBound, to: blocks, by: 4) {
+                let at = 12 * p
+                let (a, b, c) = (bytes.loadUnaligned(fromByteOffset: at, as: SIMD4<Float>.self),
+                                 bytes.loadUnaligned(fromByteOffset: at + 16, as: SIMD4<Float>.self),
+                                 bytes.loadUnaligned(fromByteOffset: at + 32, as: SIMD4<Float>.self))
+                guard near(a) && near(b) && near(c) else {
+                    for q in p..<(p + 4) { if let far = convert(q) { return far } }
+                    continue
+                }
+                let o = UnsafeMutableRawPointer(out + 3 * p)
+                o.storeBytes(of: a, as: SIMD4<Float>.self)
+                o.storeBytes(of: b, toByteOffset: 16, as: SIMD4<Float>.self)
+                o.storeBytes(of: c, toByteOffset: 32, as: SIMD4<Float>.self)
+            }
+            #endif
+            for p in blocks..<range.upperBound { if let far = convert(p) { return far } }
+        case .depthF32, .depthU16:
+            let k = camera!.intrinsics, scale = camera!.depthScale
+            for p in range {
+                let z = format == .depthF32
+                    ? Double(float(p))
+                    : Double(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * p, as: UInt16.self))) * scale
+                guard z.isFinite && z != 0 else {
+                    (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (0, 0, 0)
+                    continue
+                }
+                let (u, v) = (Double(p % w), Double(p / w))
+                let x = (u - k.cx) * z / k.fx, y = (v - k.cy) * z / k.fy
+                let far = max(abs(x), abs(y), abs(z))
+                if !(far <= limit) { return (p, far) }
+                (out[3 * p], out[3 * p + 1], out[3 * p + 2]) = (Float(x), Float(y), Float(z))
+            }
+        }
+        return nil
     }
 }

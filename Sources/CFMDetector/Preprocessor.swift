@@ -102,10 +102,11 @@ public struct PreprocessedFrame: Sendable {
 /// replication for RGB, zeros for XYZ), Pillow-bicubic RGB and PyTorch-nearest XYZ resizing,
 /// ImageNet normalisation.
 ///
-/// Cost is linear in the sensor's pixels with one full-resolution buffer: the cloud in metres
-/// (12 bytes a pixel), which background removal edits in place and which a
-/// `PreprocessWorkspace` keeps for the next frame. The padded square is never built: both
-/// resizes read the sensor pixels directly.
+/// Cost is linear in the sensor's pixels with one full-resolution buffer, the cloud in metres
+/// (12 bytes a pixel) that background removal edits in place: the caller's own cloud
+/// (`callAsFunction(rgb:editing:…)`, what `cfm serve` does), or a copy kept by a
+/// `PreprocessWorkspace` for the next frame. The padded square is never built: both resizes
+/// read the sensor pixels directly.
 public struct Preprocessor: Sendable {
     public var options: PreprocessOptions
 
@@ -124,58 +125,130 @@ public struct Preprocessor: Sendable {
     /// again while the frame size stays), recording the sub-stages in `times`:
     /// `holes_units` (hole screening and unit conversion, one pass), `plane` and `clusters`
     /// (background removal's two steps, when it is on; no `clusters` when no plane was found)
-    /// and `resize` (padding, both resizes and normalisation).
+    /// and `resize` (padding, both resizes and normalisation). `cloud` is read, not changed:
+    /// the pass copies it into the workspace's metre buffer, which background removal edits.
     public func callAsFunction(rgb: RGBImage, cloud: Tensor, unit: LengthUnit = .m, workspace: PreprocessWorkspace,
                                times: inout StageTimes) throws -> PreprocessedFrame {
-        let (h, w) = (rgb.height, rgb.width), s = options.size
-        guard cloud.shape == [h, w, 3] else {
-            throw DetectorError.badInput("point cloud is \(cloud.shape), RGB image is \(h)×\(w): not pixel-registered")
-        }
+        try Self.requireRegistered(rgb, cloud)
         return try workspace.withLock { () throws -> PreprocessedFrame in
-            var organized = try OrganizedCloud(height: h, width: w, coordinates: workspace.takeCoordinates(count: 3 * h * w))
-            defer { workspace.coordinates = organized.coordinates }
-            let foreground = times.measure("holes_units") { Self.loadMetres(cloud, unit: unit, into: &organized.coordinates) }
-            var mark = StageTimes.mark()
-            let report = options.removeBackground
-                ? try organized.removeBackground(options: options.background) { times.lap($0.rawValue, since: &mark) } : nil
-            return times.measure("resize") {
-                let xyz = organized.coordinates.withUnsafeBufferPointer {
-                    paddedSquareNearestResize($0, height: h, width: w, channels: 3, outSize: s)
+            var coordinates = workspace.takeCoordinates(count: cloud.count)
+            defer { workspace.coordinates = coordinates }
+            let foreground = times.measure("holes_units") {
+                cloud.withUnsafeBufferPointer { source in
+                    coordinates.withUnsafeMutableBufferPointer { Self.loadMetres(source.baseAddress!, unit: unit, into: $0) }
                 }
-                let small = rgb.squareResized(to: s, scratch: &workspace.resizeRows)
-                return PreprocessedFrame(input: ModelInput(rgb: normalised(small), xyz: xyz), rgb: small, background: report,
-                                         foregroundPoints: report?.remaining ?? foreground)
             }
+            return try finish(rgb: rgb, coordinates: &coordinates, foreground: foreground, workspace: workspace, times: &times)
         }
     }
 
-    /// Writes `cloud` [H·W·3] in `unit` to `coordinates` (same count) in metres, every hole — a
-    /// pixel with a NaN or infinite coordinate — as (0, 0, 0); returns the foreground points
-    /// (all three coordinates non-zero). One parallel pass.
-    static func loadMetres(_ cloud: Tensor, unit: LengthUnit, into coordinates: inout [Float]) -> Int {
-        let metres = unit.metres, pixels = cloud.count / 3
+    /// Preprocesses like `callAsFunction(rgb:cloud:unit:workspace:times:)` with `cloud`'s own
+    /// buffer as the one background removal edits: no full-resolution copy. On return `cloud`
+    /// is in metres with holes and removed points as (0, 0, 0) (the shape is unchanged). The
+    /// edit is in place when the caller holds the only reference to the cloud's storage (the
+    /// serve pipeline hands its frames over so); a shared storage is copied on the first write,
+    /// as any array is, so other holders never see the edit.
+    public func callAsFunction(rgb: RGBImage, editing cloud: inout Tensor, unit: LengthUnit = .m, workspace: PreprocessWorkspace,
+                               times: inout StageTimes) throws -> PreprocessedFrame {
+        try Self.requireRegistered(rgb, cloud)
+        return try workspace.withLock { () throws -> PreprocessedFrame in
+            var coordinates: [Float] = []
+            swap(&coordinates, &cloud.scalars)
+            defer { swap(&coordinates, &cloud.scalars) }
+            let foreground = times.measure("holes_units") {
+                coordinates.withUnsafeMutableBufferPointer { Self.loadMetres(UnsafePointer($0.baseAddress!), unit: unit, into: $0) }
+            }
+            return try finish(rgb: rgb, coordinates: &coordinates, foreground: foreground, workspace: workspace, times: &times)
+        }
+    }
+
+    /// `rgb` and `cloud` describe the same H × W pixels.
+    private static func requireRegistered(_ rgb: RGBImage, _ cloud: Tensor) throws {
+        guard cloud.shape == [rgb.height, rgb.width, 3] else {
+            throw DetectorError.badInput("point cloud is \(cloud.shape), RGB image is \(rgb.height)×\(rgb.width): not pixel-registered")
+        }
+    }
+
+    /// The steps after `holes_units`: background removal editing `coordinates` (the cloud in
+    /// metres, holes as zeros, `foreground` points), then both resizes and normalisation.
+    private func finish(rgb: RGBImage, coordinates: inout [Float], foreground: Int, workspace: PreprocessWorkspace,
+                        times: inout StageTimes) throws -> PreprocessedFrame {
+        let (h, w, s) = (rgb.height, rgb.width, options.size)
+        var taken: [Float] = []
+        swap(&taken, &coordinates)
+        // The cloud is built from the moved array, so its edits do not copy it.
+        var organized = try OrganizedCloud(height: h, width: w, coordinates: taken)
+        taken = []
+        defer { swap(&coordinates, &organized.coordinates) }
+        var mark = StageTimes.mark()
+        let report = options.removeBackground
+            ? try organized.removeBackground(options: options.background) { times.lap($0.rawValue, since: &mark) } : nil
+        return times.measure("resize") {
+            let xyz = organized.coordinates.withUnsafeBufferPointer {
+                paddedSquareNearestResize($0, height: h, width: w, channels: 3, outSize: s)
+            }
+            let small = rgb.squareResized(to: s, scratch: &workspace.resizeRows)
+            return PreprocessedFrame(input: ModelInput(rgb: normalised(small), xyz: xyz), rgb: small, background: report,
+                                     foregroundPoints: report?.remaining ?? foreground)
+        }
+    }
+
+    /// Writes the cloud at `source` (`coordinates.count` values, [H·W·3] in `unit`) to
+    /// `coordinates` in metres, every hole — a pixel with a NaN or infinite coordinate — as
+    /// (0, 0, 0); returns the foreground points (all three coordinates non-zero). One parallel
+    /// pass; `source` may be `coordinates` itself (the conversion in place), and in metres
+    /// in place only the holes are written, so a decoded frame's cloud is only read.
+    static func loadMetres(_ source: UnsafePointer<Float>, unit: LengthUnit, into coordinates: UnsafeMutableBufferPointer<Float>) -> Int {
+        let metres = unit.metres, pixels = coordinates.count / 3, dst = coordinates.baseAddress!
+        let writesAll = metres != 1 || source != UnsafePointer(dst)
         var foregroundPerWorker = [Int](repeating: 0, count: cpuCount)
-        cloud.withUnsafeBufferPointer { src in
-            coordinates.withUnsafeMutableBufferPointer { dst in
-                foregroundPerWorker.withUnsafeMutableBufferPointer { foreground in
-                    parallelWorkers(pixels, minimumChunk: 1 << 16) { worker, range in
-                        var count = 0
-                        for p in range {
-                            var (x, y, z) = (src[3 * p], src[3 * p + 1], src[3 * p + 2])
-                            if x.isFinite && y.isFinite && z.isFinite {
-                                (x, y, z) = (x * metres, y * metres, z * metres)
-                            } else {
-                                (x, y, z) = (0, 0, 0)
-                            }
+        foregroundPerWorker.withUnsafeMutableBufferPointer { foreground in
+            parallelWorkers(pixels, minimumChunk: 1 << 16) { worker, range in
+                var count = 0
+                func convert(_ p: Int) {
+                    var (x, y, z) = (source[3 * p], source[3 * p + 1], source[3 * p + 2])
+                    if x.isFinite && y.isFinite && z.isFinite {
+                        if writesAll {
+                            (x, y, z) = (x * metres, y * metres, z * metres)
                             (dst[3 * p], dst[3 * p + 1], dst[3 * p + 2]) = (x, y, z)
-                            if x != 0 && y != 0 && z != 0 { count += 1 }
                         }
-                        foreground[worker] += count
+                        if x != 0 && y != 0 && z != 0 { count += 1 }
+                    } else {
+                        (dst[3 * p], dst[3 * p + 1], dst[3 * p + 2]) = (0, 0, 0)
                     }
                 }
+                // Four pixels (12 values) at a time; a block with a hole or a non-finite value goes pixel by pixel.
+                let blocks = range.lowerBound + (range.count / 4) * 4
+                for p in stride(from: range.lowerBound, to: blocks, by: 4) {
+                    // Scaled (metres ≤ 1): finite and non-zero exactly where the pixel rule sees it so.
+                    let values = UnsafeRawPointer(source + 3 * p)
+                    let (a, b, c) = (values.loadUnaligned(as: SIMD4<Float>.self) * metres,
+                                     values.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) * metres,
+                                     values.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) * metres)
+                    guard Self.finiteAndNonZero(a) && Self.finiteAndNonZero(b) && Self.finiteAndNonZero(c) else {
+                        for q in p..<(p + 4) { convert(q) }
+                        continue
+                    }
+                    if writesAll {
+                        let out = UnsafeMutableRawPointer(dst + 3 * p)
+                        out.storeBytes(of: a, as: SIMD4<Float>.self)
+                        out.storeBytes(of: b, toByteOffset: 16, as: SIMD4<Float>.self)
+                        out.storeBytes(of: c, toByteOffset: 32, as: SIMD4<Float>.self)
+                    }
+                    count += 4
+                }
+                for p in blocks..<range.upperBound { convert(p) }
+                foreground[worker] += count
             }
         }
         return foregroundPerWorker.reduce(0, +)
+    }
+
+    /// Every lane finite and non-zero: without the sign bit, its bit pattern is in
+    /// 1 ... the largest finite Float's (zeros are 0, infinity and NaN above).
+    @inline(__always) private static func finiteAndNonZero(_ v: SIMD4<Float>) -> Bool {
+        let magnitude = unsafeBitCast(v, to: SIMD4<Int32>.self) & SIMD4(repeating: 0x7FFF_FFFF)
+        return all((magnitude .> SIMD4(repeating: 0)) .& (magnitude .<= SIMD4(repeating: Int32(bitPattern: Float.greatestFiniteMagnitude.bitPattern))))
     }
 
     /// ImageNet normalisation: `small` [S, S, 3] bytes → [3, S, S], (byte / 255 − mean) / std
@@ -197,9 +270,10 @@ public struct Preprocessor: Sendable {
 }
 
 /// The buffers of one preprocessing worker, reused frame after frame: the sensor-resolution
-/// cloud in metres (12 bytes a pixel) and Pillow's horizontal pass (H × S × 3 bytes). The serve
-/// pipeline holds one per worker and passes it to `Preprocessor.callAsFunction(rgb:cloud:unit:
-/// workspace:times:)`; a buffer is reallocated only when the frame size changes.
+/// cloud in metres (12 bytes a pixel; the copying call only) and Pillow's horizontal pass
+/// (H × S × 3 bytes). The serve pipeline holds one per preprocessing thread and passes it to
+/// `Preprocessor.callAsFunction(rgb:editing:unit:workspace:times:)`; a buffer is reallocated
+/// only when the frame size changes.
 ///
 /// A lock serialises preprocessing calls that share a workspace, so sharing one is safe, just
 /// slower than one per worker.

@@ -77,7 +77,8 @@ public enum DetectorProcessing {
             infer: (0..<config.pipeline.inFlight).map { _ in
                 inference(detector: DetectorBox(AnomalyDetector(weights: weights)), threshold: threshold, model: model,
                           publishMaps: config.output.publishMaps)
-            })
+            },
+            editsFrames: true)
     }
 
     /// What the preprocessing stage hands to a worker.
@@ -88,16 +89,27 @@ public enum DetectorProcessing {
     }
 
     /// The preprocessing stage: sensor frame → model input (units, background removal, padding,
-    /// resizing). The stage owns one workspace, so its full-resolution buffers are reused from
-    /// frame to frame (reallocated only when the sensor size changes).
-    static func preparation(_ preprocessor: Preprocessor) -> @Sendable (Frame) throws -> Prepared {
+    /// resizing). Background removal edits the frame's own cloud (the pipeline hands the frame
+    /// over and recycles its buffers afterwards: `infer` reads only the frame's id and size), so
+    /// nothing at the sensor's resolution is copied or allocated; the stage's workspace keeps
+    /// the resize scratch from frame to frame.
+    static func preparation(_ preprocessor: Preprocessor) -> @Sendable (inout Frame) throws -> Prepared {
         let workspace = PreprocessWorkspace()
         return { frame in
             var times = StageTimes(), subStages = StageTimes()
-            let preprocessed = try times.measure("preprocess") {
-                try preprocessor(rgb: frame.rgb, cloud: frame.cloud, unit: frame.unit, workspace: workspace, times: &subStages)
-            }
+            let preprocessed = try prepare(&frame, preprocessor: preprocessor, workspace: workspace, times: &times,
+                                           subStages: &subStages)
             return Prepared(preprocessed: preprocessed, times: times)
+        }
+    }
+
+    /// Preprocesses `frame` as the serve pipeline does (`cfm bench` times the same call),
+    /// editing its cloud in place: `preprocess` into `times`, its sub-stages into `subStages`.
+    public static func prepare(_ frame: inout Frame, preprocessor: Preprocessor, workspace: PreprocessWorkspace,
+                               times: inout StageTimes, subStages: inout StageTimes) throws -> PreprocessedFrame {
+        let (rgb, unit) = (frame.rgb, frame.unit)
+        return try times.measure("preprocess") {
+            try preprocessor(rgb: rgb, editing: &frame.cloud, unit: unit, workspace: workspace, times: &subStages)
         }
     }
 

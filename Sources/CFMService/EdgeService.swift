@@ -240,7 +240,7 @@ public final class EdgeService: @unchecked Sendable {
                     guard let message = try socket.receiveMessage(wait: false, keepingAtMost: FrameCodec.partCount) else { break }
                     let received = wallClockNs(), mono = monotonicNs()
                     do {
-                        pipeline.submit(try FrameCodec.decode(message, limits: limits), receivedNs: received, receivedMono: mono)
+                        pipeline.submit(try FrameCodec.decode(message, limits: limits, buffers: pipeline.frameBuffers), receivedNs: received, receivedMono: mono)
                     } catch {
                         pipeline.submitInvalid(error, receivedNs: received, receivedMono: mono)
                     }

@@ -31,28 +31,36 @@ extension FrameCodec {
 
     /// Decodes one frame message held in `[[UInt8]]` parts (tests, fuzzing, tools); the daemon
     /// decodes `ReceivedMessage`s in place. Same checks, same errors.
-    public static func decode(_ parts: [[UInt8]], limits: Limits = Limits()) throws(FrameError) -> Frame {
+    public static func decode(_ parts: [[UInt8]], limits: Limits = Limits(), buffers pool: FrameBufferPool? = nil) throws(FrameError) -> Frame {
         let kept = Array(parts.prefix(partCount))
         func withBuffers(_ i: Int, _ buffers: [UnsafeRawBufferPointer]) -> Result<Frame, FrameError> {
             guard i < kept.count else {
-                return Result { () throws(FrameError) in try decode(parts: buffers, receivedParts: parts.count, limits: limits) }
+                return Result { () throws(FrameError) in
+                    try decode(parts: buffers, receivedParts: parts.count, limits: limits, buffers: pool)
+                }
             }
             return kept[i].withUnsafeBytes { withBuffers(i + 1, buffers + [$0]) }
         }
         return try withBuffers(0, []).get()
     }
 
-    /// Decodes a received frame message in place (no copy of its parts but the decoded pixels).
-    public static func decode(_ message: ReceivedMessage, limits: Limits = Limits()) throws(FrameError) -> Frame {
-        try message.withParts { parts throws(FrameError) in try decode(parts: parts, receivedParts: message.partCount, limits: limits) }
+    /// Decodes a received frame message in place (no copy of its parts but the decoded pixels),
+    /// into buffers taken from `pool` when it has spares of the frame's size.
+    public static func decode(_ message: ReceivedMessage, limits: Limits = Limits(),
+                              buffers pool: FrameBufferPool? = nil) throws(FrameError) -> Frame {
+        try message.withParts { parts throws(FrameError) in
+            try decode(parts: parts, receivedParts: message.partCount, limits: limits, buffers: pool)
+        }
     }
 
     /// The decoder. Every size is checked before the bytes it bounds are read: part count and
     /// header length, then the header's fields and dimensions against `limits`, then each
     /// payload's byte count against what the formats imply, and only then the payloads
     /// (holes and coordinate range while converting). `parts` holds at most the first
-    /// `partCount` parts of a message of `receivedParts` parts.
-    static func decode(parts: [UnsafeRawBufferPointer], receivedParts: Int, limits: Limits) throws(FrameError) -> Frame {
+    /// `partCount` parts of a message of `receivedParts` parts. The pixels are converted in one
+    /// pass each into the frame's buffers (from `pool` when it has spares).
+    static func decode(parts: [UnsafeRawBufferPointer], receivedParts: Int, limits: Limits,
+                       buffers pool: FrameBufferPool?) throws(FrameError) -> Frame {
         guard receivedParts == partCount, parts.count == partCount else {
             let id = parts.count >= 2 && parts[1].count <= maxHeaderBytes ? peekFrameId(parts[1]) : nil
             throw FrameError(.badParts, "expected \(partCount) parts (topic, header, rgb, xyz), got \(receivedParts)", frameId: id)
@@ -66,9 +74,11 @@ extension FrameCodec {
                                  frameId: id)
             }
         }
-        let (cloud, unit) = try decodeGeometry(parts[3], header: header, limits: limits)
+        var (rgb, cloud) = pool?.take(pixels: pixels) ?? ([], [])
+        let unit = try decodeGeometry(parts[3], header: header, limits: limits, into: &cloud)
+        header.rgb.rgbBytes(parts[2], pixels: pixels, into: &rgb)
         return Frame(frameId: id, timestampNs: header.timestampNs, unit: unit,
-                     rgb: RGBImage(height: header.height, width: header.width, bytes: header.rgb.rgbBytes(parts[2], pixels: pixels)),
+                     rgb: RGBImage(height: header.height, width: header.width, bytes: rgb),
                      cloud: Tensor(shape: [header.height, header.width, 3], scalars: cloud))
     }
 
@@ -140,19 +150,56 @@ extension FrameCodec {
         return WireText.echoedFrameId(id)
     }
 
-    /// Geometry part → XYZ [H·W·3] and its unit, converted by `SensorGeometry.points` (the
-    /// file readers' conversion): holes become (0, 0, 0), depth is back-projected with the
-    /// header's intrinsics. Any finite coordinate beyond `limits.maxCoordinateM` refuses the frame.
-    static func decodeGeometry(_ bytes: UnsafeRawBufferPointer, header: FrameHeader, limits: Limits) throws(FrameError)
-        -> (scalars: [Float], unit: LengthUnit) {
+    /// Geometry part → XYZ [H·W·3] in `scalars` and its unit, converted by
+    /// `SensorGeometry.points` (the file readers' conversion): holes become (0, 0, 0), depth is
+    /// back-projected with the header's intrinsics. Any finite coordinate beyond
+    /// `limits.maxCoordinateM` refuses the frame.
+    static func decodeGeometry(_ bytes: UnsafeRawBufferPointer, header: FrameHeader, limits: Limits,
+                               into scalars: inout [Float]) throws(FrameError) -> LengthUnit {
         let unit = header.xyz.cloudUnit(declared: header.unit)
         let camera = header.intrinsics.map { DepthCamera(intrinsics: $0, depthScale: header.depthScale ?? FrameHeader.defaultDepthScale) }
         let geometry = SensorGeometry(format: header.xyz, width: header.width, height: header.height, camera: camera)
         do throws(SensorGeometry.FarPoint) {
-            return (try geometry.points(bytes, limit: limits.maxCoordinateM / Double(unit.metres)), unit)
+            try geometry.points(bytes, limit: limits.maxCoordinateM / Double(unit.metres), into: &scalars)
+            return unit
         } catch {
             throw FrameError(.outOfRange, "XYZ pixel (row \(error.row), column \(error.column)) is \(Float(error.distance)) \(unit.rawValue) from the sensor; input.max_coordinate_m is \(limits.maxCoordinateM) m",
                              frameId: header.frameId)
         }
+    }
+}
+
+/// Spare pixel buffers of preprocessed frames, for the decoder to reuse: in steady state a
+/// received frame is decoded into the buffers of one that was preprocessed, so no frame
+/// allocates (and page-faults in) its 15 bytes a pixel anew. The serve pipeline gives a
+/// frame's buffers back as soon as its preprocessing returns (`FramePipeline.frameBuffers`).
+/// At most `capacity` spares are kept, the newest; buffers of another frame size are dropped
+/// as they age out.
+public final class FrameBufferPool: @unchecked Sendable {
+    public let capacity: Int
+    private let lock = NSLock()
+    /// RGB bytes and XYZ values of one frame each, oldest first.
+    private var spares: [(rgb: [UInt8], cloud: [Float])] = []
+
+    public init(capacity: Int = 2) { self.capacity = capacity }
+
+    /// A spare for frames of `pixels` pixels (pixels × 3 bytes and values), or nil.
+    func take(pixels: Int) -> (rgb: [UInt8], cloud: [Float])? {
+        lock.lock(); defer { lock.unlock() }
+        guard let i = spares.lastIndex(where: { $0.rgb.count == 3 * pixels && $0.cloud.count == 3 * pixels }) else { return nil }
+        return spares.remove(at: i)
+    }
+
+    /// Takes `frame`'s pixel buffers as a spare (the frame is left without pixels). A buffer
+    /// still shared with another holder (a recorder) is copied before the decoder writes to it,
+    /// as any shared array is.
+    public func recycle(_ frame: inout Frame) {
+        var spare: (rgb: [UInt8], cloud: [Float]) = ([], [])
+        swap(&spare.rgb, &frame.rgb.bytes)
+        swap(&spare.cloud, &frame.cloud.scalars)
+        guard !spare.rgb.isEmpty && spare.rgb.count == spare.cloud.count else { return }
+        lock.lock(); defer { lock.unlock() }
+        spares.append(spare)
+        if spares.count > capacity { spares.removeFirst() }
     }
 }

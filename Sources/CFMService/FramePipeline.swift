@@ -1,3 +1,4 @@
+import CFMTensor
 import Foundation
 
 /// Counters and latency percentiles of a pipeline, as a snapshot.
@@ -29,32 +30,49 @@ public struct PipelineStats: Sendable, Equatable {
 /// `prepare` on the preprocessing thread(s) (each owns its preprocessing buffers), `infer` on
 /// the inference workers (each owns its detector, which serves one caller at a time). What
 /// `prepare` returns is handed to `infer` with the frame; the pipeline does not look inside.
+///
+/// A `prepare` that edits the frame's pixels (`editsFrames`: preprocessing turns the cloud
+/// into the buffer background removal edits, so no full-resolution copy is made) is handed the
+/// only reference to them, and the pixels go back to the pipeline's `frameBuffers` as soon as
+/// it returns: `infer` receives the frame's id and size only (`rgb.bytes` and `cloud` empty) —
+/// unless a recorder follows inference and needs the frame as received: then the pipeline
+/// keeps its own reference, the edit copies the pixels first, and `infer` gets the frame
+/// whole. A frame handed over cannot be preprocessed again, so after a reload it is scored by
+/// the stages that preprocessed it.
 public struct FrameStages: Sendable {
     /// One per preprocessing thread.
-    let prepare: [@Sendable (Frame) throws -> any Sendable]
+    let prepare: [@Sendable (inout Frame) throws -> any Sendable]
     /// One per inference worker.
     let infer: [@Sendable (Frame, any Sendable) throws -> Inference]
+    /// The pipeline hands `prepare` the only reference to a frame's pixels (`prepare` edits
+    /// them and `infer` needs only what it leaves).
+    let handsFramesOver: Bool
 
-    public init<Prepared: Sendable>(prepare: [@Sendable (Frame) throws -> Prepared],
-                                    infer: [@Sendable (Frame, Prepared) throws -> Inference]) {
+    /// `editsFrames`: `prepare` edits the frame's pixels in place, and `infer` reads only the
+    /// frame's id, `width` and `height`.
+    public init<Prepared: Sendable>(prepare: [@Sendable (inout Frame) throws -> Prepared],
+                                    infer: [@Sendable (Frame, Prepared) throws -> Inference], editsFrames: Bool = false) {
         precondition(!prepare.isEmpty && !infer.isEmpty, "at least one preprocessing thread and one worker")
-        self.prepare = prepare.map { stage in { try stage($0) } }
+        self.prepare = prepare.map { stage in { try stage(&$0) } }
         // The cast cannot fail: both lists come from this initialiser with the same `Prepared`.
         self.infer = infer.map { stage in { frame, prepared in try stage(frame, prepared as! Prepared) } }
+        handsFramesOver = editsFrames
     }
 
     /// Scorers that take the frame whole, one per worker: the preprocessing stage only hands
     /// the frame on (fake scorers in tests, tools without a model).
     public init(scoring: [FramePipeline.Processor]) {
-        let handOn: @Sendable (Frame) throws -> Frame = { $0 }
+        let handOn: @Sendable (inout Frame) throws -> Frame = { $0 }
         self.init(prepare: [handOn], infer: scoring.map { score in { frame, _ in try score(frame) } })
     }
 
-    private init(prepare: [@Sendable (Frame) throws -> any Sendable], erasedInfer: [@Sendable (Frame, any Sendable) throws -> Inference]) {
-        (self.prepare, self.infer) = (prepare, erasedInfer)
+    private init(prepare: [@Sendable (inout Frame) throws -> any Sendable],
+                 erasedInfer: [@Sendable (Frame, any Sendable) throws -> Inference], handsFramesOver: Bool) {
+        (self.prepare, self.infer, self.handsFramesOver) = (prepare, erasedInfer, handsFramesOver)
     }
 
-    /// The same stages, each inference followed by `then(frame, inference)` on its worker.
+    /// The same stages, each inference followed by `then(frame, inference)` on its worker,
+    /// with the frame as it was received.
     func followingInference(_ then: @escaping @Sendable (Frame, Inference) -> Void) -> FrameStages {
         FrameStages(prepare: prepare, erasedInfer: infer.map { stage in
             { frame, prepared in
@@ -62,7 +80,7 @@ public struct FrameStages: Sendable {
                 then(frame, inference)
                 return inference
             }
-        })
+        }, handsFramesOver: false)
     }
 }
 
@@ -112,13 +130,20 @@ public final class FramePipeline: @unchecked Sendable {
         var receivedMono: UInt64
     }
 
-    /// A job through the preprocessing stage, with what its `prepare` returned.
+    /// A job through the preprocessing stage, with what its `prepare` returned and the stages
+    /// that preprocessed it (the current ones, or replaced ones for a frame handed over).
     private struct PreparedJob {
         var job: Job
         var prepared: any Sendable
+        var stages: FrameStages
     }
 
     public let options: Options
+    /// Where the receive side decodes frames (`FrameCodec.decode(_:limits:buffers:)`): a frame
+    /// handed over to its preprocessing (`FrameStages.handsFramesOver`) gives its buffers back
+    /// here as soon as it is preprocessed. (A frame kept whole may still be shared with a
+    /// recorder: its buffers are freed, not recycled.)
+    public let frameBuffers = FrameBufferPool()
     private let condition = NSCondition()
     private var stages: FrameStages
     /// Counts `replaceStages` calls: a frame is inferred by the stages that preprocessed it.
@@ -174,14 +199,16 @@ public final class FramePipeline: @unchecked Sendable {
 
     /// Swaps the stage functions (reload). Frames already in inference finish with the old
     /// ones; frames preprocessed (or being preprocessed) by the old ones are preprocessed
-    /// again by the new ones, so every frame is preprocessed and scored with one config.
+    /// again by the new ones — or, when the old ones edited them (`FrameStages.handsFramesOver`),
+    /// scored by the old ones — so every frame is preprocessed and scored with one config.
     public func replaceStages(_ new: FrameStages) {
         precondition(new.infer.count == options.workers && new.prepare.count == preparing.count)
         condition.lock(); defer { condition.unlock() }
         stages = new
         generation += 1
-        for item in handOff { requeue(item.job) }
-        handOff.removeAll()
+        // Frames handed over were edited by their preprocessing: the stages that preprocessed them score them.
+        for item in handOff where !item.stages.handsFramesOver { requeue(item.job) }
+        handOff.removeAll { !$0.stages.handsFramesOver }
         condition.broadcast()
     }
 
@@ -269,20 +296,27 @@ public final class FramePipeline: @unchecked Sendable {
             // Take a frame only when the hand-off has room for it: a preprocessed frame waits there for a worker.
             while (queue.isEmpty || handOffIsFull) && !workersStopping { condition.wait() }
             if queue.isEmpty || handOffIsFull { condition.unlock(); return } // stopping, nothing left to do
-            let job = queue.removeFirst()
-            let prepare = stages.prepare[index], taken = generation
+            var job = queue.removeFirst()
+            let current = stages, taken = generation, prepare = current.prepare[index]
+            // Handed over, the stage gets the only reference to the frame's pixels (it edits them
+            // in place) and the job keeps the frame's id and size meanwhile.
+            var frame = job.frame
+            if current.handsFramesOver { (job.frame.cloud, job.frame.rgb.bytes) = (Tensor(shape: [0, 0, 3]), []) }
             preparing[index] = (monotonicNs(), job)
             condition.broadcast() // queue room for the receive side
             condition.unlock()
 
-            let outcome = Result { try prepare(job.frame) }
+            let outcome = Result { try prepare(&frame) }
+            // Handed over, the frame's pixels are done with: the next frame is decoded into them.
+            if current.handsFramesOver { frameBuffers.recycle(&frame) }
 
             condition.lock()
             preparing[index] = nil
             if abandoned.remove(job.seq) == nil {
                 switch outcome {
-                case .success(let prepared) where taken == generation:
-                    handOff.append(PreparedJob(job: job, prepared: prepared))
+                case .success(let prepared) where taken == generation || current.handsFramesOver:
+                    if current.handsFramesOver { job.frame = frame }
+                    handOff.append(PreparedJob(job: job, prepared: prepared, stages: current))
                 case .success:
                     requeue(job) // the stages were replaced meanwhile: preprocess it again with the new ones
                 case .failure(let error):
@@ -305,8 +339,8 @@ public final class FramePipeline: @unchecked Sendable {
             condition.lock()
             while handOff.isEmpty && !workersStopping { condition.wait() }
             if handOff.isEmpty { condition.unlock(); return }
-            let item = handOff.removeFirst(), job = item.job
-            let infer = stages.infer[index]
+            let item = handOff.removeFirst()
+            let job = item.job, infer = item.stages.infer[index]
             busy[index] = (monotonicNs(), job)
             condition.broadcast() // hand-off room for the preprocessing threads
             condition.unlock()

@@ -89,17 +89,27 @@ func bicubicResample(
     let (firstRow, rowCount) = vertical.sourceRange
     let rowBytes = outWidth * channels
     if rows.count < rowCount * rowBytes { rows = [UInt8](repeating: 0, count: rowCount * rowBytes) }
-    // The 4-byte pixel loads of the horizontal pass read up to 4 − channels bytes past a pixel;
-    // the image's last row is read from a copy with that much room after it.
-    let lastRow = [UInt8](pixels[((height - 1) * width * channels)...]) + [0, 0, 0]
     rows.withUnsafeMutableBufferPointer { dst in
-        lastRow.withUnsafeBufferPointer { last in
-            parallelChunks(rowCount, minimumChunk: 16) { range in
-                for r in range {
-                    let y = firstRow + r
-                    let line = y == height - 1 ? last.baseAddress! : pixels.baseAddress! + y * width * channels
-                    horizontal.resampleRow(line, channels: channels, into: dst.baseAddress! + r * rowBytes)
+        parallelChunks(rowCount, minimumChunk: 16) { range in
+            // The row being filtered, one Double lane per channel (32 bytes a pixel).
+            let line = UnsafeMutablePointer<SIMD4<Double>>.allocate(capacity: width)
+            defer { line.deallocate() }
+            for r in range {
+                let y = firstRow + r, source = UnsafeRawPointer(pixels.baseAddress! + y * width * channels)
+                // 4-byte loads (lanes past `channels` hold the next pixel's bytes, never read back),
+                // except where they would run past the image.
+                let sourceRowBytes = width * channels
+                let loads = y < height - 1 ? width : sourceRowBytes < 4 ? 0 : (sourceRowBytes - 4) / channels + 1
+                for i in 0..<loads {
+                    let bytes = source.loadUnaligned(fromByteOffset: i * channels, as: SIMD4<UInt8>.self)
+                    line[i] = SIMD4<Double>(SIMD4<Int32>(truncatingIfNeeded: bytes))
                 }
+                for i in loads..<width {
+                    var pixel = SIMD4<Double>()
+                    for c in 0..<channels { pixel[c] = Double(source.load(fromByteOffset: i * channels + c, as: UInt8.self)) }
+                    line[i] = pixel
+                }
+                horizontal.resampleRow(line, channels: channels, into: dst.baseAddress! + r * rowBytes)
             }
         }
     }
@@ -130,6 +140,9 @@ struct BicubicTaps: Sendable {
     let sources: [Int]
     /// `outSize × windowSize` weights in 22-bit fixed point.
     let weights: [Int32]
+    /// `weights` as Doubles: a byte times a weight (at most 30 bits) and sums of such products
+    /// are exact in Double, so a Double sum is Pillow's integer sum.
+    let exactWeights: [Double]
     let windowSize: Int
 
     /// Pillow's `bicubic_filter` (a = −0.5, support 2).
@@ -165,6 +178,7 @@ struct BicubicTaps: Sendable {
         self.count = count
         self.sources = sources
         self.weights = weights
+        exactWeights = weights.map(Double.init)
     }
 
     /// The stored indices the taps read: `first ..< first + count`.
@@ -177,22 +191,21 @@ struct BicubicTaps: Sendable {
         return lo <= hi ? (lo, hi - lo + 1) : (0, 0)
     }
 
-    /// Horizontal pass over one row of interleaved pixels: pixel i of `line` at
-    /// `line[i * channels …]` → output pixel o at `out[o * channels …]`, clipped to 8 bits.
-    /// Reads 4 bytes per pixel (all channels at once), so up to 4 − channels bytes past the
-    /// last pixel must be readable.
-    func resampleRow(_ line: UnsafePointer<UInt8>, channels: Int, into out: UnsafeMutablePointer<UInt8>) {
-        let half = SIMD4<Int32>(repeating: 1 << (Self.precisionBits - 1))
-        let raw = UnsafeRawPointer(line)
-        weights.withUnsafeBufferPointer { w in
+    /// Horizontal pass over one row: pixel i's channels in the first `channels` lanes of
+    /// `line[i]` (bytes as Doubles; the other lanes are ignored) → output pixel o at
+    /// `out[o * channels …]`, clipped to 8 bits. The sums are
+    /// exact in Double (see `exactWeights`): Pillow's integer arithmetic, in Double lanes
+    /// because 32-bit integer multiplication has no vector instruction on the baseline x86-64.
+    func resampleRow(_ line: UnsafePointer<SIMD4<Double>>, channels: Int, into out: UnsafeMutablePointer<UInt8>) {
+        let half = Int32(1) << (Self.precisionBits - 1)
+        exactWeights.withUnsafeBufferPointer { w in
             sources.withUnsafeBufferPointer { s in
-                for o in 0..<count.count {
-                    var sum = half
-                    for j in (o * windowSize)..<(o * windowSize + count[o]) {
-                        let pixel = raw.loadUnaligned(fromByteOffset: s[j] * channels, as: SIMD4<UInt8>.self)
-                        sum &+= SIMD4<Int32>(truncatingIfNeeded: pixel) &* SIMD4(repeating: w[j])
+                count.withUnsafeBufferPointer { count in
+                    for o in 0..<count.count {
+                        var sum = SIMD4<Double>()
+                        for j in (o * windowSize)..<(o * windowSize + count[o]) { sum += line[s[j]] * w[j] }
+                        for c in 0..<channels { out[o * channels + c] = Self.clip8(Int32(sum[c]) &+ half) }
                     }
-                    for c in 0..<channels { out[o * channels + c] = Self.clip8(sum[c]) }
                 }
             }
         }

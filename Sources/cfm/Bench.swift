@@ -28,13 +28,13 @@ struct Bench: ParsableCommand {
     /// as `cfm serve` decodes what it receives.
     private func sensorFrames() throws -> BenchReport.Decode {
         if let rgb, let xyz {
-            return { (try PNGFile.readRGB(URL(fileURLWithPath: rgb)), try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)), .m) }
+            return { _ in
+                Frame(frameId: "bench", unit: .m, rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
+                      cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
+            }
         }
         let message = BenchFrame.message(width: sensorSize.width, height: sensorSize.height)
-        return {
-            let frame = try FrameCodec.decode(message)
-            return (frame.rgb, frame.cloud, frame.unit)
-        }
+        return { try FrameCodec.decode(message, buffers: $0) }
     }
 
     func validate() throws {
@@ -74,8 +74,8 @@ enum RandomMappers {
 /// Median timings of the detector's stages and of preprocessing's sub-stages over `frames`
 /// frames of one sensor frame.
 struct BenchReport {
-    /// Produces the sensor frame (reads or decodes it): RGB, XYZ [H, W, 3] and its unit.
-    typealias Decode = () throws -> (rgb: RGBImage, cloud: Tensor, unit: LengthUnit)
+    /// Produces the sensor frame (reads it, or decodes it into the pool's buffers).
+    typealias Decode = (FrameBufferPool) throws -> Frame
 
     let tier: Tier
     let precision: Precision
@@ -85,9 +85,18 @@ struct BenchReport {
     /// Preprocessing sub-stage → median milliseconds: `decode` (before `preprocess`, not part
     /// of it or of the frame time), then the sub-stages of `stagesMs`' `preprocess`.
     let preprocessStagesMs: [(name: String, ms: Double)]
-    /// Resident memory (MiB) the first decode and the first preprocessing added at their peak,
-    /// each measured from the resident size just before it (a fresh workspace: its buffers count).
-    let decodeGrowthMB: Double, preprocessGrowthMB: Double
+    /// Resident memory (MiB) a frame adds at its peak, from the resident size before its decode:
+    /// by the decode (its frame's buffers), by preprocessing (over the size after the decode),
+    /// and by both (`frame`). The input — the encoded message or the files' bytes — is
+    /// resident before, so it is not counted: this is what the daemon adds to a received
+    /// message.
+    struct Growth {
+        var decode = 0.0, preprocess = 0.0, frame = 0.0
+        var json: [String: Double] { ["decode": decode, "preprocess": preprocess, "frame": frame] }
+    }
+    /// The warm-up frame's growth (fresh buffers and workspace: all of them count) and the last
+    /// timed frame's (decoded into the buffers the frame before gave back, as `cfm serve` does).
+    let firstGrowth: Growth, steadyGrowth: Growth
     /// Peak resident MiB of the whole run.
     let peakResidentMB: Double
     let sensorHeight: Int, sensorWidth: Int
@@ -101,23 +110,33 @@ struct BenchReport {
                         precision: PrecisionChoice = .bundle) throws -> BenchReport {
         let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier, precision: precision)
-        let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace()
+        // Frames are decoded, preprocessed and their buffers recycled as `cfm serve` does it.
+        let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace(), frameBuffers = FrameBufferPool()
         var samples: [[(name: String, ms: Double)]] = [], subSamples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?, sensor = (height: 0, width: 0)
-        var growth = (decode: 0.0, preprocess: 0.0), peakBefore = 0.0
+        var first = Growth(), steady = Growth(), peak = 0.0 // the run's peak, carried over the peak resets
         for frame in 0...frames {
             var times = StageTimes(), subTimes = StageTimes()
             let warmUp = frame == 0
-            // The warm-up frame measures memory growth: the peak is reset before each step.
-            if warmUp { peakBefore = peakResidentMegabytes(); growth.decode = -startPeakMeasurement() }
-            let (rgb, cloud, unit) = try subTimes.measure("decode") { try decode() }
-            if warmUp { growth.decode += peakResidentMegabytes(); growth.preprocess = -startPeakMeasurement() }
-            sensor = (rgb.height, rgb.width)
+            // The first and the last frame measure memory growth: the peak is reset before each step.
+            let measured = warmUp || frame == frames
+            var resident = (beforeDecode: 0.0, decodePeak: 0.0, afterDecode: 0.0)
+            if measured { peak = max(peak, peakResidentMegabytes()); resident.beforeDecode = startPeakMeasurement() }
+            var sensorFrame = try subTimes.measure("decode") { try decode(frameBuffers) }
+            if measured { resident.decodePeak = peakResidentMegabytes(); resident.afterDecode = startPeakMeasurement() }
+            sensor = (sensorFrame.height, sensorFrame.width)
             let start = nowMilliseconds()
-            let preprocessed = try times.measure("preprocess") {
-                try preprocessor(rgb: rgb, cloud: cloud, unit: unit, workspace: workspace, times: &subTimes)
+            // As the serve pipeline's preprocessing stage runs it: the frame's cloud edited in place.
+            let preprocessed = try DetectorProcessing.prepare(&sensorFrame, preprocessor: preprocessor, workspace: workspace,
+                                                              times: &times, subStages: &subTimes)
+            if measured {
+                let preprocessPeak = peakResidentMegabytes()
+                peak = max(peak, resident.decodePeak)
+                let growth = Growth(decode: resident.decodePeak - resident.beforeDecode, preprocess: preprocessPeak - resident.afterDecode,
+                                    frame: max(resident.decodePeak, preprocessPeak) - resident.beforeDecode)
+                if warmUp { first = growth } else { steady = growth }
             }
-            if warmUp { growth.preprocess += peakResidentMegabytes() }
+            frameBuffers.recycle(&sensorFrame) // as the pipeline does once a frame is preprocessed
             last = try detector.detect(preprocessed.input, times: &times)
             guard !warmUp else { continue }
             totals.append(nowMilliseconds() - start)
@@ -132,8 +151,8 @@ struct BenchReport {
         return BenchReport(
             tier: detector.tier, precision: detector.weights.precision, frames: frames, stagesMs: medians(samples),
             preprocessStagesMs: medians(subSamples),
-            decodeGrowthMB: growth.decode, preprocessGrowthMB: growth.preprocess,
-            peakResidentMB: max(peakBefore, peakResidentMegabytes()), sensorHeight: sensor.height, sensorWidth: sensor.width,
+            firstGrowth: first, steadyGrowth: steady,
+            peakResidentMB: max(peak, peakResidentMegabytes()), sensorHeight: sensor.height, sensorWidth: sensor.width,
             stageFlops: ["extract2d": detector.vit.flops, "extract3d": detector.pointMAE.flops,
                          "map": detector.scorer!.flops(pixels: detection.validPixels, tokens: grid * grid, groups: groups)],
             medianMs: median(totals), foregroundPoints: features.foreground.count, validPixels: detection.validPixels)
@@ -147,7 +166,8 @@ struct BenchReport {
 
     /// The JSON object scripts read (`tier frames median_ms fps peak_rss_mb stages_ms gflops_per_s`,
     /// and for preprocessing `sensor`, `preprocess_stages_ms`, `preprocess_ns_per_pixel`,
-    /// `rss_growth_mb`).
+    /// `rss_growth_mb` and `rss_growth_steady_mb` {decode, preprocess, frame} of the first and the
+    /// last frame, and `rss_growth_bytes_per_pixel` {first, steady}: their `frame` per sensor pixel).
     func json() throws -> String {
         let pixels = Double(sensorHeight * sensorWidth)
         let preprocessMs = stagesMs.first { $0.name == "preprocess" }?.ms ?? 0
@@ -158,7 +178,8 @@ struct BenchReport {
             "sensor": ["height": sensorHeight, "width": sensorWidth],
             "preprocess_stages_ms": Dictionary(uniqueKeysWithValues: preprocessStagesMs.map { ($0.name, $0.ms) }),
             "preprocess_ns_per_pixel": preprocessMs * 1e6 / pixels,
-            "rss_growth_mb": ["decode": decodeGrowthMB, "preprocess": preprocessGrowthMB],
+            "rss_growth_mb": firstGrowth.json, "rss_growth_steady_mb": steadyGrowth.json,
+            "rss_growth_bytes_per_pixel": ["first": firstGrowth.frame * 1_048_576 / pixels, "steady": steadyGrowth.frame * 1_048_576 / pixels],
             "stages_ms": Dictionary(uniqueKeysWithValues: stagesMs.map { ($0.name, $0.ms) }),
             "gflop": stageFlops.mapValues { $0 / 1e9 },
             "gflops_per_s": gflopsPerSecond,

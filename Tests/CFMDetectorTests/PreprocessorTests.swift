@@ -39,6 +39,33 @@ import Testing
         #expect(abs(blue - expected) < 1e-5)
     }
 
+    /// Preprocessing the frame's own cloud (what `cfm serve` does) gives the copying call's
+    /// result, in millimetres and with holes too, and edits that cloud in place: it ends in
+    /// metres with the background removed, in the same storage.
+    @Test func editingTheCloudInPlaceEqualsCopyingIt() throws {
+        var options = PreprocessOptions()
+        options.size = 30
+        let preprocessor = Preprocessor(options: options), workspace = PreprocessWorkspace()
+        let (rgb, metres) = frame()
+        var cloud = Tensor(shape: metres.shape, scalars: metres.scalars.map { $0 * 1000 })
+        for c in 0..<3 { cloud.scalars[3 * (12 * 60 + 7) + c] = .nan }
+        let original = cloud.scalars.map(\.bitPattern)  // a copy, not a second reference to the storage
+        var times = StageTimes()
+        let copied = try preprocessor(rgb: rgb, cloud: cloud, unit: .mm, workspace: workspace, times: &times)
+        #expect(cloud.scalars.map(\.bitPattern) == original, "the copying call leaves the cloud as it was")
+
+        let storage = cloud.withUnsafeBufferPointer { $0.baseAddress }
+        let edited = try preprocessor(rgb: rgb, editing: &cloud, unit: .mm, workspace: workspace, times: &times)
+        #expect(edited.input.xyz.scalars == copied.input.xyz.scalars && edited.input.rgb.scalars == copied.input.rgb.scalars)
+        #expect(edited.foregroundPoints == copied.foregroundPoints && edited.foregroundPoints == 200)
+        #expect(cloud.shape == metres.shape && cloud.withUnsafeBufferPointer { $0.baseAddress } == storage, "edited in place")
+        #expect(try OrganizedCloud(cloud).foregroundCount == 200, "the table removed")
+        let onBox = 3 * (20 * 60 + 30)
+        #expect(abs(cloud.scalars[onBox + 2] - metres.scalars[onBox + 2]) < 1e-6, "in metres")
+        let finite = cloud.scalars.allSatisfy { $0.isFinite }
+        #expect(finite, "holes are zeros")
+    }
+
     @Test func millimetresAreConvertedNonFiniteIsAHoleAndBadCloudsRefused() throws {
         var options = PreprocessOptions()
         options.size = 30

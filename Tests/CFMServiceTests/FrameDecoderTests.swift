@@ -99,6 +99,43 @@ final class FrameDecoderTests: XCTestCase {
         }
     }
 
+    /// A frame large enough to be converted in parallel bands of rows, with a far point in
+    /// each band: the one reported is the first in row-major order, as a serial pass finds it.
+    func testTheFirstFarPixelIsReportedWhateverBandFindsIt() throws {
+        let (w, h) = (512, 512)
+        try XCTSkipIf(cpuCount < 2, "the bands need two workers")
+        var frame = makeFrame(id: "x", width: w, height: h)
+        for (row, column) in [(400, 3), (300, 500), (10, 20)] { frame.cloud.scalars[3 * (row * w + column) + 2] = 500 }
+        XCTAssertTrue(decodeError(FrameCodec.encode(frame))?.message.contains("(row 10, column 20)") ?? false)
+        frame.cloud.scalars[3 * (10 * w + 20) + 2] = 0.5
+        XCTAssertTrue(decodeError(FrameCodec.encode(frame))?.message.contains("(row 300, column 500)") ?? false)
+    }
+
+    /// A frame decoded into a recycled frame's buffers is the frame decoded afresh, in every
+    /// layout, and writes into those buffers (no new allocation).
+    func testDecodingIntoRecycledBuffersReusesThemAndChangesNothing() throws {
+        let pool = FrameBufferPool()
+        let k = Intrinsics(fx: 50, fy: 52, cx: 15.5, cy: 11.5)
+        for (rgb, xyz) in [(RGBFormat.rgb8, XYZFormat.xyz), (.bgra8, .depthF32), (.mono8, .depthU16)] {
+            let sent = makeFrame(id: "x", width: 32, height: 24)
+            let message = FrameCodec.encode(sent, rgb: rgb, xyz: xyz, intrinsics: xyz.isDepth ? k : nil)
+            let fresh = try FrameCodec.decode(message)
+            var previous = try FrameCodec.decode(FrameCodec.encode(makeFrame(id: "y", width: 32, height: 24)))
+            let buffers = (previous.rgb.bytes.withUnsafeBufferPointer { $0.baseAddress }, previous.cloud.withUnsafeBufferPointer { $0.baseAddress })
+            pool.recycle(&previous)
+            let reused = try FrameCodec.decode(message, buffers: pool)
+            XCTAssertEqual(reused.rgb, fresh.rgb, "\(rgb) \(xyz)")
+            XCTAssertEqual(reused.cloud, fresh.cloud, "\(rgb) \(xyz)")
+            XCTAssertEqual(reused.rgb.bytes.withUnsafeBufferPointer { $0.baseAddress }, buffers.0)
+            XCTAssertEqual(reused.cloud.withUnsafeBufferPointer { $0.baseAddress }, buffers.1)
+        }
+        // A spare of another size is not used.
+        var small = makeFrame(id: "s", width: 8, height: 6)
+        pool.recycle(&small)
+        XCTAssertEqual(try FrameCodec.decode(FrameCodec.encode(makeFrame(id: "x", width: 32, height: 24)), buffers: pool).cloud.count,
+                       32 * 24 * 3)
+    }
+
     // MARK: layouts
 
     func testColourOrdersDecodeToTheSameImage() throws {

@@ -275,6 +275,72 @@ final class FramePipelineTests: XCTestCase {
         XCTAssertEqual(h.results.map(\.model), ["old-prep/old-infer", "new-prep/new-infer"])
     }
 
+    /// Stages whose preprocessing edits the frame's cloud (sets its first value to 42): it
+    /// reports whether the edit was in place (the storage the frame was submitted with), the
+    /// inference what it saw: the frame's size and first XYZ value.
+    private func editingStages(gate: DispatchSemaphore, submitted: Addresses, tag: String = "") -> FrameStages {
+        FrameStages(
+            prepare: [{ @Sendable frame in
+                gate.wait()
+                frame.cloud.scalars[0] = 42
+                let inPlace = frame.cloud.withUnsafeBufferPointer { submitted.contains(frame.frameId, $0.baseAddress) }
+                return inPlace ? "in place" : "copied"
+            }],
+            infer: [{ @Sendable frame, prep in
+                Inference(score: 1, threshold: 2, tier: "tiny",
+                          model: "\(tag)\(prep)/\(frame.width)×\(frame.height)/\(frame.cloud.scalars.first.map { "\($0)" } ?? "no pixels")")
+            }],
+            editsFrames: true)
+    }
+
+    /// The frame's storage as submitted, by frame id.
+    final class Addresses: @unchecked Sendable {
+        private let lock = NSLock()
+        private var addresses: [String: UnsafePointer<Float>] = [:]
+        func contains(_ id: String, _ address: UnsafePointer<Float>?) -> Bool { lock.lock(); defer { lock.unlock() }; return addresses[id] == address }
+        /// Submits a fresh frame (its storage referenced by the pipeline only).
+        func submit(_ id: String, to p: FramePipeline) {
+            let f = makeFrame(id: id, width: 4, height: 4)
+            lock.lock(); addresses[id] = f.cloud.withUnsafeBufferPointer { $0.baseAddress }; lock.unlock()
+            p.submit(f)
+        }
+    }
+
+    /// Preprocessing that edits frames gets the only reference to their pixels (the edit is in
+    /// place) and inference the frame's id and size, its pixels recycled for the next decode —
+    /// unless a recorder follows inference: then the edit copies and inference gets the frame as
+    /// received.
+    func testEditingPreprocessingGetsTheFrameItself() {
+        for recorded in [false, true] {
+            let gate = DispatchSemaphore(value: 0), submitted = Addresses()
+            var stages = editingStages(gate: gate, submitted: submitted)
+            if recorded { stages = stages.followingInference { _, _ in } }
+            let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), stages: stages)
+            let h = PipelineHarness(pipeline: p)
+            for i in 0..<2 { submitted.submit("e-\(i)", to: p) }
+            for _ in 0..<2 { gate.signal() }
+            XCTAssertTrue(h.stop(drainTimeout: 5).drained)
+            let original = makeFrame(id: "", width: 4, height: 4).cloud.scalars[0]
+            XCTAssertEqual(h.results.map(\.model), Array(repeating: recorded ? "copied/4×4/\(original)" : "in place/4×4/no pixels", count: 2))
+        }
+    }
+
+    /// Reload: a frame the old preprocessing edited cannot be preprocessed again, so the old
+    /// inference scores it; the frames after it get the new stages.
+    func testFramesEditedByReplacedStagesAreScoredByThem() {
+        let gate = DispatchSemaphore(value: 0), submitted = Addresses()
+        let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block),
+                              stages: editingStages(gate: gate, submitted: submitted, tag: "old "))
+        let h = PipelineHarness(pipeline: p)
+        submitted.submit("e-0", to: p)
+        XCTAssertTrue(waitUntil(2) { p.snapshot.preparing == 1 })
+        p.replaceStages(editingStages(gate: gate, submitted: submitted, tag: "new "))
+        submitted.submit("e-1", to: p)
+        for _ in 0..<2 { gate.signal() }
+        XCTAssertTrue(h.stop(drainTimeout: 5).drained)
+        XCTAssertEqual(h.results.map(\.model), ["old in place/4×4/no pixels", "new in place/4×4/no pixels"])
+    }
+
     func testIdlePipelineIsHealthy() {
         let h = PipelineHarness(.init(), [slowScorer(0)])
         XCTAssertTrue(h.pipeline.isHealthy(stallTimeout: 0.1))
