@@ -24,7 +24,7 @@ public func multiHeadAttention(
                 gemm(m: rows, n: tokens, k: headDim, alpha: scale,
                      a: q + first * 3 * dim, lda: 3 * dim, b: k, ldb: 3 * dim, transposeB: true,
                      c: s, ldc: tokens)
-                for r in 0..<rows { softmaxInPlace(s + r * tokens, count: tokens) }
+                softmaxRowsInPlace(s, rows: rows, cols: tokens)
                 gemm(m: rows, n: headDim, k: tokens,
                      a: s, lda: tokens, b: v, ldb: 3 * dim,
                      c: out + first * dim + h * headDim, ldc: dim)
