@@ -5,6 +5,7 @@
 // every operation the same way and return the same bits.
 #include "cvectormath.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -39,8 +40,8 @@ INLINE void storeTail(float *p, vf v, size_t n) {
     memcpy(p, lanes, n * sizeof(float));
 }
 /// Lane by lane: `a` where `mask` is set (all ones), else `b`.
-INLINE vf select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
-INLINE vf vmax(vf a, vf b) { return select(a > b, a, b); }
+INLINE vf blend(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+INLINE vf vmax(vf a, vf b) { return blend(a > b, a, b); }
 /// Sum of the lanes, added pairwise (lane i + lane i+8, then +4, +2, +1): a fixed order.
 INLINE float hsum(vf v) {
     float lanes[LANES];
@@ -63,7 +64,7 @@ INLINE float hmax(vf v) {
 /// operands make the next GEMM an order of magnitude slower. NaN stays NaN.
 INLINE vf vexp(vf x) {
     vi underflows = x < -87.3f;
-    x = select(underflows, splat(-87.3f), x);
+    x = blend(underflows, splat(-87.3f), x);
     vf shifted = x * 1.44269504088896341f + 12582912.0f;
     vf n = shifted - 12582912.0f;
     vf r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
@@ -75,7 +76,7 @@ INLINE vf vexp(vf x) {
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     vu scale = ((vu)shifted - 0x4B400000u + 127u) << 23;
-    return select(underflows, splat(0), p * (vf)scale);
+    return blend(underflows, splat(0), p * (vf)scale);
 }
 
 /// erf(x) within 1.5e−7 (Abramowitz & Stegun 7.1.26): 1 − t·P(t)·e^(−x²) with
@@ -89,7 +90,7 @@ INLINE vf verf(vf x) {
     p = p * t - 0.284496736f;
     p = p * t + 0.254829592f;
     vf y = 1.0f - p * t * vexp(-a * a);
-    return select(x < 0, -y, y);
+    return blend(x < 0, -y, y);
 }
 
 // MARK: - Kernel bodies
@@ -240,4 +241,93 @@ float cfm_sum(const float *x, size_t count, int path) {
 void cfm_axpy(size_t count, float a, const float *x, float *y, int path) {
     if (path == CFM_VECTOR_AVX512) axpy_avx512(count, a, x, y);
     else axpy_portable(count, a, x, y);
+}
+
+// MARK: - Attention (AVX-512 only)
+
+/// Keys per scores tile (two zmm registers); the transposed keys are padded to a multiple.
+#define KEY_TILE 32
+/// Query rows per scores tile (8 × 2 accumulators); block rows are padded to a multiple.
+#define QUERY_TILE 8
+/// Query rows per scores · v tile (4 rows × 4 accumulators of 16 of the 64 outputs).
+#define OUTPUT_TILE 4
+/// Keys per slice of scores · v: 128 rows of v (32 KB) stay in L1 while every row tile uses them.
+#define VALUE_SLICE 128
+#define HEAD CFM_ATTENTION_HEAD_DIM
+#define BLOCK CFM_ATTENTION_QUERY_BLOCK
+
+static size_t roundUp(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+size_t cfm_attention_scratch_count(size_t tokens) {
+    size_t keys = roundUp(tokens, KEY_TILE);
+    return HEAD * keys + tokens * HEAD + BLOCK * keys + BLOCK * HEAD;
+}
+
+/// scores [QUERY_TILE, keys] (row stride `keys`) = scale · q rows · kt, kt [HEAD, keys].
+AVX512 static void scoreTile(const float *const q[QUERY_TILE], const float *kt, size_t keys, float scale, float *scores) {
+    for (size_t j = 0; j < keys; j += KEY_TILE) {
+        __m512 acc[QUERY_TILE][2];
+        for (int r = 0; r < QUERY_TILE; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        for (int d = 0; d < HEAD; d++) {
+            __m512 k0 = _mm512_loadu_ps(kt + d * keys + j), k1 = _mm512_loadu_ps(kt + d * keys + j + 16);
+            for (int r = 0; r < QUERY_TILE; r++) {
+                __m512 qd = _mm512_set1_ps(q[r][d]);
+                acc[r][0] = _mm512_fmadd_ps(qd, k0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(qd, k1, acc[r][1]);
+            }
+        }
+        __m512 s = _mm512_set1_ps(scale);
+        for (int r = 0; r < QUERY_TILE; r++) {
+            _mm512_storeu_ps(scores + r * keys + j, _mm512_mul_ps(acc[r][0], s));
+            _mm512_storeu_ps(scores + r * keys + j + 16, _mm512_mul_ps(acc[r][1], s));
+        }
+    }
+}
+
+/// o [OUTPUT_TILE, HEAD] (+)= p [OUTPUT_TILE, first..<end] (row stride `keys`) · v rows first..<end.
+AVX512 static void valueTile(const float *p, size_t keys, const float *v, size_t ldv, size_t first, size_t end,
+                             float *o, int accumulate) {
+    __m512 acc[OUTPUT_TILE][HEAD / 16];
+    for (int r = 0; r < OUTPUT_TILE; r++)
+        for (int c = 0; c < HEAD / 16; c++)
+            acc[r][c] = accumulate ? _mm512_loadu_ps(o + r * HEAD + 16 * c) : _mm512_setzero_ps();
+    for (size_t j = first; j < end; j++) {
+        __m512 vj[HEAD / 16];
+        for (int c = 0; c < HEAD / 16; c++) vj[c] = _mm512_loadu_ps(v + j * ldv + 16 * c);
+        for (int r = 0; r < OUTPUT_TILE; r++) {
+            __m512 pj = _mm512_set1_ps(p[r * keys + j]);
+            for (int c = 0; c < HEAD / 16; c++) acc[r][c] = _mm512_fmadd_ps(pj, vj[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < OUTPUT_TILE; r++)
+        for (int c = 0; c < HEAD / 16; c++) _mm512_storeu_ps(o + r * HEAD + 16 * c, acc[r][c]);
+}
+
+AVX512 void cfm_attention_head(size_t tokens, float scale, const float *q, size_t ldq, const float *k, size_t ldk,
+                               const float *v, size_t ldv, float *out, size_t ldo, float *scratch) {
+    static const float zeroRow[HEAD];
+    size_t keys = roundUp(tokens, KEY_TILE);
+    float *kt = scratch, *packedV = kt + HEAD * keys, *scores = packedV + tokens * HEAD, *o = scores + BLOCK * keys;
+    // Keys transposed [HEAD, keys]; the padding keys are 0 (their scores are never used).
+    for (size_t j = 0; j < keys; j++)
+        for (int d = 0; d < HEAD; d++) kt[d * keys + j] = j < tokens ? k[j * ldk + d] : 0;
+    // Values packed densely [tokens, HEAD]: a 128-row slice is 32 KB of consecutive lines, where
+    // rows 3·dim floats apart would fall into a few L1 sets and evict each other.
+    for (size_t j = 0; j < tokens; j++) memcpy(packedV + j * HEAD, v + j * ldv, HEAD * sizeof(float));
+    for (size_t first = 0; first < tokens; first += BLOCK) {
+        size_t rows = tokens - first < BLOCK ? tokens - first : BLOCK, tiles = roundUp(rows, QUERY_TILE);
+        // Padding query rows score a zero query: their scores are 0 and their outputs are dropped.
+        for (size_t i = 0; i < tiles; i += QUERY_TILE) {
+            const float *rowsOfQ[QUERY_TILE];
+            for (int r = 0; r < QUERY_TILE; r++) rowsOfQ[r] = i + r < rows ? q + (first + i + r) * ldq : zeroRow;
+            scoreTile(rowsOfQ, kt, keys, scale, scores + i * keys);
+        }
+        softmaxRows(scores, rows, tokens, keys);
+        for (size_t slice = 0; slice < tokens; slice += VALUE_SLICE) {
+            size_t end = tokens - slice < VALUE_SLICE ? tokens : slice + VALUE_SLICE;
+            for (size_t i = 0; i < tiles; i += OUTPUT_TILE)
+                valueTile(scores + i * keys, keys, packedV, HEAD, slice, end, o + i * HEAD, slice > 0);
+        }
+        for (size_t i = 0; i < rows; i++) memcpy(out + (first + i) * ldo, o + i * HEAD, HEAD * sizeof(float));
+    }
 }

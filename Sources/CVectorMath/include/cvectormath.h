@@ -39,6 +39,24 @@ float cfm_sum(const float *x, size_t count, int path);
 /// y += a · x on `count` values (a product, then a sum: no fused multiply-add).
 void cfm_axpy(size_t count, float a, const float *x, float *y, int path);
 
+/// Head width of `cfm_attention_head`.
+#define CFM_ATTENTION_HEAD_DIM 64
+/// Query rows per block of `cfm_attention_head` (one block's scores are in the scratch at a time).
+#define CFM_ATTENTION_QUERY_BLOCK 256
+
+/// Floats of scratch `cfm_attention_head` needs for `tokens` tokens: the keys transposed, the
+/// values packed, one query block's scores and outputs.
+size_t cfm_attention_scratch_count(size_t tokens);
+
+/// One attention head, `out = softmax(q·kᵀ · scale) · v`, for `tokens` queries and keys of
+/// CFM_ATTENTION_HEAD_DIM values: q, k, v [tokens, 64] with row strides `ldq`/`ldk`/`ldv`, out
+/// [tokens, 64] with row stride `ldo`. Queries go in blocks of CFM_ATTENTION_QUERY_BLOCK rows:
+/// scores by an 8×32 register tile over the transposed keys (fused multiply-adds), the row
+/// softmax of `cfm_softmax_rows`, then scores · v by 4×64 tiles over 128-key slices of the
+/// packed values (which stay in L1). Needs AVX-512 (CFM_VECTOR_AVX512 only); single-threaded.
+void cfm_attention_head(size_t tokens, float scale, const float *q, size_t ldq, const float *k, size_t ldk,
+                        const float *v, size_t ldv, float *out, size_t ldo, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif
