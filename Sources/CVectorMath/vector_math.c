@@ -263,13 +263,16 @@ size_t cfm_attention_scratch_count(size_t tokens) {
     return HEAD * keys + tokens * HEAD + BLOCK * keys + BLOCK * HEAD;
 }
 
-/// scores [QUERY_TILE, keys] (row stride `keys`) = scale · q rows · kt, kt [HEAD, keys].
-AVX512 static void scoreTile(const float *const q[QUERY_TILE], const float *kt, size_t keys, float scale, float *scores) {
+/// scores [QUERY_TILE, keys] (row stride `keys`) = scale · q rows · kᵀ, from the keys packed in
+/// tiles: tile t holds keys 32t…32t+31 as [HEAD, KEY_TILE] (8 KB, consecutive).
+AVX512 static void scoreTile(const float *const q[QUERY_TILE], const float *packedK, size_t keys, float scale,
+                             float *scores) {
     for (size_t j = 0; j < keys; j += KEY_TILE) {
+        const float *tile = packedK + j * HEAD;
         __m512 acc[QUERY_TILE][2];
         for (int r = 0; r < QUERY_TILE; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
         for (int d = 0; d < HEAD; d++) {
-            __m512 k0 = _mm512_loadu_ps(kt + d * keys + j), k1 = _mm512_loadu_ps(kt + d * keys + j + 16);
+            __m512 k0 = _mm512_loadu_ps(tile + d * KEY_TILE), k1 = _mm512_loadu_ps(tile + d * KEY_TILE + 16);
             for (int r = 0; r < QUERY_TILE; r++) {
                 __m512 qd = _mm512_set1_ps(q[r][d]);
                 acc[r][0] = _mm512_fmadd_ps(qd, k0, acc[r][0]);
@@ -307,10 +310,14 @@ AVX512 void cfm_attention_head(size_t tokens, float scale, const float *q, size_
                                const float *v, size_t ldv, float *out, size_t ldo, float *scratch) {
     static const float zeroRow[HEAD];
     size_t keys = roundUp(tokens, KEY_TILE);
-    float *kt = scratch, *packedV = kt + HEAD * keys, *scores = packedV + tokens * HEAD, *o = scores + BLOCK * keys;
-    // Keys transposed [HEAD, keys]; the padding keys are 0 (their scores are never used).
-    for (size_t j = 0; j < keys; j++)
-        for (int d = 0; d < HEAD; d++) kt[d * keys + j] = j < tokens ? k[j * ldk + d] : 0;
+    float *packedK = scratch, *packedV = packedK + HEAD * keys, *scores = packedV + tokens * HEAD,
+          *o = scores + BLOCK * keys;
+    // Keys transposed in tiles of 32 (each [HEAD, KEY_TILE], consecutive, so the products stream
+    // them in order); the padding keys are 0 (their scores are never used).
+    for (size_t j = 0; j < keys; j++) {
+        float *column = packedK + (j / KEY_TILE) * KEY_TILE * HEAD + j % KEY_TILE;
+        for (int d = 0; d < HEAD; d++) column[d * KEY_TILE] = j < tokens ? k[j * ldk + d] : 0;
+    }
     // Values packed densely [tokens, HEAD]: a 128-row slice is 32 KB of consecutive lines, where
     // rows 3·dim floats apart would fall into a few L1 sets and evict each other.
     for (size_t j = 0; j < tokens; j++) memcpy(packedV + j * HEAD, v + j * ldv, HEAD * sizeof(float));
@@ -320,7 +327,7 @@ AVX512 void cfm_attention_head(size_t tokens, float scale, const float *q, size_
         for (size_t i = 0; i < tiles; i += QUERY_TILE) {
             const float *rowsOfQ[QUERY_TILE];
             for (int r = 0; r < QUERY_TILE; r++) rowsOfQ[r] = i + r < rows ? q + (first + i + r) * ldq : zeroRow;
-            scoreTile(rowsOfQ, kt, keys, scale, scores + i * keys);
+            scoreTile(rowsOfQ, packedK, keys, scale, scores + i * keys);
         }
         softmaxRows(scores, rows, tokens, keys);
         for (size_t slice = 0; slice < tokens; slice += VALUE_SLICE) {

@@ -50,10 +50,12 @@ size_t cfm_attention_scratch_count(size_t tokens);
 
 /// One attention head, `out = softmax(q·kᵀ · scale) · v`, for `tokens` queries and keys of
 /// CFM_ATTENTION_HEAD_DIM values: q, k, v [tokens, 64] with row strides `ldq`/`ldk`/`ldv`, out
-/// [tokens, 64] with row stride `ldo`. Queries go in blocks of CFM_ATTENTION_QUERY_BLOCK rows:
-/// scores by an 8×32 register tile over the transposed keys (fused multiply-adds), the row
-/// softmax of `cfm_softmax_rows`, then scores · v by 4×64 tiles over 128-key slices of the
-/// packed values (which stay in L1). Needs AVX-512 (CFM_VECTOR_AVX512 only); single-threaded.
+/// [tokens, 64] with row stride `ldo`. The keys are transposed in tiles of 32 and the values
+/// packed, once; queries go in blocks of CFM_ATTENTION_QUERY_BLOCK rows: scores by 8×32
+/// register tiles (fused multiply-adds), the row softmax of `cfm_softmax_rows`, then
+/// scores · v by 4×64 tiles over 128-key slices of the packed values (which stay in L1).
+/// Needs AVX-512 (CFM_VECTOR_AVX512 only); single-threaded; `scratch` holds
+/// `cfm_attention_scratch_count(tokens)` floats.
 void cfm_attention_head(size_t tokens, float scale, const float *q, size_t ldq, const float *k, size_t ldk,
                         const float *v, size_t ldv, float *out, size_t ldo, float *scratch);
 
