@@ -47,9 +47,9 @@ public func softmaxRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, cols
 
 /// `eˣ` to within 2 ulp for x ≤ 88 (the one-value form of the vector kernels' exponential):
 /// 2ⁿ · e^r with n = round(x / ln 2) (by the 1.5·2²³ trick), r reduced in two steps
-/// (Cody–Waite), and a degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Arguments below −87.3 give exactly 0:
-/// results below the smallest normal float would be subnormal, and subnormal operands make
-/// the next GEMM an order of magnitude slower.
+/// (Cody–Waite), and a degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Arguments below
+/// −87.3 give exactly 0: results below the smallest normal float would be subnormal, and
+/// subnormal operands make the next GEMM an order of magnitude slower.
 @inline(__always)
 public func exponential(_ x: Float) -> Float {
     let underflows = x < -87.3

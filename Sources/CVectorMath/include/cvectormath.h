@@ -4,7 +4,8 @@
 // for AVX-512 (one zmm register a vector) and for baseline x86-64 (four xmm registers).
 // `path` picks the build: CFM_VECTOR_AVX512 only on a CPU with AVX-512F/BW/DQ/VL (the caller
 // checks), CFM_VECTOR_PORTABLE anywhere. Both builds do the same operations in the same order
-// (no fused multiply-adds), so they return the same bits. All single-threaded.
+// (no fused multiply-adds), so they return the same bits. The exception is the fused attention
+// head, AVX-512 only (callers use GEMMs elsewhere). All single-threaded.
 #include <stddef.h>
 
 #ifdef __cplusplus
