@@ -35,7 +35,8 @@ let package = Package(
         // (its AVX-512 functions carry their own target attributes; callers check the CPU first).
         .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
         // Softmax rows, GELU, LayerNorm and the scorer's reductions over 16-lane vectors, in C:
-        // each body built for AVX-512 and for baseline x86-64, chosen at run time (`VectorPath`).
+        // each body built for AVX-512 and for baseline x86-64, chosen at run time (`VectorPath`);
+        // and the fused attention head (AVX-512 only).
         .target(name: "CVectorMath", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
 
         // Float32 tensors, BLAS-backed kernels (bf16 GEMMs opt-in) and safetensors IO.
