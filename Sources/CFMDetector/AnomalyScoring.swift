@@ -5,15 +5,7 @@ import CFMTensor
 public enum AnomalyScoring {
     /// ‖normalize(a) − normalize(b)‖₂ of two `count`-vectors, normalize(x) = x / max(‖x‖, 1e−12).
     public static func normalizedDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        var aa: Float = 0, bb: Float = 0
-        for j in 0..<count { aa += a[j] * a[j]; bb += b[j] * b[j] }
-        let ia = 1 / max(aa.squareRoot(), 1e-12), ib = 1 / max(bb.squareRoot(), 1e-12)
-        var d: Float = 0
-        for j in 0..<count {
-            let e = a[j] * ia - b[j] * ib
-            d += e * e
-        }
-        return d.squareRoot()
+        CFMTensor.normalizedDistance(a, b, count: count)
     }
 
     /// Five passes of a 5×5 box filter, then three of a 7×7 one (zero padding, ÷25 / ÷49)

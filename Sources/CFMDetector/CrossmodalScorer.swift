@@ -58,7 +58,7 @@ public struct CrossmodalScorer: Sendable {
                         for (i, pixel) in rgb.pixels[range].enumerated() {
                             // The reference's mask: a 3D feature summing to exactly 0.
                             let observed = e3 + i * d3
-                            guard (0..<d3).reduce(Float(0), { $0 + observed[$1] }) != 0 else { continue }
+                            guard sum(observed, count: d3) != 0 else { continue }
                             p2[pixel] = AnomalyScoring.normalizedDistance(m2 + i * d2, e2 + i * d2, count: d2)
                             p3[pixel] = AnomalyScoring.normalizedDistance(m3 + i * d3, observed, count: d3)
                         }

@@ -35,8 +35,7 @@ public struct PixelCombinations: Sendable {
             let o = out + (i - range.lowerBound) * width
             if let bias { o.update(from: bias, count: width) } else { o.update(repeating: 0, count: width) }
             for t in offsets[i]..<offsets[i + 1] {
-                let w = weights[t], s = source + Int(sources[t]) * width
-                for j in 0..<width { o[j] += w * s[j] }
+                axpy(count: width, weights[t], source + Int(sources[t]) * width, o)
             }
         }
     }
@@ -48,8 +47,7 @@ public struct PixelCombinations: Sendable {
         for i in range {
             let r = rows + (i - range.lowerBound) * width
             for t in offsets[i]..<offsets[i + 1] {
-                let w = weights[t], s = source + Int(sources[t]) * width
-                for j in 0..<width { s[j] += w * r[j] }
+                axpy(count: width, weights[t], r, source + Int(sources[t]) * width)
             }
         }
     }

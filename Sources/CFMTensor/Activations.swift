@@ -1,17 +1,18 @@
+import CVectorMath
 import Foundation
 
-/// GELU in place, erf form (PyTorch's default `F.gelu`): `x · ½ · (1 + erf(x / √2))`.
-public func geluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
+/// GELU in place on `count` values, erf form (PyTorch's default `F.gelu`):
+/// `x · ½ · (1 + erf(x / √2))`, erf as `errorFunction`, exponentials as `exponential` (the
+/// same formulas, 16 lanes at a time in `cfm_gelu`). Large buffers are split across cores.
+public func geluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, path: VectorPath = .current) {
     parallelChunks(count, minimumChunk: 16384) { range in
-        for i in range {
-            let v = x[i]
-            x[i] = 0.5 * v * (1 + errorFunction(v * 0.70710678118654752))
-        }
+        cfm_gelu(x + range.lowerBound, range.count, path.rawValue)
     }
 }
 
-/// erf(x) within 1.5e−7 absolute (Abramowitz & Stegun 7.1.26), branch-free so loops over
-/// it vectorise: 1 − t·P(t)·e^(−x²) with t = 1 / (1 + 0.3275911·|x|), sign restored.
+/// erf(x) within 1.5e−7 absolute (Abramowitz & Stegun 7.1.26): 1 − t·P(t)·e^(−x²) with
+/// t = 1 / (1 + 0.3275911·|x|), sign restored. The one-value form of `cfm_gelu`'s erf, for
+/// code that needs single values (GELU's derivative in mapper training).
 @inline(__always)
 public func errorFunction(_ x: Float) -> Float {
     let a = abs(x)
@@ -33,36 +34,22 @@ public func reluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
 }
 
 /// Softmax over each of `rows` rows of `cols` values (row stride `ld`), in place,
-/// subtracting the row maximum first as PyTorch does. Rows are split across cores.
-public func softmaxRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int? = nil) {
+/// subtracting the row maximum first as PyTorch does; exponentials as `exponential` (16 lanes
+/// at a time in `cfm_softmax_rows`). Rows are split across cores (inline when called from a
+/// worker, as attention does).
+public func softmaxRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int? = nil,
+                               path: VectorPath = .current) {
     let ld = ld ?? cols
     parallelChunks(rows, minimumChunk: max(1, 16384 / max(1, cols))) { range in
-        for r in range { softmaxInPlace(x + r * ld, count: cols) }
+        cfm_softmax_rows(x + range.lowerBound * ld, range.count, cols, ld, path.rawValue)
     }
 }
 
-/// Softmax of one row of `count` values, in place, on the calling thread.
-public func softmaxInPlace(_ row: UnsafeMutablePointer<Float>, count: Int) {
-    var m = -Float.infinity
-    for j in 0..<count { m = max(m, row[j]) }
-    for j in 0..<count { row[j] = exponential(row[j] - m) }
-    // Four partial sums: a vectorisable reduction.
-    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
-    var j = 0
-    while j + 4 <= count {
-        s0 += row[j]; s1 += row[j + 1]; s2 += row[j + 2]; s3 += row[j + 3]
-        j += 4
-    }
-    while j < count { s0 += row[j]; j += 1 }
-    let inv = 1 / ((s0 + s1) + (s2 + s3))
-    for j in 0..<count { row[j] *= inv }
-}
-
-/// `eˣ` to within 2 ulp for x ≤ 88, branch-free so loops over it vectorise: 2ⁿ · e^r with
-/// n = round(x / ln 2) (by the 1.5·2²³ trick), r reduced in two steps (Cody–Waite), and a
-/// degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Arguments below −87.3 give exactly 0:
-/// results below the smallest normal float would be subnormal, and subnormal operands make
-/// the next GEMM an order of magnitude slower.
+/// `eˣ` to within 2 ulp for x ≤ 88 (the one-value form of the vector kernels' exponential):
+/// 2ⁿ · e^r with n = round(x / ln 2) (by the 1.5·2²³ trick), r reduced in two steps
+/// (Cody–Waite), and a degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Arguments below
+/// −87.3 give exactly 0: results below the smallest normal float would be subnormal, and
+/// subnormal operands make the next GEMM an order of magnitude slower.
 @inline(__always)
 public func exponential(_ x: Float) -> Float {
     let underflows = x < -87.3

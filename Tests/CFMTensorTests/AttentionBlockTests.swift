@@ -3,15 +3,21 @@ import Foundation
 import Testing
 
 /// Attention over more tokens than one query block: every block (the last one partial)
-/// must give what the whole score matrix gives.
+/// must give what the whole score matrix gives — on narrow heads (the GEMM path) and on
+/// 64-wide heads, which take the fused kernel where the CPU has AVX-512 (token counts that
+/// leave partial query tiles, key tiles and value slices) and the GEMM path otherwise.
 @Suite struct AttentionBlockTests {
-    @Test func queryBlocksMatchTheWholeScoreMatrix() {
-        let tokens = 2 * attentionQueryBlock + 3, dim = 8, heads = 2, headDim = dim / heads
+    static let cases: [(tokens: Int, dim: Int, heads: Int, path: VectorPath)] =
+        [(2 * attentionQueryBlock + 3, 8, 2, .current), (attentionQueryBlock + 45, 128, 2, .current),
+         (attentionQueryBlock + 45, 128, 2, .portable), (7, 64, 1, .current)]
+
+    @Test(arguments: 0..<cases.count) func queryBlocksMatchTheWholeScoreMatrix(index: Int) {
+        let (tokens, dim, heads, path) = Self.cases[index], headDim = dim / heads
         var random = SeededRandom(seed: 7)
         let qkv = (0..<(tokens * 3 * dim)).map { _ in random.uniform(-1, 1) }
-        var out = [Float](repeating: 0, count: tokens * dim)
-        var scores = [Float](repeating: 0, count: attentionScratchCount(tokens: tokens))
-        multiHeadAttention(tokens: tokens, dim: dim, heads: heads, qkv: qkv, out: &out, scores: &scores)
+        var out = [Float](repeating: .nan, count: tokens * dim)
+        var scores = [Float](repeating: .nan, count: attentionScratchCount(tokens: tokens))
+        multiHeadAttention(tokens: tokens, dim: dim, heads: heads, qkv: qkv, out: &out, scores: &scores, path: path)
 
         var worst = 0.0
         for h in 0..<heads {
@@ -29,6 +35,6 @@ import Testing
                 }
             }
         }
-        #expect(worst < 1e-5, "largest difference \(worst)")
+        #expect(worst < 1e-5, "largest difference \(worst) (path \(path), head width \(headDim))")
     }
 }

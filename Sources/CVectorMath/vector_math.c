@@ -1,0 +1,340 @@
+// Each kernel is one always-inlined body over 16-lane vectors (clang's ext_vector_type), wrapped
+// twice: once under an AVX-512 target attribute (a vector is one zmm register) and once for the
+// file's baseline x86-64 target (four xmm registers). The exported function runs the wrapper
+// its `path` names. Built with -ffp-contract=off: no fused multiply-adds, so both builds round
+// every operation the same way and return the same bits.
+#include "cvectormath.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef float vf __attribute__((ext_vector_type(16)));
+typedef int32_t vi __attribute__((ext_vector_type(16)));
+typedef uint32_t vu __attribute__((ext_vector_type(16)));
+#define LANES 16
+
+// The helpers pass 16-lane vectors by value; they are always inlined, so the ABI of such
+// arguments without AVX-512 (which clang warns about) never applies.
+#pragma clang diagnostic ignored "-Wpsabi"
+#define INLINE static inline __attribute__((always_inline))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+// MARK: - Vector helpers
+
+INLINE vf splat(float x) { return (vf)x; }
+INLINE vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+INLINE void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+/// The `n` < 16 values at `p` in the first lanes, `fill` in the others.
+INLINE vf loadTail(const float *p, size_t n, float fill) {
+    float lanes[LANES];
+    for (int i = 0; i < LANES; i++) lanes[i] = fill;
+    memcpy(lanes, p, n * sizeof(float));
+    return load(lanes);
+}
+/// Stores the first `n` < 16 lanes of `v` at `p`.
+INLINE void storeTail(float *p, vf v, size_t n) {
+    float lanes[LANES];
+    store(lanes, v);
+    memcpy(p, lanes, n * sizeof(float));
+}
+/// Lane by lane: `a` where `mask` is set (all ones), else `b`.
+INLINE vf blend(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+INLINE vf vmax(vf a, vf b) { return blend(a > b, a, b); }
+/// Sum of the lanes, added pairwise (lane i + lane i+8, then +4, +2, +1): a fixed order.
+INLINE float hsum(vf v) {
+    float lanes[LANES];
+    store(lanes, v);
+    for (int width = LANES / 2; width >= 1; width /= 2)
+        for (int i = 0; i < width; i++) lanes[i] += lanes[i + width];
+    return lanes[0];
+}
+INLINE float hmax(vf v) {
+    float lanes[LANES];
+    store(lanes, v);
+    float m = lanes[0];
+    for (int i = 1; i < LANES; i++) m = lanes[i] > m ? lanes[i] : m;
+    return m;
+}
+
+/// eˣ: 2ⁿ · e^r with n = round(x / ln 2) (adding 1.5·2²³ rounds x/ln2 into the low mantissa
+/// bits), r = x − n·ln2 in two steps (Cody–Waite), a degree-6 Taylor polynomial for e^r on
+/// |r| ≤ ln2/2. Below −87.3 the result is exactly 0: it would be subnormal, and subnormal
+/// operands make the next GEMM an order of magnitude slower. NaN stays NaN.
+INLINE vf vexp(vf x) {
+    vi underflows = x < -87.3f;
+    x = blend(underflows, splat(-87.3f), x);
+    vf shifted = x * 1.44269504088896341f + 12582912.0f;
+    vf n = shifted - 12582912.0f;
+    vf r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    vf p = splat(1.0f / 720);
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    vu scale = ((vu)shifted - 0x4B400000u + 127u) << 23;
+    return blend(underflows, splat(0), p * (vf)scale);
+}
+
+/// erf(x) within 1.5e−7 (Abramowitz & Stegun 7.1.26): 1 − t·P(t)·e^(−x²) with
+/// t = 1 / (1 + 0.3275911·|x|), the sign of x restored.
+INLINE vf verf(vf x) {
+    vf a = (vf)((vu)x & 0x7FFFFFFFu);
+    vf t = 1.0f / (1.0f + 0.3275911f * a);
+    vf p = splat(1.061405429f);
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    vf y = 1.0f - p * t * vexp(-a * a);
+    return blend(x < 0, -y, y);
+}
+
+// MARK: - Kernel bodies
+
+INLINE void softmaxRows(float *x, size_t rows, size_t cols, size_t ld) {
+    size_t full = cols - cols % LANES, tail = cols % LANES;
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * ld;
+        vf m = splat(-INFINITY);
+        for (size_t j = 0; j < full; j += LANES) m = vmax(m, load(row + j));
+        if (tail) m = vmax(m, loadTail(row + full, tail, -INFINITY));
+        float rowMax = hmax(m);
+        vf sum = splat(0);
+        for (size_t j = 0; j < full; j += LANES) {
+            vf e = vexp(load(row + j) - rowMax);
+            store(row + j, e);
+            sum += e;
+        }
+        if (tail) {
+            vf e = vexp(loadTail(row + full, tail, -INFINITY) - rowMax);  // padding lanes: e^−∞ = 0
+            storeTail(row + full, e, tail);
+            sum += e;
+        }
+        float inverse = 1.0f / hsum(sum);
+        for (size_t j = 0; j < full; j += LANES) store(row + j, load(row + j) * inverse);
+        if (tail) storeTail(row + full, loadTail(row + full, tail, 0) * inverse, tail);
+    }
+}
+
+INLINE vf geluOf(vf v) { return 0.5f * v * (1.0f + verf(v * 0.70710678118654752f)); }
+
+INLINE void gelu(float *x, size_t count) {
+    size_t full = count - count % LANES;
+    for (size_t i = 0; i < full; i += LANES) store(x + i, geluOf(load(x + i)));
+    if (count > full) storeTail(x + full, geluOf(loadTail(x + full, count - full, 0)), count - full);
+}
+
+INLINE void layerNorm(size_t rows, size_t dim, const float *x, const float *weight, const float *bias,
+                      float eps, float *y) {
+    size_t full = dim - dim % LANES, tail = dim % LANES;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float *yr = y + r * dim;
+        vf sum = splat(0);
+        for (size_t j = 0; j < full; j += LANES) sum += load(xr + j);
+        if (tail) sum += loadTail(xr + full, tail, 0);
+        float mean = hsum(sum) / (float)dim;
+        vf squares = splat(0);
+        for (size_t j = 0; j < full; j += LANES) {
+            vf d = load(xr + j) - mean;
+            squares += d * d;
+        }
+        if (tail) {
+            vf d = loadTail(xr + full, tail, mean) - mean;  // padding lanes: 0
+            squares += d * d;
+        }
+        float inverse = 1.0f / sqrtf(hsum(squares) / (float)dim + eps);
+        for (size_t j = 0; j < full; j += LANES)
+            store(yr + j, (load(xr + j) - mean) * inverse * load(weight + j) + load(bias + j));
+        if (tail)
+            storeTail(yr + full, (loadTail(xr + full, tail, 0) - mean) * inverse * loadTail(weight + full, tail, 0)
+                      + loadTail(bias + full, tail, 0), tail);
+    }
+}
+
+INLINE float normalizedDistance(const float *a, const float *b, size_t count) {
+    size_t full = count - count % LANES, tail = count % LANES;
+    vf aa = splat(0), bb = splat(0);
+    for (size_t j = 0; j < full; j += LANES) {
+        vf va = load(a + j), vb = load(b + j);
+        aa += va * va;
+        bb += vb * vb;
+    }
+    if (tail) {
+        vf va = loadTail(a + full, tail, 0), vb = loadTail(b + full, tail, 0);
+        aa += va * va;
+        bb += vb * vb;
+    }
+    float normA = sqrtf(hsum(aa)), normB = sqrtf(hsum(bb));
+    float ia = 1.0f / (normA > 1e-12f ? normA : 1e-12f), ib = 1.0f / (normB > 1e-12f ? normB : 1e-12f);
+    vf d = splat(0);
+    for (size_t j = 0; j < full; j += LANES) {
+        vf e = load(a + j) * ia - load(b + j) * ib;
+        d += e * e;
+    }
+    if (tail) {
+        vf e = loadTail(a + full, tail, 0) * ia - loadTail(b + full, tail, 0) * ib;
+        d += e * e;
+    }
+    return sqrtf(hsum(d));
+}
+
+INLINE float sum(const float *x, size_t count) {
+    size_t full = count - count % LANES;
+    vf s = splat(0);
+    for (size_t i = 0; i < full; i += LANES) s += load(x + i);
+    if (count > full) s += loadTail(x + full, count - full, 0);
+    return hsum(s);
+}
+
+INLINE void axpy(size_t count, float a, const float *x, float *y) {
+    size_t full = count - count % LANES;
+    for (size_t i = 0; i < full; i += LANES) store(y + i, load(y + i) + a * load(x + i));
+    if (count > full) storeTail(y + full, loadTail(y + full, count - full, 0) + a * loadTail(x + full, count - full, 0),
+                                count - full);
+}
+
+// MARK: - The two builds and the dispatch
+
+/// `name_avx512` and `name_portable`: `body` (a statement) under each target.
+#define BUILDS(type, name, parameters, body) \
+    AVX512 static type name##_avx512 parameters { body; } \
+    static type name##_portable parameters { body; }
+
+BUILDS(void, softmaxRows, (float *x, size_t rows, size_t cols, size_t ld), softmaxRows(x, rows, cols, ld))
+BUILDS(void, gelu, (float *x, size_t count), gelu(x, count))
+BUILDS(void, layerNorm,
+       (size_t rows, size_t dim, const float *x, const float *weight, const float *bias, float eps, float *y),
+       layerNorm(rows, dim, x, weight, bias, eps, y))
+BUILDS(float, normalizedDistance, (const float *a, const float *b, size_t count), return normalizedDistance(a, b, count))
+BUILDS(float, sum, (const float *x, size_t count), return sum(x, count))
+BUILDS(void, axpy, (size_t count, float a, const float *x, float *y), axpy(count, a, x, y))
+
+void cfm_softmax_rows(float *x, size_t rows, size_t cols, size_t ld, int path) {
+    if (path == CFM_VECTOR_AVX512) softmaxRows_avx512(x, rows, cols, ld);
+    else softmaxRows_portable(x, rows, cols, ld);
+}
+
+void cfm_gelu(float *x, size_t count, int path) {
+    if (path == CFM_VECTOR_AVX512) gelu_avx512(x, count);
+    else gelu_portable(x, count);
+}
+
+void cfm_layer_norm(size_t rows, size_t dim, const float *x, const float *weight, const float *bias,
+                    float eps, float *y, int path) {
+    if (path == CFM_VECTOR_AVX512) layerNorm_avx512(rows, dim, x, weight, bias, eps, y);
+    else layerNorm_portable(rows, dim, x, weight, bias, eps, y);
+}
+
+float cfm_normalized_distance(const float *a, const float *b, size_t count, int path) {
+    return path == CFM_VECTOR_AVX512 ? normalizedDistance_avx512(a, b, count) : normalizedDistance_portable(a, b, count);
+}
+
+float cfm_sum(const float *x, size_t count, int path) {
+    return path == CFM_VECTOR_AVX512 ? sum_avx512(x, count) : sum_portable(x, count);
+}
+
+void cfm_axpy(size_t count, float a, const float *x, float *y, int path) {
+    if (path == CFM_VECTOR_AVX512) axpy_avx512(count, a, x, y);
+    else axpy_portable(count, a, x, y);
+}
+
+// MARK: - Attention (AVX-512 only)
+
+/// Keys per scores tile (two zmm registers); the transposed keys are padded to a multiple.
+#define KEY_TILE 32
+/// Query rows per scores tile (8 × 2 accumulators); block rows are padded to a multiple.
+#define QUERY_TILE 8
+/// Query rows per scores · v tile (4 rows × 4 accumulators of 16 of the 64 outputs).
+#define OUTPUT_TILE 4
+/// Keys per slice of scores · v: 128 rows of v (32 KB) stay in L1 while every row tile uses them.
+#define VALUE_SLICE 128
+#define HEAD CFM_ATTENTION_HEAD_DIM
+#define BLOCK CFM_ATTENTION_QUERY_BLOCK
+
+static size_t roundUp(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+size_t cfm_attention_scratch_count(size_t tokens) {
+    size_t keys = roundUp(tokens, KEY_TILE);
+    return HEAD * keys + tokens * HEAD + BLOCK * keys + BLOCK * HEAD;
+}
+
+/// scores [QUERY_TILE, keys] (row stride `keys`) = scale · q rows · kᵀ, from the keys packed in
+/// tiles: tile t holds keys 32t…32t+31 as [HEAD, KEY_TILE] (8 KB, consecutive).
+AVX512 static void scoreTile(const float *const q[QUERY_TILE], const float *packedK, size_t keys, float scale,
+                             float *scores) {
+    for (size_t j = 0; j < keys; j += KEY_TILE) {
+        const float *tile = packedK + j * HEAD;
+        __m512 acc[QUERY_TILE][2];
+        for (int r = 0; r < QUERY_TILE; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        for (int d = 0; d < HEAD; d++) {
+            __m512 k0 = _mm512_loadu_ps(tile + d * KEY_TILE), k1 = _mm512_loadu_ps(tile + d * KEY_TILE + 16);
+            for (int r = 0; r < QUERY_TILE; r++) {
+                __m512 qd = _mm512_set1_ps(q[r][d]);
+                acc[r][0] = _mm512_fmadd_ps(qd, k0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(qd, k1, acc[r][1]);
+            }
+        }
+        __m512 s = _mm512_set1_ps(scale);
+        for (int r = 0; r < QUERY_TILE; r++) {
+            _mm512_storeu_ps(scores + r * keys + j, _mm512_mul_ps(acc[r][0], s));
+            _mm512_storeu_ps(scores + r * keys + j + 16, _mm512_mul_ps(acc[r][1], s));
+        }
+    }
+}
+
+/// o [OUTPUT_TILE, HEAD] (+)= p [OUTPUT_TILE, first..<end] (row stride `keys`) · v rows first..<end.
+AVX512 static void valueTile(const float *p, size_t keys, const float *v, size_t ldv, size_t first, size_t end,
+                             float *o, int accumulate) {
+    __m512 acc[OUTPUT_TILE][HEAD / 16];
+    for (int r = 0; r < OUTPUT_TILE; r++)
+        for (int c = 0; c < HEAD / 16; c++)
+            acc[r][c] = accumulate ? _mm512_loadu_ps(o + r * HEAD + 16 * c) : _mm512_setzero_ps();
+    for (size_t j = first; j < end; j++) {
+        __m512 vj[HEAD / 16];
+        for (int c = 0; c < HEAD / 16; c++) vj[c] = _mm512_loadu_ps(v + j * ldv + 16 * c);
+        for (int r = 0; r < OUTPUT_TILE; r++) {
+            __m512 pj = _mm512_set1_ps(p[r * keys + j]);
+            for (int c = 0; c < HEAD / 16; c++) acc[r][c] = _mm512_fmadd_ps(pj, vj[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < OUTPUT_TILE; r++)
+        for (int c = 0; c < HEAD / 16; c++) _mm512_storeu_ps(o + r * HEAD + 16 * c, acc[r][c]);
+}
+
+AVX512 void cfm_attention_head(size_t tokens, float scale, const float *q, size_t ldq, const float *k, size_t ldk,
+                               const float *v, size_t ldv, float *out, size_t ldo, float *scratch) {
+    static const float zeroRow[HEAD];
+    size_t keys = roundUp(tokens, KEY_TILE);
+    float *packedK = scratch, *packedV = packedK + HEAD * keys, *scores = packedV + tokens * HEAD,
+          *o = scores + BLOCK * keys;
+    // Keys transposed in tiles of 32 (each [HEAD, KEY_TILE], consecutive, so the products stream
+    // them in order); the padding keys are 0 (their scores are never used).
+    for (size_t j = 0; j < keys; j++) {
+        float *column = packedK + (j / KEY_TILE) * KEY_TILE * HEAD + j % KEY_TILE;
+        for (int d = 0; d < HEAD; d++) column[d * KEY_TILE] = j < tokens ? k[j * ldk + d] : 0;
+    }
+    // Values packed densely [tokens, HEAD]: a 128-row slice is 32 KB of consecutive lines, where
+    // rows 3·dim floats apart would fall into a few L1 sets and evict each other.
+    for (size_t j = 0; j < tokens; j++) memcpy(packedV + j * HEAD, v + j * ldv, HEAD * sizeof(float));
+    for (size_t first = 0; first < tokens; first += BLOCK) {
+        size_t rows = tokens - first < BLOCK ? tokens - first : BLOCK, tiles = roundUp(rows, QUERY_TILE);
+        // Padding query rows score a zero query: their scores are 0 and their outputs are dropped.
+        for (size_t i = 0; i < tiles; i += QUERY_TILE) {
+            const float *rowsOfQ[QUERY_TILE];
+            for (int r = 0; r < QUERY_TILE; r++) rowsOfQ[r] = i + r < rows ? q + (first + i + r) * ldq : zeroRow;
+            scoreTile(rowsOfQ, packedK, keys, scale, scores + i * keys);
+        }
+        softmaxRows(scores, rows, tokens, keys);
+        for (size_t slice = 0; slice < tokens; slice += VALUE_SLICE) {
+            size_t end = tokens - slice < VALUE_SLICE ? tokens : slice + VALUE_SLICE;
+            for (size_t i = 0; i < tiles; i += OUTPUT_TILE)
+                valueTile(scores + i * keys, keys, packedV, HEAD, slice, end, o + i * HEAD, slice > 0);
+        }
+        for (size_t i = 0; i < rows; i++) memcpy(out + (first + i) * ldo, o + i * HEAD, HEAD * sizeof(float));
+    }
+}
