@@ -77,13 +77,14 @@ extension OrganizedCloud {
     ) throws(GeometryError) -> BackgroundRemovalReport {
         try options.validate()
         let border = borderPoints(width: options.borderWidth)
-        let fit = border.isEmpty ? nil : border.withUnsafeBufferPointer { b in
-            ransacPlane(b.baseAddress!, count: b.count / 3, sampleSize: options.sampleSize,
-                        inlierDistance: options.inlierDistance, iterations: options.iterations, seed: options.seed)
+        let fit = border.points.isEmpty ? nil : border.points.withUnsafeBufferPointer { b in
+            ransacPlane(b.baseAddress!, count: b.count / 3, groups: border.tiles, groupCount: border.tileCount,
+                        sampleSize: options.sampleSize, inlierDistance: options.inlierDistance,
+                        iterations: options.iterations, seed: options.seed)
         }
         guard let fit else {
             stepFinished(.plane)
-            return BackgroundRemovalReport(plane: nil, borderPoints: border.count / 3, planeInliers: 0,
+            return BackgroundRemovalReport(plane: nil, borderPoints: border.points.count / 3, planeInliers: 0,
                                            removedByPlane: 0, removedByCluster: 0, remaining: foregroundCount)
         }
         let (removedByPlane, left) = clearPoints(near: fit.plane, distance: options.planeDistance)
@@ -93,29 +94,46 @@ extension OrganizedCloud {
         case .pixelNeighbours: keepLargestCluster(linkDistance: Float(options.clusterDistance))
         }
         stepFinished(.clusters)
-        return BackgroundRemovalReport(plane: fit.plane, borderPoints: border.count / 3, planeInliers: fit.inliers,
+        return BackgroundRemovalReport(plane: fit.plane, borderPoints: border.points.count / 3, planeInliers: fit.inliers,
                                        removedByPlane: removedByPlane, removedByCluster: removedByCluster,
                                        remaining: left - removedByCluster)
     }
 
     /// The foreground points of the ring of pixels within `width` of the image border,
-    /// [count · 3] in row-major pixel order; every point when the ring covers the image.
-    func borderPoints(width ring: Int) -> [Float] {
-        var points: [Float] = []
-        func take(_ y: Int, _ xs: Range<Int>) {
-            for x in xs where isForeground(pixel: y * width + x) {
-                points.append(contentsOf: coordinates[3 * (y * width + x)..<3 * (y * width + x) + 3])
-            }
+    /// `points` [count · 3] in row-major pixel order (every point when the ring covers the
+    /// image), and per point its tile: the index of the 8 × 8-pixel square of the image it lies
+    /// in, 0 ..< `tileCount` (the RANSAC inlier counter's blocks).
+    func borderPoints(width ring: Int) -> (points: [Float], tiles: [Int32], tileCount: Int) {
+        let tileSide = 8, tilesPerRow = (width + tileSide - 1) / tileSide
+        /// The ring's columns of row `y`: the whole row, or a left and a right part.
+        func ringColumns(_ y: Int) -> [Range<Int>] {
+            y < ring || y >= height - ring ? [0..<width] : [0..<min(ring, width), min(max(ring, width - ring), width)..<width]
         }
-        for y in 0..<height {
-            if y < ring || y >= height - ring {
-                take(y, 0..<width)
-            } else {
-                take(y, 0..<min(ring, width))
-                take(y, min(max(ring, width - ring), width)..<width)
+        return coordinates.withUnsafeBufferPointer { c in
+            func isForeground(_ i: Int) -> Bool { c[3 * i] != 0 && c[3 * i + 1] != 0 && c[3 * i + 2] != 0 }
+            var count = 0
+            for y in 0..<height {
+                for xs in ringColumns(y) { for x in xs where isForeground(y * width + x) { count += 1 } }
             }
+            var tiles = [Int32](repeating: 0, count: count)
+            let points = [Float](unsafeUninitializedCapacity: 3 * count) { points, initialized in
+                tiles.withUnsafeMutableBufferPointer { tiles in
+                    var n = 0
+                    for y in 0..<height {
+                        for xs in ringColumns(y) {
+                            for x in xs where isForeground(y * width + x) {
+                                let i = 3 * (y * width + x)
+                                (points[3 * n], points[3 * n + 1], points[3 * n + 2]) = (c[i], c[i + 1], c[i + 2])
+                                tiles[n] = Int32(y / tileSide * tilesPerRow + x / tileSide)
+                                n += 1
+                            }
+                        }
+                    }
+                }
+                initialized = 3 * count
+            }
+            return (points, tiles, tilesPerRow * ((height + tileSide - 1) / tileSide))
         }
-        return points
     }
 
     /// Clears the foreground points with |n·p + d| < `distance` (Float64) and returns how many,
