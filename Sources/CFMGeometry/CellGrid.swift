@@ -144,6 +144,9 @@ struct CellGrid {
             let a = ($0.element &* $0.element).wrappedSum(), b = ($1.element &* $1.element).wrappedSum()
             return a < b || (a == b && $0.offset < $1.offset)
         }.map(\.element)
+        // A dense table over the cells' box when it is at most a few entries per point (a
+        // sensor's surfaces), else the hash table.
+        let dense = DenseCellTable(keys: keys, reach: reach, offsets: offsets, capacity: max(1 << 16, 2 * pointCount))
         var neighbourCount = [Int32](repeating: 0, count: cellCount)
         var found = (0..<cpuCount).map { _ in GrowableBuffer<Int32>(capacity: 1024) }
         neighbourCount.withUnsafeMutableBufferPointer { neighbourCount in
@@ -151,7 +154,11 @@ struct CellGrid {
                 parallelWorkers(cellCount, minimumChunk: 256) { worker, cells in
                     for cell in cells {
                         let before = found[worker].count
-                        lookup.cells(around: keys[cell], offsets: offsets, into: &found[worker])
+                        if let dense {
+                            dense.cells(around: keys[cell], into: &found[worker])
+                        } else {
+                            lookup.cells(around: keys[cell], offsets: offsets, into: &found[worker])
+                        }
                         neighbourCount[cell] = Int32(found[worker].count - before)
                     }
                 }
@@ -364,6 +371,50 @@ private struct ChunkCells {
         lowerLimit.append(lower)
         upperLimit.append(upper)
         return Int32(keys.count - 1)
+    }
+}
+
+/// Cell coordinates → cell id through an array over the cells' bounding box widened by
+/// `reach` on every side, so the neighbours of a cell are found by adding fixed index offsets
+/// (no hashing). Only built when that box has at most `capacity` entries.
+struct DenseCellTable {
+    private let lowest: SIMD3<Int>
+    private let rowLength: Int, sliceLength: Int
+    /// Per entry: the cell at those coordinates, or −1.
+    private var cells: [Int32]
+    /// The index offsets of `offsets`, in their order.
+    private let steps: [Int]
+
+    init?(keys: [SIMD3<Int32>], reach: Int, offsets: [SIMD3<Int32>], capacity: Int) {
+        guard let first = keys.first else { return nil }
+        var low = SIMD3<Int>(truncatingIfNeeded: first), high = low
+        for key in keys {
+            low = pointwiseMin(low, SIMD3(truncatingIfNeeded: key))
+            high = pointwiseMax(high, SIMD3(truncatingIfNeeded: key))
+        }
+        let extent = high &- low &+ (2 * reach + 1)  // each ≤ 2²⁰ + 2·reach + 1: no overflow below
+        guard extent.x * extent.y <= capacity, extent.x * extent.y * extent.z <= capacity else { return nil }
+        lowest = low &- reach
+        rowLength = extent.x
+        sliceLength = extent.x * extent.y
+        var cells = [Int32](repeating: -1, count: extent.x * extent.y * extent.z)
+        steps = offsets.map { Int($0.x) + Int($0.y) * extent.x + Int($0.z) * extent.x * extent.y }
+        for (c, key) in keys.enumerated() { cells[Self.index(key, lowest, rowLength, sliceLength)] = Int32(c) }
+        self.cells = cells
+    }
+
+    @inline(__always)
+    private static func index(_ key: SIMD3<Int32>, _ lowest: SIMD3<Int>, _ rowLength: Int, _ sliceLength: Int) -> Int {
+        let k = SIMD3<Int>(truncatingIfNeeded: key) &- lowest
+        return k.x + k.y * rowLength + k.z * sliceLength
+    }
+
+    /// Appends the ids of the occupied cells among `key + offsets`, in offset order.
+    func cells(around key: SIMD3<Int32>, into found: inout GrowableBuffer<Int32>) {
+        let centre = Self.index(key, lowest, rowLength, sliceLength)
+        cells.withUnsafeBufferPointer { cells in
+            for step in steps where cells[centre + step] >= 0 { found.append(cells[centre + step]) }
+        }
     }
 }
 

@@ -303,15 +303,18 @@ extension CellGrid {
             for cell in 0..<cellCount where firstCore[cell] >= 0 {
                 let around = neighbourCells(cell).dropFirst()
                 let sameRing = ring == 1 ? around.prefix(touching[cell]) : around.dropFirst(touching[cell])
+                let unit = units.unit(firstCore[cell], cell)
+                var root = components.root(unit)
                 for d in sameRing where Int(d) > cell && firstCore[Int(d)] >= 0 {
                     let other = Int(d)
+                    defer { root = components.root(unit) }
                     if loose[cell] || loose[other] {
                         for p in positions(cell) where isCore[p] && mayReach(point(p), other) {
                             for q in positions(other) where isCore[q] && !joined(p, cell, q, other) && close(point(p), q, limit) {
                                 join(p, cell, q, other)
                             }
                         }
-                    } else if !joined(firstCore[cell], cell, firstCore[other], other) {
+                    } else if root != components.root(units.unit(firstCore[other], other)) {
                         link: for p in positions(cell) where isCore[p] {
                             let x = point(p)
                             guard mayReach(x, other) else { continue }
@@ -400,16 +403,34 @@ extension OrganizedCloud {
         return coordinates.withUnsafeMutableBufferPointer { c in
             let grid = CellGrid(coordinates: c.baseAddress!, slots: pixels, foregroundOnly: true, side: eps / 2, reach: 2)
             return grid.withDensityLabels(eps: eps, minPoints: minPoints) { labels, clusterCount in
-                var counts = [Int](repeating: 0, count: clusterCount + 1)  // index label + 1
-                for label in labels { counts[Int(label) + 1] += 1 }
-                guard let kept = DensityClusters.keptLabel(counts: counts) else { return 0 }
-                var removed = 0
-                for (position, pixel) in grid.order.enumerated() where labels[position] != kept {
-                    let i = 3 * Int(pixel)
-                    (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
-                    removed += 1
+                // Counted run by run (a cell's points mostly share a label), per worker.
+                var counts = [[Int]](repeating: [Int](repeating: 0, count: clusterCount + 1), count: cpuCount)  // index label + 1
+                counts.withUnsafeMutableBufferPointer { counts in
+                    parallelWorkers(labels.count, minimumChunk: 1 << 16) { worker, positions in
+                        counts[worker].withUnsafeMutableBufferPointer { counts in
+                            var label = labels[positions.lowerBound], run = 0
+                            for p in positions {
+                                if labels[p] != label {
+                                    counts[Int(label) + 1] += run
+                                    (label, run) = (labels[p], 0)
+                                }
+                                run += 1
+                            }
+                            counts[Int(label) + 1] += run
+                        }
+                    }
                 }
-                return removed
+                let total = (0...clusterCount).map { label in counts.reduce(0) { $0 + $1[label] } }
+                guard let kept = DensityClusters.keptLabel(counts: total) else { return 0 }
+                grid.order.withUnsafeBufferPointer { order in
+                    parallelChunks(labels.count, minimumChunk: 1 << 16) { positions in
+                        for p in positions where labels[p] != kept {
+                            let i = 3 * Int(order[p])
+                            (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
+                        }
+                    }
+                }
+                return labels.count - total[Int(kept) + 1]
             }
         }
     }
