@@ -63,10 +63,12 @@ extension OrganizedCloud {
     /// |n·p + d| < `planeDistance`, then keep only the largest cluster (`clusterCleaning`). Without a
     /// plane (too few border points) nothing is removed and the report says so.
     ///
-    /// Cost: RANSAC over the ring's points only; one parallel pass over the pixels for the
-    /// plane; the cluster cleaning works on the foreground pixels in place (DBSCAN: ~9 bytes
-    /// and a few hundred instructions per remaining point, `keepLargestDensityCluster`;
-    /// pixel rule: 8 bytes per pixel). No full-resolution copy of the coordinates is made.
+    /// Cost: RANSAC over the ring's points only, mostly a few Float64 operations per 8 × 8-pixel
+    /// block of them (`PlaneInlierCounter`); one parallel pass over the pixels for the plane;
+    /// the cluster cleaning works on the foreground pixels in place (DBSCAN: ~9 bytes per
+    /// remaining point and a union–find entry per grid cell on a surface,
+    /// `keepLargestDensityCluster`; pixel rule: 8 bytes per pixel). No full-resolution copy
+    /// of the coordinates is made.
     ///
     /// `stepFinished` is called as each step ends — `.plane` after the border ring, RANSAC and
     /// the plane clearing (also when no plane was found), `.clusters` after cluster cleaning —

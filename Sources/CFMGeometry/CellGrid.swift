@@ -18,14 +18,17 @@ import CFMTensor
 /// lie in one cube of side `side` (up to a relative 2⁻³³ of rounding), so with `side` = eps / 2
 /// any two of them are less than √3 / 2 · eps apart — neighbours without comparing.
 ///
-/// Cost: one pass over the `slots` ids, in parallel over contiguous id ranges: three Float64
-/// divisions per candidate, the floors and a hash probe only where the cell changes along the
-/// scan; the candidates are recorded as runs of consecutive ids in one cell, with each cell's
+/// Cost: one pass over the `slots` ids, in parallel over contiguous id ranges: a candidate
+/// within the coordinate limits of the current (or the previous) cell joins it after six
+/// Float32 comparisons; only where the cell changes along the scan is it divided (Float64),
+/// floored and looked up. The candidates are recorded as runs of consecutive ids in one cell, with each cell's
 /// bounding box. The ranges' cells are merged (so the grid does not depend on the worker count
 /// beyond its cell numbering), the runs scattered into cell order without reading a coordinate
-/// again, then (2·reach + 1)³ hash probes per occupied cell, in parallel.
+/// again, then (2·reach + 1)³ look-ups per occupied cell, in parallel: fixed index offsets into
+/// a dense table over the cells' box when it has at most 2 entries per point (`DenseCellTable`),
+/// hash probes otherwise.
 /// Memory: `order`, a transient 12 bytes per run (a run per point at worst; on a sensor's
-/// surfaces runs are tens of points long), and O(cells).
+/// surfaces runs are about ten points long), the dense table (≤ 8 bytes per point) and O(cells).
 struct CellGrid {
     /// Number of occupied cells.
     let cellCount: Int

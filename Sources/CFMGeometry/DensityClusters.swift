@@ -35,9 +35,10 @@ public enum ClusterCleaning: String, CaseIterable, Sendable, Codable {
 /// cells with clamped or non-finite coordinates are compared point by point. Core counting
 /// stops at `minPoints` neighbours. Across cells, a pair
 /// of cells whose cores are already in one component is skipped, otherwise their cores are
-/// compared until one link is found. On a dense surface at sensor resolution (hundreds of
-/// points per cell) this leaves a few Float64 comparisons per *cell pair*, not per point:
-/// the cost is the grid build, one union–find pass and the labelling, O(points).
+/// compared until one link is found; the union–find holds a clique cell's cores as one entry
+/// (`CoreUnits`). On a dense surface at sensor resolution (hundreds of points per cell) this
+/// leaves a few Float64 comparisons and union–find steps per *cell pair*, not per point: the
+/// cost is the grid build and the labelling, O(points).
 public struct DensityClusters: Sendable, Equatable {
     /// Per point: its cluster (0 ..< `clusterCount`) or −1 for noise.
     public let labels: [Int32]
@@ -396,7 +397,7 @@ extension OrganizedCloud {
     /// the DBSCAN labels of the foreground points (eps metres, `minPoints`) and returns how
     /// many it cleared. The cloud is hashed in place (`CellGrid` over its foreground pixels),
     /// so the labels are per grid position and never gathered into a point list: about 9
-    /// bytes per foreground point (grid order, union–find turned labels, core flags).
+    /// bytes per foreground point (grid order, labels, core flags) and 4 per union–find unit.
     mutating func keepLargestDensityCluster(eps: Double, minPoints: Int) -> Int {
         let pixels = pixelCount
         guard pixels > 0 else { return 0 }
