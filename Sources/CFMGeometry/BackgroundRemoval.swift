@@ -144,6 +144,8 @@ extension OrganizedCloud {
     mutating func clearPoints(near plane: Plane, distance: Double) -> (removed: Int, left: Int) {
         var tallies = [(removed: Int, left: Int)](repeating: (0, 0), count: cpuCount)
         let w = width, h = height
+        // `plane.signedDistance` written out: ((nx·x + ny·y) + nz·z) + d, the order of its sum.
+        let (nx, ny, nz, d) = (plane.normal.x, plane.normal.y, plane.normal.z, plane.offset)
         coordinates.withUnsafeMutableBufferPointer { c in
             tallies.withUnsafeMutableBufferPointer { tallies in
                 parallelWorkers(h, minimumChunk: 64) { worker, rows in
@@ -151,7 +153,7 @@ extension OrganizedCloud {
                     for i in rows.lowerBound * w..<rows.upperBound * w {
                         let x = c[3 * i], y = c[3 * i + 1], z = c[3 * i + 2]
                         guard x != 0 && y != 0 && z != 0 else { continue }
-                        guard abs(plane.signedDistance(SIMD3(Double(x), Double(y), Double(z)))) < distance else {
+                        guard abs(nx * Double(x) + ny * Double(y) + nz * Double(z) + d) < distance else {
                             left += 1
                             continue
                         }

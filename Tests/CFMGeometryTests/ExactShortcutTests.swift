@@ -215,4 +215,30 @@ import Testing
             #expect(fit.inliers == expected.inliers)
         }
     }
+
+    @Test(arguments: [1, 2] as [UInt64])
+    func planeClearingEqualsTheSignedDistance(_ seed: UInt64) throws {
+        // Points scattered across the clearing distance of a tilted plane, some at it exactly.
+        var random = SeededRandom(seed: seed)
+        let plane = Plane(normal: SIMD3(0.1, -0.2, -1), offset: 0.5)
+        let distance = 0.005
+        var coordinates: [Float] = []
+        for i in 0..<4000 {
+            let p = SIMD3(Double(random.uniform(-0.3, 0.3)), Double(random.uniform(-0.3, 0.3)), 0.5)
+            let target = i % 7 == 0 ? distance : Double(random.uniform(-0.008, 0.008))
+            let onPlane = p - plane.normal * plane.signedDistance(p)
+            let q = onPlane + plane.normal * target
+            coordinates += i % 13 == 0 ? [0, Float(q.y), Float(q.z)] : [Float(q.x), Float(q.y), Float(q.z)]
+        }
+        var cloud = try OrganizedCloud(height: 50, width: 80, coordinates: coordinates)
+        let original = cloud
+        let (removed, left) = cloud.clearPoints(near: plane, distance: distance)
+        let near = (0..<original.pixelCount).filter { original.isForeground(pixel: $0) }.map { pixel in
+            let c = original.coordinates
+            return abs(plane.signedDistance(SIMD3(Double(c[3 * pixel]), Double(c[3 * pixel + 1]), Double(c[3 * pixel + 2])))) < distance
+        }
+        #expect(removed == near.filter { $0 }.count && left == near.filter { !$0 }.count)
+        #expect((0..<cloud.pixelCount).filter(cloud.isForeground).count == left)
+        #expect(removed > 500 && left > 500)
+    }
 }
