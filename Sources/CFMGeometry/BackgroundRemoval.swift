@@ -63,7 +63,7 @@ extension OrganizedCloud {
     /// |n·p + d| < `planeDistance`, then keep only the largest cluster (`clusterCleaning`). Without a
     /// plane (too few border points) nothing is removed and the report says so.
     ///
-    /// Cost: RANSAC over the ring's points only, mostly a few Float64 operations per 8 × 8-pixel
+    /// Cost: RANSAC over the ring's points only, mostly a few Float64 operations per 16 × 16-pixel
     /// block of them (`PlaneInlierCounter`); one parallel pass over the pixels for the plane;
     /// the cluster cleaning works on the foreground pixels in place (DBSCAN: ~9 bytes per
     /// remaining point and a union–find entry per grid cell on a surface,
@@ -103,10 +103,10 @@ extension OrganizedCloud {
 
     /// The foreground points of the ring of pixels within `width` of the image border,
     /// `points` [count · 3] in row-major pixel order (every point when the ring covers the
-    /// image), and per point its tile: the index of the 8 × 8-pixel square of the image it lies
+    /// image), and per point its tile: the index of the 16 × 16-pixel square of the image it lies
     /// in, 0 ..< `tileCount` (the RANSAC inlier counter's blocks).
     func borderPoints(width ring: Int) -> (points: [Float], tiles: [Int32], tileCount: Int) {
-        let tileSide = 8, tilesPerRow = (width + tileSide - 1) / tileSide
+        let tileSide = 16, tilesPerRow = (width + tileSide - 1) / tileSide
         /// The ring's columns of row `y`: the whole row, or a left and a right part.
         func ringColumns(_ y: Int) -> [Range<Int>] {
             y < ring || y >= height - ring ? [0..<width] : [0..<min(ring, width), min(max(ring, width - ring), width)..<width]
@@ -144,25 +144,34 @@ extension OrganizedCloud {
     mutating func clearPoints(near plane: Plane, distance: Double) -> (removed: Int, left: Int) {
         var tallies = [(removed: Int, left: Int)](repeating: (0, 0), count: cpuCount)
         let w = width, h = height
-        // `plane.signedDistance` written out: ((nx·x + ny·y) + nz·z) + d, the order of its sum.
+        // `plane.signedDistance` written out, two pixels per step in Float64 lanes (the same
+        // IEEE operations per lane): ((nx·x + ny·y) + nz·z) + d, the order of its sum; |v| < t
+        // as −t < v < t (also false for NaN).
         let (nx, ny, nz, d) = (plane.normal.x, plane.normal.y, plane.normal.z, plane.offset)
         coordinates.withUnsafeMutableBufferPointer { c in
             tallies.withUnsafeMutableBufferPointer { tallies in
                 parallelWorkers(h, minimumChunk: 64) { worker, rows in
-                    var removed = 0, left = 0
-                    for i in rows.lowerBound * w..<rows.upperBound * w {
-                        let x = c[3 * i], y = c[3 * i + 1], z = c[3 * i + 2]
-                        guard x != 0 && y != 0 && z != 0 else { continue }
-                        guard abs(nx * Double(x) + ny * Double(y) + nz * Double(z) + d) < distance else {
-                            left += 1
-                            continue
-                        }
-                        c[3 * i] = 0
-                        c[3 * i + 1] = 0
-                        c[3 * i + 2] = 0
-                        removed += 1
+                    var removed = SIMD2<Int64>(), left = SIMD2<Int64>()
+                    var i = rows.lowerBound * w
+                    let end = rows.upperBound * w
+                    while i < end {
+                        let p = c.baseAddress! + 3 &* i
+                        // The last pixel of an odd range pairs with itself and is counted once.
+                        let second = i &+ 1 < end ? 3 : 0
+                        let x = SIMD2(Double(p[0]), Double(p[second])), y = SIMD2(Double(p[1]), Double(p[second + 1]))
+                        let z = SIMD2(Double(p[2]), Double(p[second + 2]))
+                        let v = nx * x + ny * y + nz * z + d
+                        let foreground = (x .!= 0) .& (y .!= 0) .& (z .!= 0)
+                        var near = foreground .& (v .< distance) .& (v .> -distance)
+                        var far = foreground .& .!near
+                        if second == 0 { (near[1], far[1]) = (false, false) }
+                        removed &+= SIMD2<Int64>().replacing(with: 1, where: near)
+                        left &+= SIMD2<Int64>().replacing(with: 1, where: far)
+                        if near[0] { (p[0], p[1], p[2]) = (0, 0, 0) }
+                        if near[1] { (p[3], p[4], p[5]) = (0, 0, 0) }
+                        i &+= 2
                     }
-                    tallies[worker] = (removed, left)
+                    tallies[worker] = (Int(removed[0] &+ removed[1]), Int(left[0] &+ left[1]))
                 }
             }
         }

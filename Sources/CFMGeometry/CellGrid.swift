@@ -285,9 +285,10 @@ private struct ChunkCells {
         var previous = current
         var id = ids.lowerBound
         while id < ids.upperBound {
-            let x = coordinates[3 * id], y = coordinates[3 * id + 1], z = coordinates[3 * id + 2]
+            let q = coordinates + 3 &* id
+            let x = q[0], y = q[1], z = q[2]
             if foregroundOnly && (x == 0 || y == 0 || z == 0) {
-                id += 1
+                id &+= 1
                 continue
             }
             if !current.contains(x, y, z) {
@@ -312,7 +313,8 @@ private struct ChunkCells {
             var (lowX, lowY, lowZ, highX, highY, highZ) = (x, y, z, x, y, z)
             id += 1
             while id < ids.upperBound {
-                let x = coordinates[3 * id], y = coordinates[3 * id + 1], z = coordinates[3 * id + 2]
+                let q = coordinates + 3 &* id
+                let x = q[0], y = q[1], z = q[2]
                 guard !(foregroundOnly && (x == 0 || y == 0 || z == 0)) && current.contains(x, y, z) else { break }
                 lowX = x < lowX ? x : lowX
                 lowY = y < lowY ? y : lowY
@@ -320,7 +322,7 @@ private struct ChunkCells {
                 highX = x > highX ? x : highX
                 highY = y > highY ? y : highY
                 highZ = z > highZ ? z : highZ
-                id += 1
+                id &+= 1
             }
             end(CellRun(cell: current.cell, first: Int32(first), count: Int32(id - first)),
                 SIMD3(lowX, lowY, lowZ), SIMD3(highX, highY, highZ))

@@ -158,9 +158,11 @@ extension CellGrid {
                     parallelChunks(cellCount, minimumChunk: 8) { cells in
                         for cell in cells {
                             let around = neighbourCells(cell)
+                            // A clique cell's cores share its one unit's cluster.
+                            let cliqueCluster = units.isClique[cell] ? unitCluster[units.unit(positions(cell).lowerBound, cell)] : -1
                             for p in positions(cell) {
                                 if isCore[p] {
-                                    labels[p] = unitCluster[units.unit(p, cell)]
+                                    labels[p] = units.isClique[cell] ? cliqueCluster : unitCluster[units.unit(p, cell)]
                                     continue
                                 }
                                 var best = Int32.max
@@ -204,7 +206,7 @@ extension CellGrid {
                 for cell in cells {
                     let own = positions(cell), clique = cellsAreCliques && isBounded[cell]
                     if clique && own.count >= minPoints {
-                        for p in own { flags[p] = true }
+                        UnsafeMutableBufferPointer(rebasing: flags[own]).update(repeating: true)
                         continue
                     }
                     let around = neighbourCells(cell)
