@@ -155,10 +155,12 @@ import Testing
             default: break
             }
             points.append(p)
-            groups.append(Int32(i / 40))
+            // Blocks of 2 cm × 2 cm (most of them decided whole), the non-finite points in a 401st.
+            let bin = SIMD2<Float>((p.x + 0.2) / 0.02, (p.y + 0.2) / 0.02)
+            groups.append(bin.x.isFinite && bin.y.isFinite ? Int32(min(19, Int(bin.y))) * 20 + Int32(min(19, Int(bin.x))) : 400)
         }
         let flat = points.flatMap { [$0.x, $0.y, $0.z] }
-        let counter = PlaneInlierCounter(flat, count: points.count, groups: groups, groupCount: 100, origin: .zero)
+        let counter = PlaneInlierCounter(flat, count: points.count, groups: groups, groupCount: 401, origin: .zero)
         for trial in 0..<60 {
             let tilt = SIMD3(0.002 * random.normal(), 0.002 * random.normal(), 0) * Float(trial % 3)
             let n = normal + tilt, d = trial % 4 == 0 ? 0.02 * random.normal() : 0.001 * random.normal()
