@@ -91,10 +91,11 @@ struct CellGrid {
                     high.append(SIMD3(repeating: -.infinity))
                 }
                 let i = Int(g)
-                isBounded[i] = isBounded[i] && chunk.bounded[c]
-                counts[i] += chunk.counts[c]
-                low[i] = pointwiseMin(low[i], chunk.low[c])
-                high[i] = pointwiseMax(high[i], chunk.high[c])
+                let local = chunk.stats[c]
+                isBounded[i] = isBounded[i] && local.bounded
+                counts[i] += local.count
+                low[i] = pointwiseMin(low[i], local.low)
+                high[i] = pointwiseMax(high[i], local.high)
                 return g
             }
         }
@@ -106,7 +107,7 @@ struct CellGrid {
         var nextSlot = chunks.indices.map { w in
             globalCell[w].indices.map { c in
                 let g = Int(globalCell[w][c])
-                defer { cursor[g] += chunks[w].counts[c] }
+                defer { cursor[g] += chunks[w].stats[c].count }
                 return cursor[g]
             }
         }
@@ -244,6 +245,22 @@ private struct CellRun {
     var count: Int32
 }
 
+/// What one id range of a `CellGrid` build found in one cell: its points, whether all were
+/// bounded, and their box.
+private struct LocalCellStats {
+    var count: Int32 = 0
+    var bounded = true
+    var low = SIMD3<Float>(repeating: .infinity), high = SIMD3<Float>(repeating: -.infinity)
+
+    /// Adds `count` points spanning `low … high`.
+    @inline(__always)
+    mutating func add(_ count: Int32, _ low: SIMD3<Float>, _ high: SIMD3<Float>) {
+        self.count += count
+        self.low = SIMD3(min(self.low.x, low.x), min(self.low.y, low.y), min(self.low.z, low.z))
+        self.high = SIMD3(max(self.high.x, high.x), max(self.high.y, high.y), max(self.high.z, high.z))
+    }
+}
+
 /// A local cell of a `CellGrid` build with its coordinate limits (`ChunkCells.lowerLimit`).
 private struct CellLimits {
     var cell: Int32
@@ -267,9 +284,8 @@ private struct CellLimits {
 private struct ChunkCells {
     var lookup = CellTable(capacityFor: 64)
     var keys: [SIMD3<Int32>] = []
-    var counts: [Int32] = []
-    var bounded: [Bool] = []
-    var low: [SIMD3<Float>] = [], high: [SIMD3<Float>] = []
+    /// Per cell: point count, boundedness and box (one array: one access per run).
+    var stats: [LocalCellStats] = []
     /// Per cell: the coordinates p with ⌊p / side⌋ = key (Float64 division) are exactly those
     /// with `lowerLimit` ≤ p < `upperLimit` on every axis (+∞ and −∞ for a key on the clamp).
     var lowerLimit: [SIMD3<Float>] = [], upperLimit: [SIMD3<Float>] = []
@@ -300,7 +316,7 @@ private struct ChunkCells {
                     let key = SIMD3(Self.cellCoordinate(scaled.x, &bounded), Self.cellCoordinate(scaled.y, &bounded),
                                     Self.cellCoordinate(scaled.z, &bounded))
                     let next = self.cell(key, side: side)
-                    if !bounded { self.bounded[Int(next)] = false }
+                    if !bounded { stats[Int(next)].bounded = false }
                     if next != current.cell {
                         previous = current
                         current = CellLimits(cell: next, lower: lowerLimit[Int(next)], upper: upperLimit[Int(next)])
@@ -334,10 +350,7 @@ private struct ChunkCells {
     private mutating func end(_ run: CellRun, _ low: SIMD3<Float>, _ high: SIMD3<Float>) {
         guard run.count > 0 else { return }
         runs.append(run)
-        let c = Int(run.cell)
-        counts[c] += run.count
-        self.low[c] = pointwiseMin(self.low[c], low)
-        self.high[c] = pointwiseMax(self.high[c], high)
+        stats[Int(run.cell)].add(run.count, low, high)
     }
 
     /// ⌊scaled⌋ clamped to ±2¹⁹, 0 for NaN; clears `bounded` unless strictly inside.
@@ -361,10 +374,7 @@ private struct ChunkCells {
         if let known = lookup.cell(key) { return known }
         lookup.insert(key, cell: Int32(keys.count))
         keys.append(key)
-        counts.append(0)
-        bounded.append(true)
-        low.append(SIMD3(repeating: .infinity))
-        high.append(SIMD3(repeating: -.infinity))
+        stats.append(LocalCellStats())
         var lower = SIMD3<Float>(repeating: .infinity), upper = SIMD3<Float>(repeating: -.infinity)
         let k = SIMD3<Double>(Double(key.x), Double(key.y), Double(key.z))
         if all(k .> -Self.clamp .& k .< Self.clamp) {
