@@ -130,7 +130,7 @@ extension CellGrid {
         let cellsAreCliques = limit.isNormal && limit.isFinite
         let isCore = coreFlags(limit: limit, minPoints: minPoints, cellsAreCliques: cellsAreCliques)
         let units = CoreUnits(self, cellsAreCliques: cellsAreCliques)
-        let components = coreComponents(isCore: isCore, units: units, limit: limit)
+        let components = coreComponents(isCore: isCore, units: units, limit: limit, minPoints: minPoints)
         defer { components.deallocate() }
 
         // Clusters numbered by their smallest point id: per component root the smallest id of
@@ -243,7 +243,7 @@ extension CellGrid {
     /// are compared until one link is found. A core further than eps from the other cell's
     /// bounding box of cores is not compared at all (the box distance never exceeds a true
     /// distance, also in Float64 rounding).
-    func coreComponents(isCore: [Bool], units: CoreUnits, limit: Double) -> UnionFind {
+    func coreComponents(isCore: [Bool], units: CoreUnits, limit: Double, minPoints: Int) -> UnionFind {
         let components = UnionFind(count: units.count)
         func join(_ p: Int, _ pCell: Int, _ q: Int, _ qCell: Int) { components.union(units.unit(p, pCell), units.unit(q, qCell)) }
         func joined(_ p: Int, _ pCell: Int, _ q: Int, _ qCell: Int) -> Bool {
@@ -259,9 +259,11 @@ extension CellGrid {
         }
         for cell in 0..<cellCount {
             if units.isClique[cell], let first = positions(cell).first(where: { isCore[$0] }) {
-                // One unit; the box of its cores is the cell's own when all of its points are cores.
+                // One unit; the box of its cores is the cell's own when all of its points are cores
+                // (always with at least `minPoints` of them, `coreFlags`).
                 firstCore[cell] = first
-                if first == positions(cell).lowerBound && positions(cell).allSatisfy({ isCore[$0] }) {
+                let allCore = positions(cell).count >= minPoints || positions(cell).allSatisfy { isCore[$0] }
+                if allCore {
                     (low[cell], high[cell]) = (boxLow[cell], boxHigh[cell])
                 } else {
                     (low[cell], high[cell]) = (point(first), point(first))
