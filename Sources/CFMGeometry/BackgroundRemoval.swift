@@ -108,28 +108,33 @@ extension OrganizedCloud {
     func borderPoints(width ring: Int) -> (points: [Float], tiles: [Int32], tileCount: Int) {
         let tileSide = 16, tilesPerRow = (width + tileSide - 1) / tileSide
         /// The ring's columns of row `y`: the whole row, or a left and a right part.
-        func ringColumns(_ y: Int) -> [Range<Int>] {
-            y < ring || y >= height - ring ? [0..<width] : [0..<min(ring, width), min(max(ring, width - ring), width)..<width]
+        func ringColumns(_ y: Int) -> (Range<Int>, Range<Int>) {
+            y < ring || y >= height - ring
+                ? (0..<width, width..<width) : (0..<min(ring, width), min(max(ring, width - ring), width)..<width)
         }
         return coordinates.withUnsafeBufferPointer { c in
             func isForeground(_ i: Int) -> Bool { c[3 * i] != 0 && c[3 * i + 1] != 0 && c[3 * i + 2] != 0 }
             var count = 0
             for y in 0..<height {
-                for xs in ringColumns(y) { for x in xs where isForeground(y * width + x) { count += 1 } }
+                let (left, right) = ringColumns(y)
+                for x in left where isForeground(y * width + x) { count += 1 }
+                for x in right where isForeground(y * width + x) { count += 1 }
             }
             var tiles = [Int32](repeating: 0, count: count)
             let points = [Float](unsafeUninitializedCapacity: 3 * count) { points, initialized in
                 tiles.withUnsafeMutableBufferPointer { tiles in
                     var n = 0
+                    func take(_ y: Int, _ x: Int) {
+                        let i = 3 * (y * width + x)
+                        guard c[i] != 0 && c[i + 1] != 0 && c[i + 2] != 0 else { return }
+                        (points[3 * n], points[3 * n + 1], points[3 * n + 2]) = (c[i], c[i + 1], c[i + 2])
+                        tiles[n] = Int32(y / tileSide * tilesPerRow + x / tileSide)
+                        n += 1
+                    }
                     for y in 0..<height {
-                        for xs in ringColumns(y) {
-                            for x in xs where isForeground(y * width + x) {
-                                let i = 3 * (y * width + x)
-                                (points[3 * n], points[3 * n + 1], points[3 * n + 2]) = (c[i], c[i + 1], c[i + 2])
-                                tiles[n] = Int32(y / tileSide * tilesPerRow + x / tileSide)
-                                n += 1
-                            }
-                        }
+                        let (left, right) = ringColumns(y)
+                        for x in left { take(y, x) }
+                        for x in right { take(y, x) }
                     }
                 }
                 initialized = 3 * count
