@@ -31,13 +31,14 @@ public enum ClusterCleaning: String, CaseIterable, Sendable, Codable {
 /// always neighbours (at most √3/2 · eps apart), so a bounded cell with at least `minPoints`
 /// points is all core without a comparison, a smaller one counts its own points wholesale,
 /// and its cores are one component. A neighbour cell whose bounding box lies wholly within
-/// eps of a point, or wholly beyond, is decided whole (`CellBoxes`); only straddling cells and
+/// eps of a point, or wholly beyond, is decided whole (`CellGrid.reach`); only straddling cells and
 /// cells with clamped or non-finite coordinates are compared point by point. Core counting
 /// stops at `minPoints` neighbours. Across cells, a pair
 /// of cells whose cores are already in one component is skipped, otherwise their cores are
-/// compared until one link is found. On a dense surface at sensor resolution (hundreds of
-/// points per cell) this leaves a few Float64 comparisons per *cell pair*, not per point:
-/// the cost is the grid build, one union–find pass and the labelling, O(points).
+/// compared until one link is found; the union–find holds a clique cell's cores as one entry
+/// (`CoreUnits`). On a dense surface at sensor resolution (hundreds of points per cell) this
+/// leaves a few Float64 comparisons and union–find steps per *cell pair*, not per point: the
+/// cost is the grid build and the labelling, O(points).
 public struct DensityClusters: Sendable, Equatable {
     /// Per point: its cluster (0 ..< `clusterCount`) or −1 for noise.
     public let labels: [Int32]
@@ -98,83 +99,114 @@ extension CellGrid {
         return dx * dx + dy * dy + dz * dz < limit
     }
 
+    /// Which points of `cell` may be within eps of `x` (`limit` = eps²), decided from the
+    /// cell's bounding box: with per-axis gaps g (0 inside) and spans f (to the far side) of the
+    /// box, computed in Float64 like a pair distance, ((gx² + gy²) + gz²) ≥ eps² means no point
+    /// of the cell is a neighbour and ((fx² + fy²) + fz²) < eps² means every one is. Exact, not
+    /// approximate: rounded subtraction, squaring and addition are monotone, so no point of the
+    /// box has a computed squared distance below the gap's or above the span's. Cells with
+    /// clamped or non-finite coordinates are always `.some`.
+    @inline(__always)
+    func reach(_ x: SIMD3<Double>, _ cell: Int, _ limit: Double) -> CellReach {
+        guard isBounded[cell] else { return .some }
+        let low = boxLow[cell], high = boxHigh[cell]
+        let gap = pointwiseMax(pointwiseMax(low - x, x - high), .zero)
+        if gap.x * gap.x + gap.y * gap.y + gap.z * gap.z >= limit { return .none }
+        let span = pointwiseMax(x - low, high - x)
+        return span.x * span.x + span.y * span.y + span.z * span.z < limit ? .all : .some
+    }
+
     /// Calls `body` with the DBSCAN labels per position (see `DensityClusters`) and the number
     /// of clusters. The grid must have been built with side eps / 2 and reach 2.
     ///
-    /// Memory: 4 bytes per point for the union–find, which then holds the labels in place,
-    /// and 1 for the core flags.
+    /// The components are kept over `CoreUnits` (a clique cell's cores are one unit), so on a
+    /// dense surface the union–find has an entry per cell, not per point.
+    /// Memory: 4 bytes per point for the labels, 1 for the core flags, and 12 per unit.
     func withDensityLabels<Result>(eps: Double, minPoints: Int,
                                    _ body: (_ labels: UnsafeBufferPointer<Int32>, _ clusterCount: Int) -> Result) -> Result {
         let limit = eps * eps
         // Two points of a bounded cell are < √3/2 · eps apart; the shortcuts need that bound to
         // survive Float64 squaring (no overflow or underflow of eps²).
         let cellsAreCliques = limit.isNormal && limit.isFinite
-        let boxes = CellBoxes(self)
-        let isCore = coreFlags(limit: limit, minPoints: minPoints, cellsAreCliques: cellsAreCliques, boxes: boxes)
-        let components = coreComponents(isCore: isCore, limit: limit, cellsAreCliques: cellsAreCliques, boxes: boxes)
+        let isCore = coreFlags(limit: limit, minPoints: minPoints, cellsAreCliques: cellsAreCliques)
+        let units = CoreUnits(self, cellsAreCliques: cellsAreCliques)
+        let components = coreComponents(isCore: isCore, units: units, limit: limit, minPoints: minPoints)
         defer { components.deallocate() }
-        let n = pointCount
 
-        // Clusters numbered by their smallest point id. Every core's entry is pointed straight
-        // at its root; the roots (the smallest position of their component, so met first and
-        // listed ascending) get the smallest id of their component and are sorted by it; then
-        // each core's entry is overwritten by its cluster — the union–find becomes the labels.
-        let labels = components.entries
-        var roots: [Int] = [], smallestId: [Int32] = []
-        for p in 0..<n where isCore[p] {
-            let r = components.root(p)
-            labels[p] = Int32(r)
-            if r == p {
-                roots.append(p)
-                smallestId.append(order[p])
-            } else {
-                let slot = roots.ascendingIndex(of: r)
-                smallestId[slot] = min(smallestId[slot], order[p])
+        // Clusters numbered by their smallest point id: per component root the smallest id of
+        // its cores (a clique unit's is its first core's, positions ascend by id in a cell),
+        // the roots sorted by it, then per unit the cluster of its root (−1: no cores).
+        var smallestId = [Int32](repeating: .max, count: units.count)
+        for cell in 0..<cellCount {
+            for p in positions(cell) where isCore[p] {
+                let r = components.root(units.unit(p, cell))
+                smallestId[r] = min(smallestId[r], order[p])
+                if units.isClique[cell] { break }
             }
         }
-        var clusterOfSlot = [Int32](repeating: 0, count: roots.count)
-        for (cluster, slot) in roots.indices.sorted(by: { smallestId[$0] < smallestId[$1] }).enumerated() {
-            clusterOfSlot[slot] = Int32(cluster)
-        }
-        for p in 0..<n where isCore[p] { labels[p] = clusterOfSlot[roots.ascendingIndex(of: Int(labels[p]))] }
-        // Border points: the smallest cluster among their core neighbours; the rest noise.
-        do {
+        let roots = smallestId.indices.filter { smallestId[$0] != .max }.sorted { smallestId[$0] < smallestId[$1] }
+        var unitCluster = [Int32](repeating: -1, count: units.count)
+        for (cluster, root) in roots.enumerated() { unitCluster[root] = Int32(cluster) }
+        for u in 0..<units.count where smallestId[components.root(u)] != .max { unitCluster[u] = unitCluster[components.root(u)] }
+
+        // Per position: a core's cluster; a border point the smallest cluster among its core
+        // neighbours (a clique cell's cores all share one); the rest noise.
+        var labels = [Int32](repeating: -1, count: pointCount)
+        labels.withUnsafeMutableBufferPointer { labels in
             isCore.withUnsafeBufferPointer { isCore in
-                parallelChunks(cellCount, minimumChunk: 8) { cells in
-                    for cell in cells {
-                        let around = neighbourCells(cell)
-                        for p in positions(cell) where !isCore[p] {
-                            var best = Int32.max
-                            let x = point(p)
-                            for d in around {
-                                let reach = boxes.reach(x, Int(d), limit)
-                                if reach == .none { continue }
-                                let wholesale = reach == .all || (Int(d) == cell && cellsAreCliques && isBounded[cell])
-                                for q in positions(Int(d)) where isCore[q] && labels[q] < best && (wholesale || close(x, q, limit)) {
-                                    best = labels[q]
+                unitCluster.withUnsafeBufferPointer { unitCluster in
+                    parallelChunks(cellCount, minimumChunk: 8) { cells in
+                        for cell in cells {
+                            let around = neighbourCells(cell)
+                            // A clique cell's cores share its one unit's cluster.
+                            let cliqueCluster = units.isClique[cell] ? unitCluster[units.unit(positions(cell).lowerBound, cell)] : -1
+                            for p in positions(cell) {
+                                if isCore[p] {
+                                    labels[p] = units.isClique[cell] ? cliqueCluster : unitCluster[units.unit(p, cell)]
+                                    continue
                                 }
+                                var best = Int32.max
+                                let x = point(p)
+                                for d in around {
+                                    let other = Int(d)
+                                    let reach = reach(x, other, limit)
+                                    if reach == .none { continue }
+                                    let wholesale = reach == .all || (other == cell && units.isClique[cell])
+                                    if units.isClique[other] {
+                                        // One cluster (or none) for all its cores: one core in reach is enough.
+                                        let cluster = unitCluster[units.unit(positions(other).lowerBound, other)]
+                                        guard cluster >= 0 && cluster < best else { continue }
+                                        if positions(other).contains(where: { isCore[$0] && (wholesale || close(x, $0, limit)) }) {
+                                            best = cluster
+                                        }
+                                        continue
+                                    }
+                                    for q in positions(other) where isCore[q] && (wholesale || close(x, q, limit)) {
+                                        best = min(best, unitCluster[units.unit(q, other)])
+                                    }
+                                }
+                                labels[p] = best == .max ? -1 : best
                             }
-                            labels[p] = best == .max ? -1 : best
                         }
                     }
                 }
             }
         }
-        return body(UnsafeBufferPointer(labels), roots.count)
+        return labels.withUnsafeBufferPointer { body($0, roots.count) }
     }
 
     /// Per position: at least `minPoints` neighbours (itself included)? Each count stops as soon
     /// as it reaches `minPoints`; the point's own cell is searched first and, when it is a
     /// bounded clique, counted whole, like every cell whose box lies within eps of the point;
-    /// cells whose box is eps or further away are skipped (`CellBoxes`).
-    func coreFlags(limit: Double, minPoints: Int, cellsAreCliques: Bool, boxes: CellBoxes) -> [Bool] {
+    /// cells whose box is eps or further away are skipped (`reach`).
+    func coreFlags(limit: Double, minPoints: Int, cellsAreCliques: Bool) -> [Bool] {
         var flags = [Bool](repeating: false, count: pointCount)
         flags.withUnsafeMutableBufferPointer { flags in
             parallelChunks(cellCount, minimumChunk: 8) { cells in
                 for cell in cells {
                     let own = positions(cell), clique = cellsAreCliques && isBounded[cell]
                     if clique && own.count >= minPoints {
-                        for p in own { flags[p] = true }
+                        UnsafeMutableBufferPointer(rebasing: flags[own]).update(repeating: true)
                         continue
                     }
                     let around = neighbourCells(cell)
@@ -182,7 +214,7 @@ extension CellGrid {
                         let x = point(p)
                         var count = 0
                         search: for d in around {
-                            let reach = boxes.reach(x, Int(d), limit)
+                            let reach = reach(x, Int(d), limit)
                             if reach == .none { continue }
                             if reach == .all || (clique && Int(d) == cell) {
                                 count += positions(Int(d)).count
@@ -202,8 +234,8 @@ extension CellGrid {
         return flags
     }
 
-    /// The connected components of the core positions (cores linked when neighbours). The
-    /// cores of a bounded cell are one component (a clique). In other cells every core is
+    /// The connected components of the core positions (cores linked when neighbours), over
+    /// `units`: a clique cell's cores are one unit already. In other cells every core is
     /// compared with the cell's first core; cells where one of those comparisons fails are
     /// "loose" and compared pair by pair. Across cells — touching cells first, then those two
     /// cells apart, so most far pairs are already joined — a pair of cells whose first cores are
@@ -211,8 +243,12 @@ extension CellGrid {
     /// are compared until one link is found. A core further than eps from the other cell's
     /// bounding box of cores is not compared at all (the box distance never exceeds a true
     /// distance, also in Float64 rounding).
-    func coreComponents(isCore: [Bool], limit: Double, cellsAreCliques: Bool, boxes: CellBoxes) -> UnionFind {
-        let components = UnionFind(count: pointCount)
+    func coreComponents(isCore: [Bool], units: CoreUnits, limit: Double, minPoints: Int) -> UnionFind {
+        let components = UnionFind(count: units.count)
+        func join(_ p: Int, _ pCell: Int, _ q: Int, _ qCell: Int) { components.union(units.unit(p, pCell), units.unit(q, qCell)) }
+        func joined(_ p: Int, _ pCell: Int, _ q: Int, _ qCell: Int) -> Bool {
+            components.root(units.unit(p, pCell)) == components.root(units.unit(q, qCell))
+        }
         var firstCore = [Int](repeating: -1, count: cellCount), loose = [Bool](repeating: false, count: cellCount)
         var low = [SIMD3<Double>](repeating: .zero, count: cellCount), high = low
         /// Whether `p` may be within eps of a core of `cell`: ((gx² + gy²) + gz²) < limit for
@@ -222,17 +258,13 @@ extension CellGrid {
             return gap.x * gap.x + gap.y * gap.y + gap.z * gap.z < limit
         }
         for cell in 0..<cellCount {
-            let clique = cellsAreCliques && isBounded[cell]
-            if clique, let first = positions(cell).first(where: { isCore[$0] }) {
-                // A clique: its cores are one component, their box is the cell's own when all
-                // of its points are cores.
+            if units.isClique[cell], let first = positions(cell).first(where: { isCore[$0] }) {
+                // One unit; the box of its cores is the cell's own when all of its points are cores
+                // (always with at least `minPoints` of them, `coreFlags`).
                 firstCore[cell] = first
-                var allCore = true
-                for q in positions(cell).dropFirst(first - positions(cell).lowerBound + 1) {
-                    if isCore[q] { components.union(first, q) } else { allCore = false }
-                }
-                if allCore && first == positions(cell).lowerBound {
-                    (low[cell], high[cell]) = boxes.box(cell)
+                let allCore = positions(cell).count >= minPoints || positions(cell).allSatisfy { isCore[$0] }
+                if allCore {
+                    (low[cell], high[cell]) = (boxLow[cell], boxHigh[cell])
                 } else {
                     (low[cell], high[cell]) = (point(first), point(first))
                     for q in positions(cell) where isCore[q] {
@@ -252,7 +284,7 @@ extension CellGrid {
                 low[cell] = pointwiseMin(low[cell], x)
                 high[cell] = pointwiseMax(high[cell], x)
                 if close(point(firstCore[cell]), q, limit) {
-                    components.union(firstCore[cell], q)
+                    join(firstCore[cell], cell, q, cell)
                 } else {
                     loose[cell] = true
                 }
@@ -260,8 +292,8 @@ extension CellGrid {
             if loose[cell] {
                 let cores = positions(cell).filter { isCore[$0] }
                 for (i, p) in cores.enumerated() {
-                    for q in cores[(i + 1)...] where components.root(p) != components.root(q) && close(point(p), q, limit) {
-                        components.union(p, q)
+                    for q in cores[(i + 1)...] where !joined(p, cell, q, cell) && close(point(p), q, limit) {
+                        join(p, cell, q, cell)
                     }
                 }
             }
@@ -276,20 +308,23 @@ extension CellGrid {
             for cell in 0..<cellCount where firstCore[cell] >= 0 {
                 let around = neighbourCells(cell).dropFirst()
                 let sameRing = ring == 1 ? around.prefix(touching[cell]) : around.dropFirst(touching[cell])
+                let unit = units.unit(firstCore[cell], cell)
+                var root = components.root(unit)
                 for d in sameRing where Int(d) > cell && firstCore[Int(d)] >= 0 {
                     let other = Int(d)
+                    defer { root = components.root(unit) }
                     if loose[cell] || loose[other] {
                         for p in positions(cell) where isCore[p] && mayReach(point(p), other) {
-                            for q in positions(other) where isCore[q] && components.root(p) != components.root(q) && close(point(p), q, limit) {
-                                components.union(p, q)
+                            for q in positions(other) where isCore[q] && !joined(p, cell, q, other) && close(point(p), q, limit) {
+                                join(p, cell, q, other)
                             }
                         }
-                    } else if components.root(firstCore[cell]) != components.root(firstCore[other]) {
+                    } else if root != components.root(units.unit(firstCore[other], other)) {
                         link: for p in positions(cell) where isCore[p] {
                             let x = point(p)
                             guard mayReach(x, other) else { continue }
                             for q in positions(other) where isCore[q] && close(x, q, limit) {
-                                components.union(p, q)
+                                join(p, cell, q, other)
                                 break link
                             }
                         }
@@ -301,65 +336,34 @@ extension CellGrid {
     }
 }
 
-/// The bounding box of each bounded cell's points, to decide a point against a whole cell:
-/// with per-axis gaps g (0 inside) and spans f (to the far side) of the box, computed in
-/// Float64 like a pair distance, ((gx² + gy²) + gz²) ≥ eps² means no point of the cell is a
-/// neighbour and ((fx² + fy²) + fz²) < eps² means every one is. Exact, not approximate:
-/// rounded subtraction, squaring and addition are monotone, so no point of the box has a
-/// computed squared distance below the gap's or above the span's.
-struct CellBoxes {
-    enum Reach { case none, some, all }
-    private var low: [SIMD3<Double>], high: [SIMD3<Double>]
-    private let isBounded: [Bool]
+/// How many points of a cell may be within eps of a point (`CellGrid.reach`).
+enum CellReach { case none, some, all }
 
-    init(_ grid: CellGrid) {
-        low = [SIMD3<Double>](repeating: .zero, count: grid.cellCount)
-        high = low
-        isBounded = grid.isBounded
-        low.withUnsafeMutableBufferPointer { low in
-            high.withUnsafeMutableBufferPointer { high in
-                parallelChunks(grid.cellCount, minimumChunk: 64) { cells in
-                    for cell in cells where grid.isBounded[cell] {
-                        let positions = grid.positions(cell)
-                        var l = grid.point(positions.lowerBound), h = l
-                        for p in positions.dropFirst() {
-                            let x = grid.point(p)
-                            l = pointwiseMin(l, x)
-                            h = pointwiseMax(h, x)
-                        }
-                        (low[cell], high[cell]) = (l, h)
-                    }
-                }
-            }
-        }
+/// The union–find units of DBSCAN's core points on a `CellGrid`: the cores of a clique cell
+/// (bounded, with eps² normal: any two of its points are neighbours) are one unit, every point
+/// of another cell its own. Units are numbered cell by cell.
+struct CoreUnits {
+    /// Per cell: whether it is one unit.
+    let isClique: [Bool]
+    /// Per cell (and one past the last): its first unit.
+    let firstUnit: [Int32]
+    /// The grid's `start`.
+    private let start: [Int32]
+
+    init(_ grid: CellGrid, cellsAreCliques: Bool) {
+        start = grid.start
+        isClique = grid.isBounded.map { $0 && cellsAreCliques }
+        var firstUnit = [Int32](repeating: 0, count: grid.cellCount + 1)
+        for c in 0..<grid.cellCount { firstUnit[c + 1] = firstUnit[c] + (isClique[c] ? 1 : Int32(grid.positions(c).count)) }
+        self.firstUnit = firstUnit
     }
 
-    /// The box of bounded cell `cell`: lowest and highest coordinates of its points.
-    func box(_ cell: Int) -> (low: SIMD3<Double>, high: SIMD3<Double>) { (low[cell], high[cell]) }
+    /// Number of units.
+    var count: Int { Int(firstUnit.last!) }
 
-    /// Which points of `cell` may be within eps of `x` (`limit` = eps²): none, some, all.
-    /// Cells with clamped or non-finite coordinates are always `.some`.
+    /// The unit of position `p`, which lies in `cell`.
     @inline(__always)
-    func reach(_ x: SIMD3<Double>, _ cell: Int, _ limit: Double) -> Reach {
-        guard isBounded[cell] else { return .some }
-        let below = low[cell] - x, above = x - high[cell]
-        let gap = pointwiseMax(pointwiseMax(below, above), .zero)
-        if gap.x * gap.x + gap.y * gap.y + gap.z * gap.z >= limit { return .none }
-        let span = pointwiseMax(x - low[cell], high[cell] - x)
-        return span.x * span.x + span.y * span.y + span.z * span.z < limit ? .all : .some
-    }
-}
-
-extension Array where Element == Int {
-    /// The index of `value` in this ascending array, which holds it (binary search).
-    func ascendingIndex(of value: Int) -> Int {
-        var low = 0, high = count - 1
-        while low < high {
-            let mid = (low + high) / 2
-            if self[mid] < value { low = mid + 1 } else { high = mid }
-        }
-        return low
-    }
+    func unit(_ p: Int, _ cell: Int) -> Int { Int(firstUnit[cell]) + (isClique[cell] ? 0 : p - Int(start[cell])) }
 }
 
 /// Union–find over 0 ..< count whose roots are the smallest member (the larger root is
@@ -376,10 +380,6 @@ struct UnionFind {
     }
 
     func deallocate() { parent.deallocate() }
-
-    /// The parent entries themselves, for an owner that reuses them once the components are
-    /// read (`withDensityLabels` turns them into labels).
-    var entries: UnsafeMutableBufferPointer<Int32> { UnsafeMutableBufferPointer(start: parent, count: count) }
 
     func root(_ i: Int) -> Int {
         var i = i
@@ -401,23 +401,41 @@ extension OrganizedCloud {
     /// the DBSCAN labels of the foreground points (eps metres, `minPoints`) and returns how
     /// many it cleared. The cloud is hashed in place (`CellGrid` over its foreground pixels),
     /// so the labels are per grid position and never gathered into a point list: about 9
-    /// bytes per foreground point (grid order, union–find turned labels, core flags).
+    /// bytes per foreground point (grid order, labels, core flags) and 4 per union–find unit.
     mutating func keepLargestDensityCluster(eps: Double, minPoints: Int) -> Int {
         let pixels = pixelCount
         guard pixels > 0 else { return 0 }
         return coordinates.withUnsafeMutableBufferPointer { c in
             let grid = CellGrid(coordinates: c.baseAddress!, slots: pixels, foregroundOnly: true, side: eps / 2, reach: 2)
             return grid.withDensityLabels(eps: eps, minPoints: minPoints) { labels, clusterCount in
-                var counts = [Int](repeating: 0, count: clusterCount + 1)  // index label + 1
-                for label in labels { counts[Int(label) + 1] += 1 }
-                guard let kept = DensityClusters.keptLabel(counts: counts) else { return 0 }
-                var removed = 0
-                for (position, pixel) in grid.order.enumerated() where labels[position] != kept {
-                    let i = 3 * Int(pixel)
-                    (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
-                    removed += 1
+                // Counted run by run (a cell's points mostly share a label), per worker.
+                var counts = [[Int]](repeating: [Int](repeating: 0, count: clusterCount + 1), count: cpuCount)  // index label + 1
+                counts.withUnsafeMutableBufferPointer { counts in
+                    parallelWorkers(labels.count, minimumChunk: 1 << 16) { worker, positions in
+                        counts[worker].withUnsafeMutableBufferPointer { counts in
+                            var label = labels[positions.lowerBound], run = 0
+                            for p in positions {
+                                if labels[p] != label {
+                                    counts[Int(label) + 1] += run
+                                    (label, run) = (labels[p], 0)
+                                }
+                                run += 1
+                            }
+                            counts[Int(label) + 1] += run
+                        }
+                    }
                 }
-                return removed
+                let total = (0...clusterCount).map { label in counts.reduce(0) { $0 + $1[label] } }
+                guard let kept = DensityClusters.keptLabel(counts: total) else { return 0 }
+                grid.order.withUnsafeBufferPointer { order in
+                    parallelChunks(labels.count, minimumChunk: 1 << 16) { positions in
+                        for p in positions where labels[p] != kept {
+                            let i = 3 * Int(order[p])
+                            (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
+                        }
+                    }
+                }
+                return labels.count - total[Int(kept) + 1]
             }
         }
     }
