@@ -7,6 +7,7 @@
 //   fma-zmm    24 chains of vfmadd231ps zmm   16 lanes × 2 FLOP = 32 FLOP an instruction
 //   dpbf16-zmm 24 chains of vdpbf16ps zmm     16 lanes × 2 pairs × 2 FLOP = 64 FLOP
 //   fma-ymm    12 chains of vfmadd231ps ymm   8 lanes × 2 FLOP = 16 FLOP (AVX2 reference)
+//   mixed      12 chains of each zmm instruction, interleaved (do they share execution ports?)
 // Each runs on one thread (one core) and on one thread per core at once (pinned); the clock
 // is measured by a chain of dependent integer adds (one a cycle on every x86 core), so
 // "FLOP/cycle" is GFLOP/s over that clock. Timing is wall time (CLOCK_MONOTONIC): the cores
@@ -70,6 +71,28 @@ __attribute__((target("avx512f,avx512bf16"))) static void dpbf16Zmm(long trips) 
                      : [n] "+r"(trips) : [half] "m"(half) : ZCLOBBER, "cc");
 }
 
+/// 12 chains of vdpbf16ps (zmm0–11) interleaved with 12 of vfmadd231ps (zmm12–23): whether the
+/// two share the same execution ports (the mix then runs no faster than fp32 alone).
+#define MIX24 \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm0\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm12\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm1\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm13\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm2\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm14\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm3\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm15\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm4\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm16\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm5\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm17\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm6\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm18\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm7\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm19\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm8\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm20\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm9\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm21\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm10\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm22\n\t" \
+    "vdpbf16ps %%zmm30, %%zmm31, %%zmm11\n\tvfmadd231ps %%zmm30, %%zmm31, %%zmm23\n\t"
+
+__attribute__((target("avx512f,avx512bf16"))) static void mixZmm(long trips) {
+    unsigned half = SOURCE;
+    __asm__ volatile(ZSETUP "1:\n\t" MIX24 "dec %[n]\n\tjnz 1b"
+                     : [n] "+r"(trips) : [half] "m"(half) : ZCLOBBER, "cc");
+}
+
 /// One chain (every instruction waits for the one before): the latency, in loop trips of 24.
 #define CHAIN24(op, reg) ".rept 24\n\t" op " %%" reg "30, %%" reg "31, %%" reg "0\n\t.endr\n\t"
 
@@ -121,6 +144,7 @@ static const Kernel kernels[] = {
     {"fma-zmm (fp32)", fmaZmm, 24 * 32},
     {"dpbf16-zmm (bf16)", dpbf16Zmm, 24 * 64},
     {"fma-ymm (fp32)", fmaYmm, 12 * 16},
+    {"dpbf16+fma mixed", mixZmm, 12 * 64 + 12 * 32},
 };
 
 /// Latency probes, on one core: cycles an instruction = clock / (instructions a second).
