@@ -28,6 +28,7 @@
 //          -ISources/CBF16/include -lopenblas -ldnnl -lpthread
 // Output: one line per shape or stage: strategy, shape or stage, median ms, GFLOP/s (tab-separated).
 // Run:   OPENBLAS_CORETYPE=COOPERLAKE OMP_NUM_THREADS=2 /tmp/gemm_bench STRATEGY calls|stages [repeats]
+//        (GEMM_CORES=1 OMP_NUM_THREADS=1 for one core: against tools/gemm-bench/peak.c's per-core peak)
 //        (one strategy per process, so thread pools never overlap; tools/gemm-bench/run.sh runs all)
 #include <cblas.h>
 #include <dnnl.h>
@@ -45,6 +46,8 @@
 enum { ROWS, COLS, OBL_MT, DNNL_SGEMM, DNNL_MATMUL, CFM_BF16, DNNL_BF16, STRATEGIES };
 static const char *names[STRATEGIES] = {"rows", "cols", "obl-mt", "dnnl-sgemm", "dnnl-matmul", "cfm-bf16", "dnnl-bf16"};
 
+/// Threads of the strategies that split by hand (rows, cols, cfm-bf16) and of obl-mt:
+/// `GEMM_CORES`, else 2 (oneDNN's are OMP_NUM_THREADS).
 static int cores = 2;
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
@@ -285,6 +288,11 @@ int main(int argc, char **argv) {
     if ((strategy == CFM_BF16 || strategy == DNNL_BF16) && !cfm_cpu_has_avx512_bf16()) {
         fprintf(stderr, "%s needs AVX512-BF16, which this CPU lacks\n", names[strategy]);
         return 1;
+    }
+    if (getenv("GEMM_CORES")) cores = atoi(getenv("GEMM_CORES"));
+    if (cores < 1 || cores > 16) {
+        fprintf(stderr, "GEMM_CORES must be 1–16\n");
+        return 2;
     }
     openblas_set_num_threads(strategy == OBL_MT ? cores : 1);
     CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
