@@ -22,7 +22,10 @@
 // not do: it counts a thread that waits as free, so a library that leaves one core idle
 // (single-threaded calls inside oneDNN) looks up to twice as fast as it is. Wall time counts
 // the neighbours as well, so only runs on an idle machine count: the load average is printed
-// before and after, and the median of the repeats is reported.
+// before and after, and the median of the repeats is reported. On one core (GEMM_CORES=1,
+// OMP_NUM_THREADS=1) exactly one thread works and none waits, so there the process's CPU time
+// is the kernel's time and the scheduler's other work is not counted: per-core rates are
+// valid on a shared machine too, and compare with tools/gemm-bench/peak.c's per-core peak.
 //
 // Build: cc -O3 -o /tmp/gemm_bench tools/gemm-bench/gemm_bench.c Sources/CBF16/bf16_gemm.c
 //          -ISources/CBF16/include -lopenblas -ldnnl -lpthread
@@ -52,9 +55,12 @@ static int cores = 2;
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 
+/// CLOCK_MONOTONIC, or on one core CLOCK_PROCESS_CPUTIME_ID (see above).
+static clockid_t timer = CLOCK_MONOTONIC;
+
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(timer, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -293,6 +299,14 @@ int main(int argc, char **argv) {
     if (cores < 1 || cores > 16) {
         fprintf(stderr, "GEMM_CORES must be 1–16\n");
         return 2;
+    }
+    if (cores == 1) {
+        const char *omp = getenv("OMP_NUM_THREADS");
+        if (!omp || atoi(omp) != 1) {
+            fprintf(stderr, "GEMM_CORES=1 needs OMP_NUM_THREADS=1 (its CPU-time clock counts one working thread)\n");
+            return 2;
+        }
+        timer = CLOCK_PROCESS_CPUTIME_ID;
     }
     openblas_set_num_threads(strategy == OBL_MT ? cores : 1);
     CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));

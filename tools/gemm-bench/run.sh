@@ -5,7 +5,8 @@
 # Usage: tools/gemm-bench/run.sh [REPEATS] [STRATEGY…]   (default 15 repeats, all strategies)
 # Environment: GEMM_CORES=1 OMP_NUM_THREADS=1 for one core; CBF16_SOURCE=FILE builds cfm-bf16 from
 # another version of Sources/CBF16/bf16_gemm.c (A/B: `git show REV:Sources/CBF16/bf16_gemm.c > FILE`),
-# GEMM_BENCH=PATH where the binary goes (default /tmp/gemm_bench).
+# GEMM_BENCH=PATH where the binary goes (default /tmp/gemm_bench), MODES="calls stages" (the default)
+# or either alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPEATS=${1:-15}; shift || true
@@ -19,11 +20,11 @@ cc -O3 -o "$BIN" tools/gemm-bench/gemm_bench.c "${CBF16_SOURCE:-Sources/CBF16/bf
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 OUT=$(mktemp -d)
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); OpenBLAS $OPENBLAS_CORETYPE, ${GEMM_CORES:-2} cores (oneDNN $OMP_NUM_THREADS threads), medians of $REPEATS"
-for mode in calls stages; do
+for mode in ${MODES:-calls stages}; do
     for s in "${STRATEGIES[@]}"; do "$BIN" "$s" "$mode" "$REPEATS" > "$OUT/$mode-$s"; done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-for mode in calls stages; do
+for mode in ${MODES:-calls stages}; do
     echo
     echo "## $mode (GFLOP/s)"
     printf '| %-30s |' "$([ $mode = calls ] && echo 'shape M×N×K' || echo stage)"
