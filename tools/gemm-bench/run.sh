@@ -19,7 +19,7 @@ cc -O3 -o "$BIN" tools/gemm-bench/gemm_bench.c "${CBF16_SOURCE:-Sources/CBF16/bf
 # selects by the CPU's features at run time; here the kernel set is named); oneDNN uses 2 threads.
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 OUT=$(mktemp -d)
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); OpenBLAS $OPENBLAS_CORETYPE, ${GEMM_CORES:-2} cores (oneDNN $OMP_NUM_THREADS threads), medians of $REPEATS"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); OpenBLAS $OPENBLAS_CORETYPE, cores: ${GEMM_CORES:-2} (oneDNN threads: $OMP_NUM_THREADS), medians of $REPEATS"
 for mode in ${MODES:-calls stages}; do
     for s in "${STRATEGIES[@]}"; do "$BIN" "$s" "$mode" "$REPEATS" > "$OUT/$mode-$s"; done
 done
