@@ -18,8 +18,8 @@
 /// 256 bytes = 96 KB) then streams from L2 rather than staying in L1, which costs nothing here:
 /// vdpbf16ps retires one every 2 cycles (tools/gemm-bench/peak.c), so the 24 of a pair step
 /// take 48 cycles for 256 bytes of weights, ~5 bytes a cycle against L2's tens.
-/// Single-threaded per call, against 256: 88–90 → 92 % of the vdpbf16ps peak on the model's shapes
-/// (tools/gemm-bench/README.md).
+/// Against the former 256-deep blocks (kept in L1), one core on the model's shapes: 71–81 →
+/// 75–82 GFLOP/s, of a vdpbf16ps peak of 86 (tools/gemm-bench/README.md).
 #define KC 768
 /// Rows per row block: the rounded activations of one block (MC × KC × 2 bytes = 72 KB) stay in L2.
 #define MC 48
