@@ -6,16 +6,23 @@
 
 #include <cpuid.h>
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 /// Rows of one micro-tile: 6 rows × 4 accumulators = 24 zmm, plus 4 weight vectors and a broadcast.
 #define MR 6
-/// Inputs per k block: the block of weights one panel reads (KC/2 pairs × 256 bytes = 32 KB) stays in L1.
-#define KC 256
-/// Rows per row block: the rounded activations of one block (MC × KC × 2 bytes = 48 KB) stay in L2.
-#define MC 96
+/// Inputs per k block: the whole depth of the ViT's and the mappers' first layers, so their
+/// outputs are written once instead of once per block. A panel's block of weights (KC/2 pairs ×
+/// 256 bytes = 96 KB) then streams from L2 rather than staying in L1, which costs nothing here:
+/// vdpbf16ps retires one every 2 cycles (tools/gemm-bench/peak.c), so the 24 of a pair step
+/// take 48 cycles for 256 bytes of weights, ~5 bytes a cycle against L2's tens.
+/// Against the former 256-deep blocks (kept in L1), one core on the model's shapes: 71–81 →
+/// 75–82 GFLOP/s, of a vdpbf16ps peak of 86 (tools/gemm-bench/README.md).
+#define KC 768
+/// Rows per row block: the rounded activations of one block (MC × KC × 2 bytes = 72 KB) stay in L2.
+#define MC 48
 
 int cfm_cpu_has_avx512_bf16(void) {
     unsigned eax, ebx, ecx, edx;
@@ -100,8 +107,10 @@ BF16 void cfm_bf16_gemm(int m, int n, int k, const float *a, int lda, const uint
                         float *c, int ldc, int accumulate) {
     size_t pairs = (size_t)(k + 1) / 2;
     int panels = (n + CFM_BF16_PANEL - 1) / CFM_BF16_PANEL;
-    // Rounded activations of one (row block, k block), rows padded to a multiple of MR with zeros.
-    _Alignas(64) uint16_t block[(MC + MR) * KC];
+    // Rounded activations of one (row block, k block), rows padded to a multiple of MR with zeros
+    // (on the heap: 83 KB is more than some threads' stacks should carry).
+    uint16_t *block = aligned_alloc(64, (size_t)(MC + MR) * KC * sizeof(uint16_t));
+    if (!block) abort();
     for (int k0 = 0; k0 < k; k0 += KC) {
         int kc = k - k0 < KC ? k - k0 : KC, kcPairs = (kc + 1) / 2;
         for (int m0 = 0; m0 < m; m0 += MC) {
@@ -131,4 +140,5 @@ BF16 void cfm_bf16_gemm(int m, int n, int k, const float *a, int lda, const uint
             }
         }
     }
+    free(block);
 }

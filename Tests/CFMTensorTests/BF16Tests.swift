@@ -27,9 +27,9 @@ struct BF16Tests {
         #expect(bf16Rounded(random) == random.map(Self.roundedReference))
     }
 
-    /// Sizes cover every edge of the kernel: rows beyond a 6-row tile and a 96-row block,
-    /// columns beyond a 64-wide panel, odd k and k beyond a 256-deep block.
-    @Test(arguments: [(1, 1, 1), (7, 70, 37), (100, 130, 600), (13, 64, 256), (97, 200, 3)])
+    /// Sizes cover every edge of the kernel: rows beyond a 6-row tile and a 48-row block,
+    /// columns beyond a 64-wide panel, odd k, k of exactly one 768-deep block and beyond two.
+    @Test(arguments: [(1, 1, 1), (7, 70, 37), (100, 130, 600), (13, 64, 768), (97, 200, 3), (50, 65, 1601)])
     func matchesTheRoundedReference(m: Int, n: Int, k: Int) {
         let a = Self.values(m * k, seed: 1), w = Self.values(n * k, seed: 2), bias = Self.values(n, seed: 3)
         let start = Self.values(m * n, seed: 4)
