@@ -31,8 +31,9 @@ public enum RGBFormat: String, Codable, Sendable, CaseIterable {
     /// `pixels` pixels in this layout (`bytes` holds pixels × `bytesPerPixel`) → RGB bytes,
     /// pixels × 3.
     public func rgbBytes(_ bytes: UnsafeRawBufferPointer, pixels: Int) -> [UInt8] {
-        if self == .rgb8 { return Array(bytes.prefix(pixels * 3)) }
-        return Self.gather(bytes, pixels: pixels, bytesPerPixel: bytesPerPixel, order: channelOrder)
+        var rgb: [UInt8] = []
+        rgbBytes(bytes, pixels: pixels, into: &rgb)
+        return rgb
     }
 
     /// `rgbBytes(_:pixels:)` written into `rgb`, reallocated only when its count is not
@@ -41,16 +42,12 @@ public enum RGBFormat: String, Codable, Sendable, CaseIterable {
     public func rgbBytes(_ bytes: UnsafeRawBufferPointer, pixels: Int, into rgb: inout [UInt8]) {
         precondition(bytes.count >= pixels * bytesPerPixel, "\(bytes.count) bytes for \(pixels) pixels of \(bytesPerPixel) bytes")
         if rgb.count != 3 * pixels { rgb = [UInt8](unsafeUninitializedCapacity: 3 * pixels) { _, count in count = 3 * pixels } }
-        let (n, order) = (bytesPerPixel, channelOrder)
         rgb.withUnsafeMutableBufferPointer { out in
             guard pixels > 0 else { return }
-            guard self != .rgb8 else { return UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: bytes.baseAddress!, byteCount: 3 * pixels) }
-            parallelChunks(pixels, minimumChunk: 1 << 16) { range in
-                for p in range {
-                    out[3 * p] = bytes[n * p + order.red]
-                    out[3 * p + 1] = bytes[n * p + order.green]
-                    out[3 * p + 2] = bytes[n * p + order.blue]
-                }
+            if self == .rgb8 {
+                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: bytes.baseAddress!, byteCount: 3 * pixels)
+            } else {
+                Self.gather(bytes, pixels: pixels, bytesPerPixel: bytesPerPixel, order: channelOrder, into: out.baseAddress!)
             }
         }
     }
@@ -59,14 +56,22 @@ public enum RGBFormat: String, Codable, Sendable, CaseIterable {
     /// the conversion of PNG grey + alpha (2 bytes per pixel, R = G = B = the grey byte).
     static func gather(_ bytes: UnsafeRawBufferPointer, pixels: Int, bytesPerPixel n: Int,
                        order: (red: Int, green: Int, blue: Int)) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: pixels * 3) { out, count in
+            if pixels > 0 { gather(bytes, pixels: pixels, bytesPerPixel: n, order: order, into: out.baseAddress!) }
+            count = pixels * 3
+        }
+    }
+
+    /// `gather(_:pixels:bytesPerPixel:order:)` into `out` (pixels × 3 bytes), in parallel.
+    static func gather(_ bytes: UnsafeRawBufferPointer, pixels: Int, bytesPerPixel n: Int,
+                       order: (red: Int, green: Int, blue: Int), into out: UnsafeMutablePointer<UInt8>) {
         precondition(bytes.count >= pixels * n, "\(bytes.count) bytes for \(pixels) pixels of \(n) bytes")
-        return [UInt8](unsafeUninitializedCapacity: pixels * 3) { out, count in
-            for p in 0..<pixels {
+        parallelChunks(pixels, minimumChunk: 1 << 16) { range in
+            for p in range {
                 out[3 * p] = bytes[n * p + order.red]
                 out[3 * p + 1] = bytes[n * p + order.green]
                 out[3 * p + 2] = bytes[n * p + order.blue]
             }
-            count = pixels * 3
         }
     }
 }
