@@ -7,6 +7,8 @@
 //   obl-mt       OpenBLAS's own threads on one call
 //   dnnl-sgemm   oneDNN's dnnl_sgemm on one call (its OpenMP threads)
 //   dnnl-matmul  oneDNN's matmul primitive, W reordered once into its blocked layout (at load)
+//   cfm-fp32     cfm's AVX-512 kernel (Sources/CPackedGEMM), W packed once (at load), one row
+//                chunk per core (cfm's `linear` on a packed weight)
 // bf16 strategies (bf16 products, fp32 accumulation and output):
 //   cfm-bf16     cfm's kernel (Sources/CBF16), one row chunk per core (cfm's `bf16Linear`)
 //   dnnl-bf16    oneDNN's matmul with bf16 source and W (W reordered once), fp32 destination;
@@ -28,7 +30,8 @@
 // valid on a shared machine too, and compare with tools/gemm-bench/peak.c's per-core peak.
 //
 // Build: cc -O3 -o /tmp/gemm_bench tools/gemm-bench/gemm_bench.c Sources/CBF16/bf16_gemm.c
-//          -ISources/CBF16/include -lopenblas -ldnnl -lpthread
+//          Sources/CPackedGEMM/packed_gemm.c -ISources/CBF16/include -ISources/CPackedGEMM/include
+//          -lopenblas -ldnnl -lpthread
 // Output: one line per shape or stage: strategy, shape or stage, median ms, GFLOP/s (tab-separated).
 // Run:   OPENBLAS_CORETYPE=COOPERLAKE OMP_NUM_THREADS=2 /tmp/gemm_bench STRATEGY calls|stages [repeats]
 //        (GEMM_CORES=1 OMP_NUM_THREADS=1 for one core: against tools/gemm-bench/peak.c's per-core peak)
@@ -42,14 +45,15 @@
 #include <time.h>
 
 #include "cbf16.h"
+#include "cpackedgemm.h"
 
 #define CHECK(call) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { \
     fprintf(stderr, "%s failed: %d\n", #call, (int)s_); exit(1); } } while (0)
 
-enum { ROWS, COLS, OBL_MT, DNNL_SGEMM, DNNL_MATMUL, CFM_BF16, DNNL_BF16, STRATEGIES };
-static const char *names[STRATEGIES] = {"rows", "cols", "obl-mt", "dnnl-sgemm", "dnnl-matmul", "cfm-bf16", "dnnl-bf16"};
+enum { ROWS, COLS, OBL_MT, DNNL_SGEMM, DNNL_MATMUL, CFM_FP32, CFM_BF16, DNNL_BF16, STRATEGIES };
+static const char *names[STRATEGIES] = {"rows", "cols", "obl-mt", "dnnl-sgemm", "dnnl-matmul", "cfm-fp32", "cfm-bf16", "dnnl-bf16"};
 
-/// Threads of the strategies that split by hand (rows, cols, cfm-bf16) and of obl-mt:
+/// Threads of the strategies that split by hand (rows, cols, cfm-fp32, cfm-bf16) and of obl-mt:
 /// `GEMM_CORES`, else 2 (oneDNN's are OMP_NUM_THREADS).
 static int cores = 2;
 static dnnl_engine_t engine;
@@ -75,6 +79,7 @@ typedef struct {
     const float *x, *w;            // x [M,K], W [N,K] fp32
     float *y;                      // y [M,N]
     uint16_t *packed;              // cfm-bf16: W packed by cfm_bf16_pack_weights
+    float *packed32;               // cfm-fp32: W packed by cfm_f32_pack_weights
     dnnl_primitive_t matmul;       // dnnl-matmul / dnnl-bf16
     dnnl_memory_t src, wei, dst;   // (their memory: x or its bf16 copy, reordered W, y)
 } Layer;
@@ -94,6 +99,9 @@ static void *runPart(void *p) {
     if (job->strategy == ROWS)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m1 - m0, l->N, l->K, 1, l->x + (size_t)m0 * l->K, l->K,
                     l->w, l->K, 1, l->y + (size_t)m0 * l->N, l->N);
+    else if (job->strategy == CFM_FP32)
+        cfm_f32_gemm(m1 - m0, l->N, l->K, l->x + (size_t)m0 * l->K, l->K, l->packed32, NULL, l->y + (size_t)m0 * l->N,
+                     l->N, 1);
     else
         cfm_bf16_gemm(m1 - m0, l->N, l->K, l->x + (size_t)m0 * l->K, l->K, l->packed, l->y + (size_t)m0 * l->N, l->N, 1);
     return NULL;
@@ -164,11 +172,15 @@ static void prepare(Layer *l, int strategy) {
         l->packed = malloc(cfm_bf16_packed_count(l->N, l->K) * sizeof(uint16_t));
         cfm_bf16_pack_weights(l->N, l->K, l->w, l->K, l->packed);
     }
+    if (strategy == CFM_FP32) {
+        l->packed32 = malloc(cfm_f32_packed_count(l->N, l->K) * sizeof(float));
+        cfm_f32_pack_weights(l->N, l->K, l->w, l->K, l->packed32);
+    }
 }
 
 static void run(const Layer *l, int strategy) {
     switch (strategy) {
-    case ROWS: case COLS: case CFM_BF16: splitRun(l, strategy); break;
+    case ROWS: case COLS: case CFM_FP32: case CFM_BF16: splitRun(l, strategy); break;
     case OBL_MT:
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, l->M, l->N, l->K, 1, l->x, l->K, l->w, l->K, 1, l->y, l->N);
         break;
@@ -213,7 +225,7 @@ static float *filled(size_t count, long seed) {
 }
 
 static Layer makeLayer(const Shape *s, const float *x, float *y, int strategy, long seed) {
-    Layer l = {s->M, s->N, s->K, x, filled((size_t)s->N * s->K, seed), y, NULL, NULL, NULL, NULL, NULL};
+    Layer l = {s->M, s->N, s->K, x, filled((size_t)s->N * s->K, seed), y, NULL, NULL, NULL, NULL, NULL, NULL};
     prepare(&l, strategy);
     return l;
 }
@@ -244,7 +256,7 @@ static void benchCalls(int strategy, int repeats) {
         printf("%s\t%-28s\t%8.2f ms\t%6.1f GFLOP/s\n", names[strategy], label, 1e3 * seconds,
                2.0 * shape->M * shape->N * shape->K / seconds / 1e9);
         fflush(stdout);
-        free(x); free(y); free((void *)l.w);
+        free(x); free(y); free((void *)l.w); free(l.packed); free(l.packed32);
     }
 }
 
@@ -276,7 +288,7 @@ static void benchStages(int strategy, int repeats) {
         snprintf(label, sizeof label, "%s (%d layers)", stage->name, layers);
         printf("%s\t%-28s\t%8.2f ms\t%6.1f GFLOP/s\n", names[strategy], label, 1e3 * seconds, flop / seconds / 1e9);
         fflush(stdout);
-        for (int i = 0; i < layers; i++) free((void *)l[i].w);
+        for (int i = 0; i < layers; i++) { free((void *)l[i].w); free(l[i].packed); free(l[i].packed32); }
         free(l); free(x); free(y);
     }
 }
@@ -288,7 +300,7 @@ int main(int argc, char **argv) {
     int stagesMode = argc > 2 && !strcmp(argv[2], "stages");
     int repeats = argc > 3 ? atoi(argv[3]) : 15;
     if (strategy < 0 || argc < 3 || (!stagesMode && strcmp(argv[2], "calls")) || repeats < 1 || repeats > 256) {
-        fprintf(stderr, "usage: gemm_bench rows|cols|obl-mt|dnnl-sgemm|dnnl-matmul|cfm-bf16|dnnl-bf16 calls|stages [repeats ≤ 256]\n");
+        fprintf(stderr, "usage: gemm_bench rows|cols|obl-mt|dnnl-sgemm|dnnl-matmul|cfm-fp32|cfm-bf16|dnnl-bf16 calls|stages [repeats ≤ 256]\n");
         return 2;
     }
     if ((strategy == CFM_BF16 || strategy == DNNL_BF16) && !cfm_cpu_has_avx512_bf16()) {

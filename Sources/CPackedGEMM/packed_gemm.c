@@ -1,0 +1,141 @@
+// fp32 GEMM for linear layers on AVX-512F, weights packed once at load (see cpackedgemm.h).
+// Only the functions marked AVX512 use AVX-512; the file builds for any x86-64.
+#include "cpackedgemm.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+#define NR CFM_F32_PANEL
+#define KC CFM_F32_KC
+/// 16-lane vectors across a panel.
+#define NV (NR / 16)
+
+/// Rows of one micro-tile: 8 rows × 3 vectors = 24 zmm accumulators, plus the panel's three
+/// weight vectors; each activation is broadcast from its row of `a` as it is (no copy of the
+/// activations is made). Per input: 3 vector loads and 8 broadcasts for 24 FMAs, 12 cycles at
+/// two FMAs a cycle, against a 4-cycle FMA latency (8 independent chains would do).
+/// Measured against 14×32 and 12×32 tiles (28 / 24 accumulators, fewer weight bytes a FMA) and
+/// against copying the activations into an interleaved block first: on one core, on the model's
+/// shapes, this one was ahead or level (tools/gemm-bench/README.md).
+#define MR 8
+/// Rows per row block: the block's activations for one k block (MC × KC × 4 = 512 KB) stay in L2
+/// (2 MB a core here) while every panel passes over them, and each panel's k block of weights
+/// (KC × 48 × 4 = 96 KB, in L2) serves the block's 32 micro-tiles.
+#define MC 256
+
+size_t cfm_f32_packed_count(int n, int k) {
+    return (size_t)(n + NR - 1) / NR * NR * (size_t)k;
+}
+
+void cfm_f32_pack_weights(int n, int k, const float *w, int ldw, float *packed) {
+    size_t paddedN = (size_t)(n + NR - 1) / NR * NR;
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        int kc = k - k0 < KC ? k - k0 : KC;
+        float *block = packed + (size_t)k0 * paddedN;
+        for (size_t o = 0; o < paddedN; o++) {
+            float *panel = block + o / NR * (size_t)kc * NR;
+            for (int p = 0; p < kc; p++)
+                panel[(size_t)p * NR + o % NR] = o < (size_t)n ? w[o * (size_t)ldw + k0 + p] : 0;
+        }
+    }
+}
+
+/// What a tile's sums are added to: nothing, c, the bias, or c + bias (in that order).
+enum { BASE_NONE = 0, BASE_C = 1, BASE_BIAS = 2 };
+
+/// One micro-tile: c[R rows][NR columns, masked] from `a` (R rows, stride `lda`, kc inputs) and
+/// `b` (kc inputs × NR outputs of one panel). Each sum starts at zero and takes its products in
+/// increasing input order, then is added to its base (see `BASE_*`) and stored.
+AVX512 static inline __attribute__((always_inline)) void
+microTile(const int R, int kc, const float *a, int lda, const float *b, float *c, int ldc, const __mmask16 mask[NV],
+          const float *bias, int base) {
+    __m512 acc[MR][NV];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+    // The tile's outputs are read (or written) only after the products: fetch their lines now
+    // (NV + 1 a row, covering a row that does not start on a line), so the misses on c's
+    // scattered rows overlap the products instead of stalling the stores.
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j <= NV; j++) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16 * j), _MM_HINT_T0);
+    for (int p = 0; p < kc; p++) {
+        __m512 bv[NV];
+        for (int j = 0; j < NV; j++) bv[j] = _mm512_loadu_ps(b + (size_t)p * NR + 16 * j);
+        for (int i = 0; i < R; i++) {
+            __m512 ai = _mm512_set1_ps(a[(size_t)i * lda + p]);
+            for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ai, bv[j], acc[i][j]);
+        }
+    }
+    __m512 biasv[NV];
+    for (int j = 0; j < NV; j++)
+        biasv[j] = base & BASE_BIAS ? _mm512_maskz_loadu_ps(mask[j], bias + 16 * j) : _mm512_setzero_ps();
+    for (int i = 0; i < R; i++) {
+        float *row = c + (size_t)i * ldc;
+        for (int j = 0; j < NV; j++) {
+            __m512 v = acc[i][j];
+            if (base != BASE_NONE) {
+                __m512 sum = biasv[j];
+                if (base & BASE_C) {
+                    sum = _mm512_maskz_loadu_ps(mask[j], row + 16 * j);
+                    if (base & BASE_BIAS) sum = _mm512_add_ps(sum, biasv[j]);
+                }
+                v = _mm512_add_ps(sum, v);
+            }
+            _mm512_mask_storeu_ps(row + 16 * j, mask[j], v);
+        }
+    }
+}
+
+/// `microTile` with the row count as a constant, so a row block's last, shorter tile computes
+/// only its rows (the same operations per row: its bits do not depend on the tile's height).
+AVX512 static void tile(int rows, int kc, const float *a, int lda, const float *b, float *c, int ldc,
+                        const __mmask16 mask[NV], const float *bias, int base) {
+    switch (rows) {
+#define ROWS(r) case r: microTile(r, kc, a, lda, b, c, ldc, mask, bias, base); break;
+        ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8)
+#undef ROWS
+    default: abort();
+    }
+}
+
+AVX512 void cfm_f32_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
+                         float *c, int ldc, int accumulate) {
+    size_t paddedN = (size_t)(n + NR - 1) / NR * NR;
+    int panels = (int)(paddedN / NR);
+    if (k == 0) {  // no products: each output is its base
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[(size_t)i * ldc + j] = (accumulate ? c[(size_t)i * ldc + j] : 0) + (bias ? bias[j] : 0);
+        return;
+    }
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        int kc = k - k0 < KC ? k - k0 : KC;
+        int base = (k0 > 0 || accumulate ? BASE_C : BASE_NONE) | (k0 == 0 && bias ? BASE_BIAS : BASE_NONE);
+        const float *kBlock = packed + (size_t)k0 * paddedN;
+        for (int m0 = 0; m0 < m; m0 += MC) {
+            int mc = m - m0 < MC ? m - m0 : MC;
+            for (int panel = 0; panel < panels; panel++) {
+                int columns = n - panel * NR;
+                __mmask16 mask[NV];
+                for (int j = 0; j < NV; j++) {
+                    int valid = columns - 16 * j;
+                    mask[j] = valid >= 16 ? (__mmask16)0xFFFF : valid <= 0 ? (__mmask16)0 : (__mmask16)((1u << valid) - 1);
+                }
+                const float *b = kBlock + (size_t)panel * kc * NR;
+                float *cPanel = c + (size_t)m0 * ldc + panel * NR;
+                const float *panelBias = bias ? bias + panel * NR : NULL;
+                // The next panel's k block of weights (from L3 or memory), spread over this
+                // panel's tiles and fetched into L2, so its first tile does not wait for it.
+                const float *next = panel + 1 < panels ? b + (size_t)kc * NR : NULL;
+                int lines = kc * NR / 16, tiles = (mc + MR - 1) / MR, perTile = (lines + tiles - 1) / tiles;
+                for (int i = 0; i < mc; i += MR) {
+                    if (next)
+                        for (int l = i / MR * perTile; l < lines && l < (i / MR + 1) * perTile; l++)
+                            _mm_prefetch((const char *)(next + 16 * l), _MM_HINT_T1);
+                    tile(mc - i < MR ? mc - i : MR, kc, a + (size_t)(m0 + i) * lda + k0, lda, b,
+                         cPanel + (size_t)i * ldc, ldc, mask, panelBias, base);
+                }
+            }
+        }
+    }
+}
