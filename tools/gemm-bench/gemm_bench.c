@@ -15,8 +15,12 @@
 //                x is converted to bf16 before the clock starts (OpenVINO keeps activations
 //                in bf16 between layers), so it gets that conversion for free where cfm pays it
 //
-// Two modes:
+// Three modes:
 //   calls   one shape at a time, the same call repeated (weights stay in cache after the first)
+//   versus  each shape with STRATEGY and with rows in turn, call by call: the median ratio of their
+//           times (STRATEGY's speed as a multiple of OpenBLAS's), which both calls of a pair see
+//           under the same machine conditions; GEMM_ROWS_DIVISOR=2 halves M (one core's rows of
+//           the 2-core split)
 //   stages  a stage's layers back to back as the model runs them, each with weights of its own
 //           (the ViT's 12 blocks alone are 340 MB of fp32 weights): what a stage costs,
 //           weight traffic from memory included
@@ -31,12 +35,13 @@
 //
 // Build: cc -O3 -o /tmp/gemm_bench tools/gemm-bench/gemm_bench.c Sources/CBF16/bf16_gemm.c
 //          Sources/CPackedGEMM/packed_gemm.c -ISources/CBF16/include -ISources/CPackedGEMM/include
-//          -lopenblas -ldnnl -lpthread
+//          -lopenblas -ldnnl -lpthread -lm
 // Output: one line per shape or stage: strategy, shape or stage, median ms, GFLOP/s (tab-separated).
-// Run:   OPENBLAS_CORETYPE=COOPERLAKE OMP_NUM_THREADS=2 /tmp/gemm_bench STRATEGY calls|stages [repeats]
+// Run:   OPENBLAS_CORETYPE=COOPERLAKE OMP_NUM_THREADS=2 /tmp/gemm_bench STRATEGY calls|stages|versus [repeats]
 //        (GEMM_CORES=1 OMP_NUM_THREADS=1 for one core: against tools/gemm-bench/peak.c's per-core peak)
 //        (one strategy per process, so thread pools never overlap; tools/gemm-bench/run.sh runs all)
 #include <cblas.h>
+#include <math.h>
 #include <dnnl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -260,6 +265,39 @@ static void benchCalls(int strategy, int repeats) {
     }
 }
 
+/// versus: each shape timed with `strategy` and with `rows` (OpenBLAS) in turn, call by call, the
+/// median of the per-pair ratios (rows' time / the strategy's): on a machine whose speed drifts
+/// between runs, a comparison each pair of calls sees under the same conditions. `rowsDivisor`
+/// divides every shape's M (2: the rows one core gets from the 2-core split).
+static void benchVersus(int strategy, int repeats, int rowsDivisor) {
+    const Shape *all[] = {&vitQKV, &vitProj, &vitFC1, &vitFC2, &pmaeQKV, &pmaeProj, &pmaeFC1, &pmaeFC2,
+                          &pnetConv2, &pnetConv4, &mapIn, &mapProj, &mapOut};
+    double logSum = 0;
+    for (size_t s = 0; s < sizeof all / sizeof all[0]; s++) {
+        Shape shape = *all[s];
+        shape.M /= rowsDivisor;
+        float *x = filled((size_t)shape.M * shape.K, 7919), *y = calloc((size_t)shape.M * shape.N, sizeof(float));
+        Layer l = makeLayer(&shape, x, y, strategy, 104729), reference = l;
+        run(&l, strategy), run(&reference, ROWS);  // warm-up
+        double ratio[256];
+        for (int r = 0; r < repeats; r++) {
+            double t0 = now();
+            run(&l, strategy);
+            double t1 = now();
+            run(&reference, ROWS);
+            ratio[r] = (now() - t1) / (t1 - t0);
+        }
+        double typical = median(ratio, repeats);
+        logSum += log(typical);
+        char label[64];
+        snprintf(label, sizeof label, "%s %dx%dx%d", shape.name, shape.M, shape.N, shape.K);
+        printf("%s\t%-28s\t%.3f × rows' speed\n", names[strategy], label, typical);
+        fflush(stdout);
+        free(x); free(y); free((void *)l.w); free(l.packed); free(l.packed32);
+    }
+    printf("%s\tgeometric mean of the shapes\t%.3f × rows' speed\n", names[strategy], exp(logSum / (sizeof all / sizeof all[0])));
+}
+
 /// stages: every layer of a stage back to back, each with weights of its own.
 static void benchStages(int strategy, int repeats) {
     for (size_t s = 0; s < sizeof stages / sizeof stages[0]; s++) {
@@ -297,10 +335,10 @@ int main(int argc, char **argv) {
     int strategy = -1;
     for (int k = 0; argc > 1 && k < STRATEGIES; k++)
         if (!strcmp(argv[1], names[k])) strategy = k;
-    int stagesMode = argc > 2 && !strcmp(argv[2], "stages");
+    int stagesMode = argc > 2 && !strcmp(argv[2], "stages"), versusMode = argc > 2 && !strcmp(argv[2], "versus");
     int repeats = argc > 3 ? atoi(argv[3]) : 15;
-    if (strategy < 0 || argc < 3 || (!stagesMode && strcmp(argv[2], "calls")) || repeats < 1 || repeats > 256) {
-        fprintf(stderr, "usage: gemm_bench rows|cols|obl-mt|dnnl-sgemm|dnnl-matmul|cfm-fp32|cfm-bf16|dnnl-bf16 calls|stages [repeats ≤ 256]\n");
+    if (strategy < 0 || argc < 3 || (!stagesMode && !versusMode && strcmp(argv[2], "calls")) || repeats < 1 || repeats > 256) {
+        fprintf(stderr, "usage: gemm_bench rows|cols|obl-mt|dnnl-sgemm|dnnl-matmul|cfm-fp32|cfm-bf16|dnnl-bf16 calls|stages|versus [repeats ≤ 256]\n");
         return 2;
     }
     if ((strategy == CFM_BF16 || strategy == DNNL_BF16) && !cfm_cpu_has_avx512_bf16()) {
@@ -323,6 +361,13 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(strategy == OBL_MT ? cores : 1);
     CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
     CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
-    if (stagesMode) benchStages(strategy, repeats); else benchCalls(strategy, repeats);
+    int rowsDivisor = getenv("GEMM_ROWS_DIVISOR") ? atoi(getenv("GEMM_ROWS_DIVISOR")) : 1;
+    if (rowsDivisor < 1 || rowsDivisor > 8) {
+        fprintf(stderr, "GEMM_ROWS_DIVISOR must be 1–8\n");
+        return 2;
+    }
+    if (versusMode) benchVersus(strategy, repeats, rowsDivisor);
+    else if (stagesMode) benchStages(strategy, repeats);
+    else benchCalls(strategy, repeats);
     return 0;
 }

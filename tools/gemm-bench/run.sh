@@ -18,7 +18,7 @@ BIN=${GEMM_BENCH:-/tmp/gemm_bench}
 CC=${CC:-$(command -v /opt/swift/usr/bin/clang || echo cc)}
 "$CC" -O3 -o "$BIN" tools/gemm-bench/gemm_bench.c "${CBF16_SOURCE:-Sources/CBF16/bf16_gemm.c}" \
     "${CPACKED_SOURCE:-Sources/CPackedGEMM/packed_gemm.c}" -ISources/CBF16/include -ISources/CPackedGEMM/include \
-    -lopenblas -ldnnl -lpthread
+    -lopenblas -ldnnl -lpthread -lm
 # Debian's OpenBLAS 0.3.21 does not know this CPU model and would run its SSE3 kernels (cfm
 # selects by the CPU's features at run time; here the kernel set is named); oneDNN uses 2 threads.
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-COOPERLAKE} OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}

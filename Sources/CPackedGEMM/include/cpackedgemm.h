@@ -1,8 +1,11 @@
 #pragma once
 // cfm's fp32 GEMM for linear layers on AVX-512F: `c = a · Wᵀ (+ bias) (+ c)` with W packed once,
 // at load, into the panel layout its register-tiled micro-kernel streams. Weights are never
-// re-packed per call (a BLAS sgemm packs all of W on every call). Callers check the CPU for
-// AVX-512F (`CPUFeatures.avx512`) first and keep a BLAS path for CPUs without it.
+// re-packed per call (a BLAS sgemm packs all of W on every call). A caller checks the CPU for
+// AVX-512F (`CPUFeatures.avx512`) first and keeps a BLAS path for CPUs without it.
+// The engine does not use it: per core it runs the model's shapes at 0.86–1.02× OpenBLAS's
+// speed, not the ≥ 1.05× that would pay for a second fp32 path; it stays as tools/gemm-bench's
+// `cfm-fp32` strategy, tested by PackedGEMMTests (tools/gemm-bench/README.md has the numbers).
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -14,8 +17,8 @@ extern "C" {
 /// Inputs per k block (see `cfm_f32_pack_weights`): each output's sum is written to c once per
 /// block, so deep blocks save passes over c (the ViT's fc2 has 3072 inputs); a panel's block of
 /// weights (512 × 48 × 4 = 96 KB) then streams from L2 into the micro-kernel (~16 bytes a cycle
-/// at full FMA rate, within L2's bandwidth). 256, 384, 512 and 768 were measured; 512 and 768
-/// led, within the machine's noise (tools/gemm-bench/README.md).
+/// at full FMA rate, within L2's bandwidth). Of 128, 256, 384, 512 and 768, the last three were
+/// level and 256 and 128 behind (tools/gemm-bench/README.md).
 #define CFM_F32_KC 512
 
 /// Floats `cfm_f32_pack_weights` writes for an n×k weight: ⌈n/48⌉·48 × k.
