@@ -34,10 +34,6 @@ let package = Package(
         // The bf16 GEMM (AVX512-BF16 vdpbf16ps, fp32 accumulation) and CPU feature detection, in C
         // (its AVX-512 functions carry their own target attributes; callers check the CPU first).
         .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
-        // An fp32 GEMM for linear layers on AVX-512F with weights packed once at load: measured
-        // against OpenBLAS by tools/gemm-bench (strategy cfm-fp32) and tested, not used by the
-        // engine, which it does not beat on this CPU (tools/gemm-bench/README.md).
-        .target(name: "CPackedGEMM", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         // Softmax rows, GELU, LayerNorm and the scorer's reductions over 16-lane vectors, in C:
         // each body built for AVX-512 and for baseline x86-64, chosen at run time (`VectorPath`);
         // and the fused attention head (AVX-512 only).
@@ -84,7 +80,7 @@ let package = Package(
 
         // Fixture loading and comparison helpers shared by the test targets.
         .target(name: "CFMTestSupport", dependencies: ["CFMTensor"], path: "Tests/Support"),
-        .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport", "CPackedGEMM"]),
+        .testTarget(name: "CFMTensorTests", dependencies: ["CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMGeometryTests", dependencies: ["CFMGeometry", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMModelsTests", dependencies: ["CFMModels", "CFMTensor", "CFMTestSupport"]),
         .testTarget(name: "CFMDataTests", dependencies: ["CFMData", "CFMTensor", "CFMTestSupport", "CLibTIFF"]),

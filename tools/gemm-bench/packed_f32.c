@@ -1,6 +1,6 @@
-// fp32 GEMM for linear layers on AVX-512F, weights packed once at load (see cpackedgemm.h).
+// fp32 GEMM for linear layers on AVX-512F, weights packed once at load (see packed_f32.h).
 // Only the functions marked AVX512 use AVX-512; the file builds for any x86-64.
-#include "cpackedgemm.h"
+#include "packed_f32.h"
 
 #include <immintrin.h>
 #include <stdlib.h>

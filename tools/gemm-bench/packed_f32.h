@@ -5,7 +5,7 @@
 // AVX-512F (`CPUFeatures.avx512`) first and keeps a BLAS path for CPUs without it.
 // The engine does not use it: per core it runs the model's shapes at 0.86–1.02× OpenBLAS's
 // speed, not the ≥ 1.05× that would pay for a second fp32 path; it stays as tools/gemm-bench's
-// `cfm-fp32` strategy, tested by PackedGEMMTests (tools/gemm-bench/README.md has the numbers).
+// `cfm-fp32` strategy (tools/gemm-bench/README.md has the numbers and how it was tested).
 #include <stddef.h>
 
 #ifdef __cplusplus
