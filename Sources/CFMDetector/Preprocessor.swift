@@ -146,11 +146,11 @@ public struct Preprocessor: Sendable {
     }
 
     /// Preprocesses like `callAsFunction(rgb:cloud:unit:workspace:times:)` with `cloud`'s own
-    /// memory as the buffer background removal edits: no full-resolution copy. `cloud` holds
-    /// the [H, W, 3] values in `unit` (its view's metres are what it becomes); on return it is
-    /// in metres with holes and removed points as (0, 0, 0). The memory is the caller's — an
-    /// array it owns, or a received message's geometry part (`cfm serve`): the caller makes sure
-    /// nothing else reads it meanwhile, or reads it expecting the edit.
+    /// memory as the buffer background removal edits: no full-resolution copy. On entry the
+    /// memory holds the [H, W, 3] values in `unit`; on return, in metres (what the view's type
+    /// promises from then on) with holes and removed points as (0, 0, 0). The memory is the
+    /// caller's — an array it owns, or a received message's geometry part (`cfm serve`): the
+    /// caller makes sure nothing else reads or writes it during the call.
     public func callAsFunction(rgb: RGBImageView, editing cloud: OrganizedCloudView, unit: LengthUnit = .m,
                                workspace: PreprocessWorkspace, times: inout StageTimes) throws -> PreprocessedFrame {
         try Self.requireRegistered(rgbHeight: rgb.height, rgbWidth: rgb.width, cloud: [cloud.height, cloud.width, 3])
