@@ -112,4 +112,25 @@ final class InPlaceDecodingTests: XCTestCase {
         XCTAssertNotNil(pool.takeColour(count: 3 * 16 * 8))
         XCTAssertNotNil(pool.takeCloud(count: 3 * 16 * 8))
     }
+
+    /// Over real libzmq (TCP loopback): a received frame's parts are libzmq's own buffers,
+    /// aligned for Float32, and the frame is decoded in them — the same frame as decoded from
+    /// the sent bytes.
+    func testAFrameReceivedOverLoopbackIsDecodedInItsOwnBytes() throws {
+        let context = try ZMQContext()
+        let pull = try ZMQSocket(context, .pull)
+        try pull.bind("tcp://127.0.0.1:*")
+        let push = try ZMQSocket(context, .push)
+        try push.connect(try pull.lastEndpoint)
+        defer { push.close(); pull.close() }
+        let sent = FrameCodec.encode(makeFrame(id: "net", width: 64, height: 48))
+        XCTAssertTrue(try push.send(sent))
+        XCTAssertTrue(try pull.pollIn(milliseconds: 5000))
+        let message = try XCTUnwrap(try pull.receiveMessage(keepingAtMost: FrameCodec.partCount))
+        let decoded = try FrameCodec.decode(message)
+        XCTAssertTrue(decoded.rgb.isBorrowed && decoded.cloud.isBorrowed)
+        let reference = try FrameCodec.decode(sent)
+        XCTAssertEqual(decoded.rgb, reference.rgb)
+        XCTAssertNil(firstDifference(decoded.cloud, reference.cloud))
+    }
 }
