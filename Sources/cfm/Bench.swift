@@ -32,8 +32,9 @@ struct Bench: ParsableCommand {
         if let rgb, let xyz {
             return {
                 { _ in
-                    Frame(frameId: "bench", unit: .m, rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
-                          cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
+                    // Checked pixel-registered (a frame's colour and cloud have one size).
+                    let files = try SensorFiles.readFrame(rgb: URL(fileURLWithPath: rgb), xyz: URL(fileURLWithPath: xyz), camera: nil)
+                    return Frame(frameId: "bench", unit: .m, rgb: files.rgb, cloud: files.cloud)
                 }
             }
         }
