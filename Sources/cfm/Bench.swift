@@ -124,7 +124,8 @@ struct BenchReport {
                         precision: PrecisionChoice = .bundle) throws -> BenchReport {
         let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier, precision: precision)
-        // Frames are decoded, preprocessed and their buffers recycled as `cfm serve` does it.
+        // Frames are received, decoded, preprocessed and their pixels let go (buffers recycled,
+        // message parts freed) as `cfm serve` does it.
         let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace(), frameBuffers = FrameBufferPool()
         var samples: [[(name: String, ms: Double)]] = [], subSamples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?, sensor = (height: 0, width: 0)
