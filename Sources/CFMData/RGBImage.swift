@@ -23,9 +23,13 @@ public struct RGBImage: Sendable, Equatable {
     /// Image.BICUBIC)` does, without building the padded square (`paddedSquareBicubicResize`).
     /// `scratch` is the resize's working memory; pass the same array frame after frame to reuse it.
     public func squareResized(to size: Int, scratch: inout [UInt8]) -> RGBImage {
-        RGBImage(height: size, width: size, bytes: bytes.withUnsafeBufferPointer {
-            paddedSquareBicubicResize($0, height: height, width: width, channels: 3, outSize: size, scratch: &scratch)
-        })
+        withView { $0.squareResized(to: size, scratch: &scratch) }
+    }
+
+    /// Calls `body` with a view of the image's bytes, valid only during the call.
+    public func withView<R, E: Error>(_ body: (RGBImageView) throws(E) -> R) throws(E) -> R {
+        let (h, w) = (height, width)
+        return try bytes.withUnsafeBufferPointer { (b) throws(E) -> R in try body(RGBImageView(height: h, width: w, bytes: b)) }
     }
 
     /// The image resized as Pillow's `resize((width, height), Image.BICUBIC)` does (antialiased).
@@ -33,5 +37,29 @@ public struct RGBImage: Sendable, Equatable {
         RGBImage(height: outHeight, width: outWidth,
                  bytes: bicubicResize(bytes, height: height, width: width, channels: 3,
                                       outHeight: outHeight, outWidth: outWidth))
+    }
+}
+
+/// An 8-bit RGB image (`RGBImage`'s layout) in memory its owner lends for the length of a
+/// call: an `RGBImage`'s array, or the colour part of a received frame message read where it
+/// arrived (no copy at the sensor's resolution). The view does not keep its memory alive:
+/// use it only inside the call that made it.
+public struct RGBImageView {
+    public let height: Int
+    public let width: Int
+    /// height × width × 3 bytes, row-major and interleaved.
+    public let bytes: UnsafeBufferPointer<UInt8>
+
+    /// Views `bytes`; the count must be height × width × 3.
+    public init(height: Int, width: Int, bytes: UnsafeBufferPointer<UInt8>) {
+        precondition(height >= 0 && width >= 0 && bytes.count == height * width * 3,
+                     "\(bytes.count) bytes for a \(height)×\(width) RGB image")
+        (self.height, self.width, self.bytes) = (height, width, bytes)
+    }
+
+    /// `RGBImage.squareResized(to:scratch:)` of these pixels.
+    public func squareResized(to size: Int, scratch: inout [UInt8]) -> RGBImage {
+        RGBImage(height: size, width: size,
+                 bytes: paddedSquareBicubicResize(bytes, height: height, width: width, channels: 3, outSize: size, scratch: &scratch))
     }
 }

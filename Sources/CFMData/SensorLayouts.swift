@@ -158,21 +158,49 @@ public struct SensorGeometry: Sendable, Equatable {
     /// bands of rows; the pixel reported is the first far one in row-major order, as a serial
     /// pass would find it. After a `FarPoint` the contents are unspecified.
     public func points(_ bytes: UnsafeRawBufferPointer, limit: Double = .infinity, into scalars: inout [Float]) throws(FarPoint) {
-        let (w, pixels) = (width, width * height)
+        let pixels = width * height
         precondition(bytes.count >= pixels * format.bytesPerPixel, "\(bytes.count) bytes for \(width)×\(height) \(format.rawValue)")
         if scalars.count != 3 * pixels {
             scalars = [Float](unsafeUninitializedCapacity: 3 * pixels) { _, count in count = 3 * pixels }
         }
+        try scalars.withUnsafeMutableBufferPointer { (out) throws(FarPoint) in
+            try convert(bytes, limit: limit, into: out.baseAddress!, inPlace: false)
+        }
+    }
+
+    /// `points(_:limit:)` of an `xyz` image converted where it is: `bytes` (width × height × 12
+    /// bytes at a 4-byte-aligned address — a received message's own buffer) become the
+    /// [height · width · 3] Float32 values, returned as a view of the same memory. Holes are
+    /// written as (0, 0, 0); on a little-endian machine every other value is already what the
+    /// cloud holds and is only read. Checks, the pixel reported and the values are those of
+    /// `points(_:limit:into:)`. After a `FarPoint` the contents are unspecified.
+    public func points(convertingInPlace bytes: UnsafeMutableRawBufferPointer,
+                       limit: Double = .infinity) throws(FarPoint) -> UnsafeMutableBufferPointer<Float> {
+        let values = 3 * width * height
+        precondition(format == .xyz, "\(format.rawValue) changes size when converted: it cannot be converted in place")
+        precondition(bytes.count == 4 * values, "\(bytes.count) bytes for \(width)×\(height) \(format.rawValue)")
+        guard values > 0 else { return UnsafeMutableBufferPointer(start: nil, count: 0) }
+        precondition(Int(bitPattern: bytes.baseAddress!) % MemoryLayout<Float>.alignment == 0, "XYZ bytes not aligned for Float32")
+        let out = bytes.baseAddress!.bindMemory(to: Float.self, capacity: values)
+        try convert(UnsafeRawBufferPointer(bytes), limit: limit, into: out, inPlace: true)
+        return UnsafeMutableBufferPointer(start: out, count: values)
+    }
+
+    /// The conversion of both `points` forms into `out` ([height · width · 3] values; `bytes`
+    /// itself when `inPlace`, where only holes are written). One pass in parallel bands of
+    /// rows; the pixel reported is the first far one in row-major order, as a serial pass would
+    /// find it.
+    private func convert(_ bytes: UnsafeRawBufferPointer, limit: Double, into out: UnsafeMutablePointer<Float>,
+                         inPlace: Bool) throws(FarPoint) {
+        let w = width
         // Per worker: the first far pixel of its rows and its largest coordinate.
         var outliers = [(pixel: Int, value: Double)?](repeating: nil, count: cpuCount)
         let (format, camera) = (format, camera)
-        scalars.withUnsafeMutableBufferPointer { out in
-            outliers.withUnsafeMutableBufferPointer { outliers in
-                parallelWorkers(height, minimumChunk: max(1, (1 << 16) / max(1, w))) { worker, rows in
-                    let pixelRange = (rows.lowerBound * w)..<(rows.upperBound * w)
-                    outliers[worker] = Self.convert(bytes, format: format, camera: camera, width: w, pixels: pixelRange,
-                                                    limit: limit, into: out.baseAddress!)
-                }
+        outliers.withUnsafeMutableBufferPointer { outliers in
+            parallelWorkers(height, minimumChunk: max(1, (1 << 16) / max(1, w))) { worker, rows in
+                let pixelRange = (rows.lowerBound * w)..<(rows.upperBound * w)
+                outliers[worker] = Self.convert(bytes, format: format, camera: camera, width: w, pixels: pixelRange,
+                                                limit: limit, into: out, inPlace: inPlace)
             }
         }
         if let (p, value) = outliers.lazy.compactMap({ $0 }).min(by: { $0.pixel < $1.pixel }) {
@@ -180,11 +208,12 @@ public struct SensorGeometry: Sendable, Equatable {
         }
     }
 
-    /// The conversion of `points(_:limit:into:)` over pixels `range` (row-major indices):
-    /// returns the first pixel with a coordinate beyond `limit` (the pixels before it are written).
+    /// The conversion over pixels `range` (row-major indices): returns the first pixel with a
+    /// coordinate beyond `limit` (the pixels before it are written). `inPlace`: `out` is
+    /// `bytes` (`xyz` only; each pixel is read before it is written).
     private static func convert(_ bytes: UnsafeRawBufferPointer, format: XYZFormat, camera: DepthCamera?, width w: Int,
-                                pixels range: Range<Int>, limit: Double, into out: UnsafeMutablePointer<Float>)
-        -> (pixel: Int, value: Double)? {
+                                pixels range: Range<Int>, limit: Double, into out: UnsafeMutablePointer<Float>,
+                                inPlace: Bool) -> (pixel: Int, value: Double)? {
         func float(_ i: Int) -> Float { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         switch format {
         case .xyz:
@@ -203,7 +232,7 @@ public struct SensorGeometry: Sendable, Equatable {
             var blocks = range.lowerBound
             #if _endian(little)
             // Four pixels (12 values) at a time: finite and within the limit, they are copied as they
-            // are; a block with a hole or a far value goes pixel by pixel. The test is on the bit
+            // are (in place: left as they are); a block with a hole or a far value goes pixel by pixel. The test is on the bit
             // patterns: without the sign bit, finite Floats order as their patterns do, above them
             // infinity and NaN, so |v| ≤ the largest Float within `limit` (at most the largest
             // finite one) is one integer comparison.
@@ -222,6 +251,7 @@ public struct SensorGeometry: Sendable, Equatable {
                     for q in p..<(p + 4) { if let far = convert(q) { return far } }
                     continue
                 }
+                if inPlace { continue }
                 let o = UnsafeMutableRawPointer(out + 3 * p)
                 o.storeBytes(of: a, as: SIMD4<Float>.self)
                 o.storeBytes(of: b, toByteOffset: 16, as: SIMD4<Float>.self)

@@ -103,9 +103,9 @@ public struct PreprocessedFrame: Sendable {
 /// ImageNet normalisation.
 ///
 /// Cost is linear in the sensor's pixels with one full-resolution buffer, the cloud in metres
-/// (12 bytes a pixel) that background removal edits in place: the caller's own cloud
-/// (`callAsFunction(rgb:editing:…)`, what `cfm serve` does), or a copy kept by a
-/// `PreprocessWorkspace` for the next frame. The padded square is never built: both resizes
+/// (12 bytes a pixel) that background removal edits in place: the caller's own memory
+/// (`callAsFunction(rgb:editing:…)`, what `cfm serve` does with the received message's
+/// geometry part), or a copy kept by a `PreprocessWorkspace` for the next frame. The padded square is never built: both resizes
 /// read the sensor pixels directly.
 public struct Preprocessor: Sendable {
     public var options: PreprocessOptions
@@ -129,64 +129,56 @@ public struct Preprocessor: Sendable {
     /// the pass copies it into the workspace's metre buffer, which background removal edits.
     public func callAsFunction(rgb: RGBImage, cloud: Tensor, unit: LengthUnit = .m, workspace: PreprocessWorkspace,
                                times: inout StageTimes) throws -> PreprocessedFrame {
-        try Self.requireRegistered(rgb, cloud)
+        try Self.requireRegistered(rgbHeight: rgb.height, rgbWidth: rgb.width, cloud: cloud.shape)
         return try workspace.withLock { () throws -> PreprocessedFrame in
             var coordinates = workspace.takeCoordinates(count: cloud.count)
             defer { workspace.coordinates = coordinates }
-            let foreground = times.measure("holes_units") {
-                cloud.withUnsafeBufferPointer { source in
-                    coordinates.withUnsafeMutableBufferPointer { Self.loadMetres(source.baseAddress!, unit: unit, into: $0) }
+            return try rgb.withView { rgb in
+                try coordinates.withUnsafeMutableBufferPointer { metres in
+                    let foreground = times.measure("holes_units") {
+                        cloud.withUnsafeBufferPointer { Self.loadMetres($0.baseAddress!, unit: unit, into: metres) }
+                    }
+                    let view = try OrganizedCloudView(height: rgb.height, width: rgb.width, coordinates: metres)
+                    return try finish(rgb: rgb, cloud: view, foreground: foreground, workspace: workspace, times: &times)
                 }
             }
-            return try finish(rgb: rgb, coordinates: &coordinates, foreground: foreground, workspace: workspace, times: &times)
         }
     }
 
     /// Preprocesses like `callAsFunction(rgb:cloud:unit:workspace:times:)` with `cloud`'s own
-    /// buffer as the one background removal edits: no full-resolution copy. On return `cloud`
-    /// is in metres with holes and removed points as (0, 0, 0) (the shape is unchanged). The
-    /// edit is in place when the caller holds the only reference to the cloud's storage (the
-    /// serve pipeline hands its frames over so); a shared storage is copied on the first write,
-    /// as any array is, so other holders never see the edit.
-    public func callAsFunction(rgb: RGBImage, editing cloud: inout Tensor, unit: LengthUnit = .m, workspace: PreprocessWorkspace,
-                               times: inout StageTimes) throws -> PreprocessedFrame {
-        try Self.requireRegistered(rgb, cloud)
+    /// memory as the buffer background removal edits: no full-resolution copy. On entry the
+    /// memory holds the [H, W, 3] values in `unit`; on return, in metres (what the view's type
+    /// promises from then on) with holes and removed points as (0, 0, 0). The memory is the
+    /// caller's — an array it owns, or a received message's geometry part (`cfm serve`): the
+    /// caller makes sure nothing else reads or writes it during the call.
+    public func callAsFunction(rgb: RGBImageView, editing cloud: OrganizedCloudView, unit: LengthUnit = .m,
+                               workspace: PreprocessWorkspace, times: inout StageTimes) throws -> PreprocessedFrame {
+        try Self.requireRegistered(rgbHeight: rgb.height, rgbWidth: rgb.width, cloud: [cloud.height, cloud.width, 3])
         return try workspace.withLock { () throws -> PreprocessedFrame in
-            var coordinates: [Float] = []
-            swap(&coordinates, &cloud.scalars)
-            defer { swap(&coordinates, &cloud.scalars) }
             let foreground = times.measure("holes_units") {
-                coordinates.withUnsafeMutableBufferPointer { Self.loadMetres(UnsafePointer($0.baseAddress!), unit: unit, into: $0) }
+                Self.loadMetres(UnsafePointer(cloud.coordinates.baseAddress!), unit: unit, into: cloud.coordinates)
             }
-            return try finish(rgb: rgb, coordinates: &coordinates, foreground: foreground, workspace: workspace, times: &times)
+            return try finish(rgb: rgb, cloud: cloud, foreground: foreground, workspace: workspace, times: &times)
         }
     }
 
-    /// `rgb` and `cloud` describe the same H × W pixels.
-    private static func requireRegistered(_ rgb: RGBImage, _ cloud: Tensor) throws {
-        guard cloud.shape == [rgb.height, rgb.width, 3] else {
-            throw DetectorError.badInput("point cloud is \(cloud.shape), RGB image is \(rgb.height)×\(rgb.width): not pixel-registered")
+    /// An RGB image of `rgbHeight` × `rgbWidth` and a cloud of shape `cloud` describe the same H × W pixels.
+    private static func requireRegistered(rgbHeight: Int, rgbWidth: Int, cloud: [Int]) throws {
+        guard cloud == [rgbHeight, rgbWidth, 3] else {
+            throw DetectorError.badInput("point cloud is \(cloud), RGB image is \(rgbHeight)×\(rgbWidth): not pixel-registered")
         }
     }
 
-    /// The steps after `holes_units`: background removal editing `coordinates` (the cloud in
-    /// metres, holes as zeros, `foreground` points), then both resizes and normalisation.
-    private func finish(rgb: RGBImage, coordinates: inout [Float], foreground: Int, workspace: PreprocessWorkspace,
+    /// The steps after `holes_units`: background removal editing `cloud` (in metres, holes as
+    /// zeros, `foreground` points), then both resizes and normalisation.
+    private func finish(rgb: RGBImageView, cloud: OrganizedCloudView, foreground: Int, workspace: PreprocessWorkspace,
                         times: inout StageTimes) throws -> PreprocessedFrame {
         let (h, w, s) = (rgb.height, rgb.width, options.size)
-        var taken: [Float] = []
-        swap(&taken, &coordinates)
-        // The cloud is built from the moved array, so its edits do not copy it.
-        var organized = try OrganizedCloud(height: h, width: w, coordinates: taken)
-        taken = []
-        defer { swap(&coordinates, &organized.coordinates) }
         var mark = StageTimes.mark()
         let report = options.removeBackground
-            ? try organized.removeBackground(options: options.background) { times.lap($0.rawValue, since: &mark) } : nil
+            ? try cloud.removeBackground(options: options.background) { times.lap($0.rawValue, since: &mark) } : nil
         return times.measure("resize") {
-            let xyz = organized.coordinates.withUnsafeBufferPointer {
-                paddedSquareNearestResize($0, height: h, width: w, channels: 3, outSize: s)
-            }
+            let xyz = paddedSquareNearestResize(UnsafeBufferPointer(cloud.coordinates), height: h, width: w, channels: 3, outSize: s)
             let small = rgb.squareResized(to: s, scratch: &workspace.resizeRows)
             return PreprocessedFrame(input: ModelInput(rgb: normalised(small), xyz: xyz), rgb: small, background: report,
                                      foregroundPoints: report?.remaining ?? foreground)

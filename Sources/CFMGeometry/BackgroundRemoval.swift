@@ -58,6 +58,17 @@ public struct BackgroundRemovalReport: Sendable, Equatable {
 }
 
 extension OrganizedCloud {
+    /// Removes the support plane and stray clusters from `coordinates` in place
+    /// (`OrganizedCloudView.removeBackground`).
+    public mutating func removeBackground(
+        options: BackgroundRemovalOptions = BackgroundRemovalOptions(),
+        stepFinished: (BackgroundRemovalStep) -> Void = { _ in }
+    ) throws(GeometryError) -> BackgroundRemovalReport {
+        try withView { (view) throws(GeometryError) in try view.removeBackground(options: options, stepFinished: stepFinished) }
+    }
+}
+
+extension OrganizedCloudView {
     /// Removes the support plane and stray clusters in place: RANSAC plane fit
     /// on the foreground points of the border ring, clear every foreground point with
     /// |n·p + d| < `planeDistance`, then keep only the largest cluster (`clusterCleaning`). Without a
@@ -73,7 +84,7 @@ extension OrganizedCloud {
     /// `stepFinished` is called as each step ends — `.plane` after the border ring, RANSAC and
     /// the plane clearing (also when no plane was found), `.clusters` after cluster cleaning —
     /// so a caller can time them.
-    public mutating func removeBackground(
+    public func removeBackground(
         options: BackgroundRemovalOptions = BackgroundRemovalOptions(),
         stepFinished: (BackgroundRemovalStep) -> Void = { _ in }
     ) throws(GeometryError) -> BackgroundRemovalReport {
@@ -112,72 +123,70 @@ extension OrganizedCloud {
             y < ring || y >= height - ring
                 ? (0..<width, width..<width) : (0..<min(ring, width), min(max(ring, width - ring), width)..<width)
         }
-        return coordinates.withUnsafeBufferPointer { c in
-            func isForeground(_ i: Int) -> Bool { c[3 * i] != 0 && c[3 * i + 1] != 0 && c[3 * i + 2] != 0 }
-            var count = 0
-            for y in 0..<height {
-                let (left, right) = ringColumns(y)
-                for x in left where isForeground(y * width + x) { count += 1 }
-                for x in right where isForeground(y * width + x) { count += 1 }
-            }
-            var tiles = [Int32](repeating: 0, count: count)
-            let points = [Float](unsafeUninitializedCapacity: 3 * count) { points, initialized in
-                tiles.withUnsafeMutableBufferPointer { tiles in
-                    var n = 0
-                    func take(_ y: Int, _ x: Int) {
-                        let i = 3 * (y * width + x)
-                        guard c[i] != 0 && c[i + 1] != 0 && c[i + 2] != 0 else { return }
-                        (points[3 * n], points[3 * n + 1], points[3 * n + 2]) = (c[i], c[i + 1], c[i + 2])
-                        tiles[n] = Int32(y / tileSide * tilesPerRow + x / tileSide)
-                        n += 1
-                    }
-                    for y in 0..<height {
-                        let (left, right) = ringColumns(y)
-                        for x in left { take(y, x) }
-                        for x in right { take(y, x) }
-                    }
-                }
-                initialized = 3 * count
-            }
-            return (points, tiles, tilesPerRow * ((height + tileSide - 1) / tileSide))
+        let c = UnsafeBufferPointer(coordinates)
+        func isForeground(_ i: Int) -> Bool { c[3 * i] != 0 && c[3 * i + 1] != 0 && c[3 * i + 2] != 0 }
+        var count = 0
+        for y in 0..<height {
+            let (left, right) = ringColumns(y)
+            for x in left where isForeground(y * width + x) { count += 1 }
+            for x in right where isForeground(y * width + x) { count += 1 }
         }
+        var tiles = [Int32](repeating: 0, count: count)
+        let points = [Float](unsafeUninitializedCapacity: 3 * count) { points, initialized in
+            tiles.withUnsafeMutableBufferPointer { tiles in
+                var n = 0
+                func take(_ y: Int, _ x: Int) {
+                    let i = 3 * (y * width + x)
+                    guard c[i] != 0 && c[i + 1] != 0 && c[i + 2] != 0 else { return }
+                    (points[3 * n], points[3 * n + 1], points[3 * n + 2]) = (c[i], c[i + 1], c[i + 2])
+                    tiles[n] = Int32(y / tileSide * tilesPerRow + x / tileSide)
+                    n += 1
+                }
+                for y in 0..<height {
+                    let (left, right) = ringColumns(y)
+                    for x in left { take(y, x) }
+                    for x in right { take(y, x) }
+                }
+            }
+            initialized = 3 * count
+        }
+        return (points, tiles, tilesPerRow * ((height + tileSide - 1) / tileSide))
     }
 
     /// Clears the foreground points with |n·p + d| < `distance` (Float64) and returns how many,
     /// and how many foreground points are left. One pass over the pixels, in parallel over
     /// rows, in place.
-    mutating func clearPoints(near plane: Plane, distance: Double) -> (removed: Int, left: Int) {
+    func clearPoints(near plane: Plane, distance: Double) -> (removed: Int, left: Int) {
         var tallies = [(removed: Int, left: Int)](repeating: (0, 0), count: cpuCount)
         let w = width, h = height
         // `plane.signedDistance` written out, two pixels per step in Float64 lanes (the same
         // IEEE operations per lane): ((nx·x + ny·y) + nz·z) + d, the order of its sum; |v| < t
         // as −t < v < t (also false for NaN).
         let (nx, ny, nz, d) = (plane.normal.x, plane.normal.y, plane.normal.z, plane.offset)
-        coordinates.withUnsafeMutableBufferPointer { c in
-            tallies.withUnsafeMutableBufferPointer { tallies in
-                parallelWorkers(h, minimumChunk: 64) { worker, rows in
-                    var removed = SIMD2<Int64>(), left = SIMD2<Int64>()
-                    var i = rows.lowerBound * w
-                    let end = rows.upperBound * w
-                    while i < end {
-                        let p = c.baseAddress! + 3 &* i
-                        // The last pixel of an odd range pairs with itself and is counted once.
-                        let second = i &+ 1 < end ? 3 : 0
-                        let x = SIMD2(Double(p[0]), Double(p[second])), y = SIMD2(Double(p[1]), Double(p[second + 1]))
-                        let z = SIMD2(Double(p[2]), Double(p[second + 2]))
-                        let v = nx * x + ny * y + nz * z + d
-                        let foreground = (x .!= 0) .& (y .!= 0) .& (z .!= 0)
-                        var near = foreground .& (v .< distance) .& (v .> -distance)
-                        var far = foreground .& .!near
-                        if second == 0 { (near[1], far[1]) = (false, false) }
-                        removed &+= SIMD2<Int64>().replacing(with: 1, where: near)
-                        left &+= SIMD2<Int64>().replacing(with: 1, where: far)
-                        if near[0] { (p[0], p[1], p[2]) = (0, 0, 0) }
-                        if near[1] { (p[3], p[4], p[5]) = (0, 0, 0) }
-                        i &+= 2
-                    }
-                    tallies[worker] = (Int(removed[0] &+ removed[1]), Int(left[0] &+ left[1]))
+        let c = coordinates
+        tallies.withUnsafeMutableBufferPointer { tallies in
+            parallelWorkers(h, minimumChunk: 64) { worker, rows in
+                var removed = SIMD2<Int64>(), left = SIMD2<Int64>()
+                var i = rows.lowerBound * w
+                let end = rows.upperBound * w
+                while i < end {
+                    let p = c.baseAddress! + 3 &* i
+                    // The last pixel of an odd range pairs with itself and is counted once.
+                    let second = i &+ 1 < end ? 3 : 0
+                    let x = SIMD2(Double(p[0]), Double(p[second])), y = SIMD2(Double(p[1]), Double(p[second + 1]))
+                    let z = SIMD2(Double(p[2]), Double(p[second + 2]))
+                    let v = nx * x + ny * y + nz * z + d
+                    let foreground = (x .!= 0) .& (y .!= 0) .& (z .!= 0)
+                    var near = foreground .& (v .< distance) .& (v .> -distance)
+                    var far = foreground .& .!near
+                    if second == 0 { (near[1], far[1]) = (false, false) }
+                    removed &+= SIMD2<Int64>().replacing(with: 1, where: near)
+                    left &+= SIMD2<Int64>().replacing(with: 1, where: far)
+                    if near[0] { (p[0], p[1], p[2]) = (0, 0, 0) }
+                    if near[1] { (p[3], p[4], p[5]) = (0, 0, 0) }
+                    i &+= 2
                 }
+                tallies[worker] = (Int(removed[0] &+ removed[1]), Int(left[0] &+ left[1]))
             }
         }
         return tallies.reduce((0, 0)) { ($0.removed + $1.removed, $0.left + $1.left) }

@@ -396,47 +396,46 @@ struct UnionFind {
     }
 }
 
-extension OrganizedCloud {
+extension OrganizedCloudView {
     /// Clears every foreground point outside the group `DensityClusters.keptLabel` picks among
     /// the DBSCAN labels of the foreground points (eps metres, `minPoints`) and returns how
     /// many it cleared. The cloud is hashed in place (`CellGrid` over its foreground pixels),
     /// so the labels are per grid position and never gathered into a point list: about 9
     /// bytes per foreground point (grid order, labels, core flags) and 4 per union–find unit.
-    mutating func keepLargestDensityCluster(eps: Double, minPoints: Int) -> Int {
+    func keepLargestDensityCluster(eps: Double, minPoints: Int) -> Int {
         let pixels = pixelCount
         guard pixels > 0 else { return 0 }
-        return coordinates.withUnsafeMutableBufferPointer { c in
-            let grid = CellGrid(coordinates: c.baseAddress!, slots: pixels, foregroundOnly: true, side: eps / 2, reach: 2)
-            return grid.withDensityLabels(eps: eps, minPoints: minPoints) { labels, clusterCount in
-                // Counted run by run (a cell's points mostly share a label), per worker.
-                var counts = [[Int]](repeating: [Int](repeating: 0, count: clusterCount + 1), count: cpuCount)  // index label + 1
-                counts.withUnsafeMutableBufferPointer { counts in
-                    parallelWorkers(labels.count, minimumChunk: 1 << 16) { worker, positions in
-                        counts[worker].withUnsafeMutableBufferPointer { counts in
-                            var label = labels[positions.lowerBound], run = 0
-                            for p in positions {
-                                if labels[p] != label {
-                                    counts[Int(label) + 1] += run
-                                    (label, run) = (labels[p], 0)
-                                }
-                                run += 1
+        let c = coordinates
+        let grid = CellGrid(coordinates: c.baseAddress!, slots: pixels, foregroundOnly: true, side: eps / 2, reach: 2)
+        return grid.withDensityLabels(eps: eps, minPoints: minPoints) { labels, clusterCount in
+            // Counted run by run (a cell's points mostly share a label), per worker.
+            var counts = [[Int]](repeating: [Int](repeating: 0, count: clusterCount + 1), count: cpuCount)  // index label + 1
+            counts.withUnsafeMutableBufferPointer { counts in
+                parallelWorkers(labels.count, minimumChunk: 1 << 16) { worker, positions in
+                    counts[worker].withUnsafeMutableBufferPointer { counts in
+                        var label = labels[positions.lowerBound], run = 0
+                        for p in positions {
+                            if labels[p] != label {
+                                counts[Int(label) + 1] += run
+                                (label, run) = (labels[p], 0)
                             }
-                            counts[Int(label) + 1] += run
+                            run += 1
                         }
+                        counts[Int(label) + 1] += run
                     }
                 }
-                let total = (0...clusterCount).map { label in counts.reduce(0) { $0 + $1[label] } }
-                guard let kept = DensityClusters.keptLabel(counts: total) else { return 0 }
-                grid.order.withUnsafeBufferPointer { order in
-                    parallelChunks(labels.count, minimumChunk: 1 << 16) { positions in
-                        for p in positions where labels[p] != kept {
-                            let i = 3 * Int(order[p])
-                            (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
-                        }
-                    }
-                }
-                return labels.count - total[Int(kept) + 1]
             }
+            let total = (0...clusterCount).map { label in counts.reduce(0) { $0 + $1[label] } }
+            guard let kept = DensityClusters.keptLabel(counts: total) else { return 0 }
+            grid.order.withUnsafeBufferPointer { order in
+                parallelChunks(labels.count, minimumChunk: 1 << 16) { positions in
+                    for p in positions where labels[p] != kept {
+                        let i = 3 * Int(order[p])
+                        (c[i], c[i + 1], c[i + 2]) = (0, 0, 0)
+                    }
+                }
+            }
+            return labels.count - total[Int(kept) + 1]
         }
     }
 }

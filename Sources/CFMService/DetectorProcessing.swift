@@ -89,10 +89,11 @@ public enum DetectorProcessing {
     }
 
     /// The preprocessing stage: sensor frame → model input (units, background removal, padding,
-    /// resizing). Background removal edits the frame's own cloud (the pipeline hands the frame
-    /// over and recycles its buffers afterwards: `infer` reads only the frame's id and size), so
-    /// nothing at the sensor's resolution is copied or allocated; the stage's workspace keeps
-    /// the resize scratch from frame to frame.
+    /// resizing). Background removal edits the frame's own cloud — the received message's
+    /// bytes, or a pooled buffer (the pipeline hands the frame over and recycles or frees its
+    /// pixels afterwards: `infer` reads only the frame's id and size) — so nothing at the
+    /// sensor's resolution is copied or allocated; the stage's workspace keeps the resize
+    /// scratch from frame to frame.
     static func preparation(_ preprocessor: Preprocessor) -> @Sendable (inout Frame) throws -> Prepared {
         let workspace = PreprocessWorkspace()
         return { frame in
@@ -107,9 +108,11 @@ public enum DetectorProcessing {
     /// editing its cloud in place: `preprocess` into `times`, its sub-stages into `subStages`.
     public static func prepare(_ frame: inout Frame, preprocessor: Preprocessor, workspace: PreprocessWorkspace,
                                times: inout StageTimes, subStages: inout StageTimes) throws -> PreprocessedFrame {
-        let (rgb, unit) = (frame.rgb, frame.unit)
+        let unit = frame.unit
         return try times.measure("preprocess") {
-            try preprocessor(rgb: rgb, editing: &frame.cloud, unit: unit, workspace: workspace, times: &subStages)
+            try frame.withPixels { rgb, cloud in
+                try preprocessor(rgb: rgb, editing: cloud, unit: unit, workspace: workspace, times: &subStages)
+            }
         }
     }
 

@@ -1,23 +1,46 @@
 import CFMData
 import CFMDetector
+import CFMGeometry
 import CFMTensor
 import Foundation
 
-/// One decoded protocol-v1 frame.
+/// One decoded protocol-v1 frame: `height` × `width` pixel-registered colour and geometry.
+/// Its pixels are owned arrays or the received message's own bytes (`FramePixels`); a frame
+/// handed over to preprocessing keeps only its id and size (`FrameStages`).
 public struct Frame: Sendable {
     public var frameId: String
     public var timestampNs: Int64?
     public var unit: LengthUnit
-    public var rgb: RGBImage
-    /// [H, W, 3] in `unit`.
-    public var cloud: Tensor
+    public let height: Int, width: Int
+    /// Colour, [H·W·3] bytes, row-major RGB (`RGBImage`'s layout).
+    public var rgb: FramePixels<UInt8>
+    /// Geometry, [H·W·3] Float32 in `unit`, (0, 0, 0) where nothing was measured once decoded.
+    public var cloud: FramePixels<Float>
 
+    /// A frame of `rgb` and `cloud` [H, W, 3] (their arrays become the frame's, no copy).
     public init(frameId: String, timestampNs: Int64? = nil, unit: LengthUnit = .m, rgb: RGBImage, cloud: Tensor) {
-        (self.frameId, self.timestampNs, self.unit, self.rgb, self.cloud) = (frameId, timestampNs, unit, rgb, cloud)
+        precondition(cloud.shape == [rgb.height, rgb.width, 3], "cloud \(cloud.shape) for a \(rgb.height)×\(rgb.width) RGB image")
+        self.init(frameId: frameId, timestampNs: timestampNs, unit: unit, height: rgb.height, width: rgb.width,
+                  rgb: FramePixels(rgb.bytes), cloud: FramePixels(cloud.scalars))
     }
 
-    public var width: Int { rgb.width }
-    public var height: Int { rgb.height }
+    init(frameId: String, timestampNs: Int64?, unit: LengthUnit, height: Int, width: Int,
+         rgb: FramePixels<UInt8>, cloud: FramePixels<Float>) {
+        (self.frameId, self.timestampNs, self.unit, self.height, self.width) = (frameId, timestampNs, unit, height, width)
+        (self.rgb, self.cloud) = (rgb, cloud)
+    }
+
+    /// Calls `body` with the frame's colour and its cloud to edit in place, valid only during
+    /// the call: the cloud is written where it lives — an owned array or the received
+    /// message's bytes — unless another frame value shares it (then it is copied first).
+    public mutating func withPixels<R>(editingCloud body: (RGBImageView, OrganizedCloudView) throws -> R) throws -> R {
+        let (h, w) = (height, width)
+        return try rgb.withUnsafeBufferPointer { rgb in
+            try cloud.withUnsafeMutableBufferPointer { cloud in
+                try body(RGBImageView(height: h, width: w, bytes: rgb), OrganizedCloudView(height: h, width: w, coordinates: cloud))
+            }
+        }
+    }
 }
 
 /// What scoring a frame yields (the pipeline adds ids, times and the verdict of sheds and errors).
@@ -84,11 +107,11 @@ public enum FrameCodec {
         let header = FrameHeader(frameId: frame.frameId, width: frame.width, height: frame.height,
                                  timestampNs: frame.timestampNs ?? wallClockNs(), rgb: rgb, xyz: xyz, unit: frame.unit,
                                  intrinsics: xyz.isDepth ? intrinsics : nil, depthScale: xyz == .depthU16 ? depthScale : nil)
-        return [Array(topic.utf8), json(header), encodeColour(frame.rgb.bytes, as: rgb),
-                encodeGeometry(frame.cloud.scalars, unit: frame.unit, as: xyz, depthScale: depthScale ?? FrameHeader.defaultDepthScale)]
+        return [Array(topic.utf8), json(header), frame.rgb.withUnsafeBufferPointer { encodeColour($0, as: rgb) },
+                encodeGeometry(frame.cloud, unit: frame.unit, as: xyz, depthScale: depthScale ?? FrameHeader.defaultDepthScale)]
     }
 
-    private static func encodeColour(_ rgb: [UInt8], as format: RGBFormat) -> [UInt8] {
+    private static func encodeColour(_ rgb: UnsafeBufferPointer<UInt8>, as format: RGBFormat) -> [UInt8] {
         let pixels = rgb.count / 3
         var out: [UInt8] = []
         out.reserveCapacity(pixels * format.bytesPerPixel)
@@ -107,7 +130,7 @@ public enum FrameCodec {
         return out
     }
 
-    private static func encodeGeometry(_ xyz: [Float], unit: LengthUnit, as format: XYZFormat, depthScale: Double) -> [UInt8] {
+    private static func encodeGeometry(_ xyz: FramePixels<Float>, unit: LengthUnit, as format: XYZFormat, depthScale: Double) -> [UInt8] {
         let z = stride(from: 2, to: xyz.count, by: 3).map { xyz[$0].isFinite ? xyz[$0] : 0 }
         switch format {
         case .xyz: return littleEndianBytes(xyz)
@@ -124,7 +147,7 @@ public enum FrameCodec {
     }
 
     /// Float32 little-endian bytes.
-    public static func littleEndianBytes(_ values: [Float]) -> [UInt8] {
+    public static func littleEndianBytes(_ values: some Collection<Float>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: values.count * 4)
         out.withUnsafeMutableBytes { raw in
             for (i, v) in values.enumerated() { raw.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }

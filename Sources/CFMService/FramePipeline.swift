@@ -31,10 +31,11 @@ public struct PipelineStats: Sendable, Equatable {
 /// the inference workers (each owns its detector, which serves one caller at a time). What
 /// `prepare` returns is handed to `infer` with the frame; the pipeline does not look inside.
 ///
-/// A `prepare` that edits the frame's pixels (`editsFrames`: preprocessing turns the cloud
-/// into the buffer background removal edits, so no full-resolution copy is made) is handed the
-/// only reference to them, and the pixels go back to the pipeline's `frameBuffers` as soon as
-/// it returns: `infer` receives the frame's id and size only (`rgb.bytes` and `cloud` empty) —
+/// A `prepare` that edits the frame's pixels (`editsFrames`: background removal edits the
+/// frame's cloud where it is — the received message's bytes or a pooled buffer — so no
+/// full-resolution copy is made) is handed the only reference to them, and the pixels go back
+/// to the pipeline's `frameBuffers` (a borrowed message part is freed) as soon as it returns:
+/// `infer` receives the frame's id and size only (`rgb` and `cloud` empty) —
 /// unless a recorder follows inference and needs the frame as received: then the pipeline
 /// keeps its own reference, the edit copies the pixels first, and `infer` gets the frame
 /// whole. A frame handed over cannot be preprocessed again, so after a reload it is scored by
@@ -141,8 +142,9 @@ public final class FramePipeline: @unchecked Sendable {
     public let options: Options
     /// Where the receive side decodes frames (`FrameCodec.decode(_:limits:buffers:)`): a frame
     /// handed over to its preprocessing (`FrameStages.handsFramesOver`) gives its buffers back
-    /// here as soon as it is preprocessed. (A frame kept whole may still be shared with a
-    /// recorder: its buffers are freed, not recycled.)
+    /// here (and lets go of the message parts it borrowed) as soon as it is preprocessed. (A
+    /// frame kept whole may still be shared with a recorder: its pixels are freed when the
+    /// last holder is done, not recycled.)
     public let frameBuffers = FrameBufferPool()
     private let condition = NSCondition()
     private var stages: FrameStages
@@ -301,13 +303,14 @@ public final class FramePipeline: @unchecked Sendable {
             // Handed over, the stage gets the only reference to the frame's pixels (it edits them
             // in place) and the job keeps the frame's id and size meanwhile.
             var frame = job.frame
-            if current.handsFramesOver { (job.frame.cloud, job.frame.rgb.bytes) = (Tensor(shape: [0, 0, 3]), []) }
+            if current.handsFramesOver { (job.frame.rgb, job.frame.cloud) = (FramePixels(), FramePixels()) }
             preparing[index] = (monotonicNs(), job)
             condition.broadcast() // queue room for the receive side
             condition.unlock()
 
             let outcome = Result { try prepare(&frame) }
-            // Handed over, the frame's pixels are done with: the next frame is decoded into them.
+            // Handed over, the frame's pixels are done with: the next frame is decoded into its
+            // buffers, and a received message part it borrowed is freed.
             if current.handsFramesOver { frameBuffers.recycle(&frame) }
 
             condition.lock()

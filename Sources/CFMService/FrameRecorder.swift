@@ -128,7 +128,7 @@ public final class FrameRecorder: @unchecked Sendable {
         let folder = sampleDirectory(verdict)
         let png = folder.appendingPathComponent("rgb/\(stem).png"), tiff = folder.appendingPathComponent("xyz/\(stem).tiff")
         do {
-            try PNGFile.write(frame.rgb, to: png)
+            try PNGFile.write(RGBImage(height: frame.height, width: frame.width, bytes: Array(frame.rgb)), to: png)
             try TIFFFile.write(Self.metresWithHolesAsZero(frame), to: tiff)
         } catch {
             try? FileManager.default.removeItem(at: png)
@@ -163,7 +163,7 @@ public final class FrameRecorder: @unchecked Sendable {
     /// The frame's XYZ [H, W, 3] in metres, a pixel with any non-finite coordinate set to (0, 0, 0).
     static func metresWithHolesAsZero(_ frame: Frame) -> Tensor {
         let scale = frame.unit.metres
-        var scalars = frame.cloud.scalars
+        var scalars = Array(frame.cloud)
         for p in stride(from: 0, to: scalars.count, by: 3) {
             if scalars[p].isFinite && scalars[p + 1].isFinite && scalars[p + 2].isFinite {
                 for c in p..<p + 3 { scalars[c] *= scale }
@@ -171,6 +171,6 @@ public final class FrameRecorder: @unchecked Sendable {
                 for c in p..<p + 3 { scalars[c] = 0 }
             }
         }
-        return Tensor(shape: frame.cloud.shape, scalars: scalars)
+        return Tensor(shape: [frame.height, frame.width, 3], scalars: scalars)
     }
 }

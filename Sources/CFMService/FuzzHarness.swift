@@ -33,35 +33,49 @@ public enum FuzzHarness {
     /// Frames of at most 16×16 pixels, so a valid frame fits a fuzzer input.
     public static let frameLimits = FrameCodec.Limits(maxWidth: 16, maxHeight: 16)
 
-    /// Decodes `bytes` as one input message: a frame must agree with its header and the
-    /// limits (size, coordinate range); a refusal must carry a message, echo at most a
-    /// printable frame id of at most 256 bytes, and the error result the daemon would publish
-    /// must encode and decode back to the same code.
+    /// Decodes `bytes` as one input message, as `cfm serve` does (a `ReceivedMessage` whose
+    /// pixel parts the frame borrows and the decoder converts in place) and from `[[UInt8]]`
+    /// parts (converted into buffers of the frame's own): both must give the same frame or the
+    /// same refusal. A frame must agree with its header and the limits (size, coordinate
+    /// range); a refusal must carry a message, echo at most a printable frame id of at most 256
+    /// bytes, and the error result the daemon would publish must encode and decode back to the
+    /// same code.
     public static func frameDecoderViolation(_ bytes: [UInt8]) -> String? {
-        let limits = frameLimits
+        let limits = frameLimits, parts = messageParts(bytes)
         func echoable(_ id: String?) -> Bool {
             guard let id else { return true }
             return id.utf8.count <= WireText.maxFrameIdBytes && (id.isEmpty || WireText.isPrintable(id))
         }
-        do {
-            let frame = try FrameCodec.decode(messageParts(bytes), limits: limits)
+        let copied = Result { () throws(FrameError) in try FrameCodec.decode(parts, limits: limits) }
+        let borrowed = Result { () throws(FrameError) in try FrameCodec.decode(ReceivedMessage(copying: parts), limits: limits) }
+        switch (borrowed, copied) {
+        case let (.success(frame), .success(copy)):
+            guard frame.frameId == copy.frameId, frame.unit == copy.unit, frame.rgb == copy.rgb,
+                  frame.cloud.map(\.bitPattern) == copy.cloud.map(\.bitPattern) else {
+                return "decoding in the message's bytes and into buffers gave different frames"
+            }
             guard (1...limits.maxWidth).contains(frame.width), (1...limits.maxHeight).contains(frame.height) else {
                 return "accepted a \(frame.width)×\(frame.height) frame beyond the \(limits.maxWidth)×\(limits.maxHeight) limit"
             }
-            guard frame.cloud.shape == [frame.height, frame.width, 3], frame.rgb.bytes.count == 3 * frame.width * frame.height else {
-                return "frame parts disagree with its \(frame.width)×\(frame.height) header: cloud \(frame.cloud.shape), rgb \(frame.rgb.bytes.count) bytes"
+            guard frame.cloud.count == 3 * frame.width * frame.height, frame.rgb.count == 3 * frame.width * frame.height else {
+                return "frame parts disagree with its \(frame.width)×\(frame.height) header: \(frame.cloud.count) XYZ values, \(frame.rgb.count) RGB bytes"
             }
             let limitInUnit = limits.maxCoordinateM / Double(frame.unit.metres)
-            guard frame.cloud.scalars.allSatisfy({ $0.isFinite && abs(Double($0)) <= limitInUnit }) else {
+            guard frame.cloud.allSatisfy({ $0.isFinite && abs(Double($0)) <= limitInUnit }) else {
                 return "accepted a coordinate that is non-finite or beyond \(limits.maxCoordinateM) m"
             }
             guard !frame.frameId.isEmpty, echoable(frame.frameId) else { return "accepted the frame id \(frame.frameId.debugDescription)" }
-        } catch {
+        case let (.failure(error), .failure(copyError)):
+            guard error.code == copyError.code, error.message == copyError.message, error.frameId == copyError.frameId else {
+                return "decoding in the message's bytes refused with '\(error)', into buffers with '\(copyError)'"
+            }
             guard !error.message.isEmpty else { return "refused without a message: \(error)" }
             guard echoable(error.frameId) else { return "a refusal echoes the frame id \(error.frameId.debugDescription)" }
             let result = FrameResult(frameId: error.frameId, verdict: .error, error: error)
             let decoded = try? FrameCodec.decodeResult(FrameCodec.encode(result))
             guard decoded?.error?.code == error.code else { return "the error result of '\(error)' does not decode back" }
+        case (.success, .failure(let error)), (.failure(let error), .success):
+            return "one decoding refused with '\(error)', the other accepted the frame"
         }
         return nil
     }

@@ -52,7 +52,7 @@ public enum ReplayJob {
             case .size: parts[2].removeLast(3)
             case .large: parts[1] = header { $0["width"] = 100_000; $0["height"] = 100_000 }
             case .range:
-                var xyz = frame.cloud.scalars
+                var xyz = Array(frame.cloud)
                 xyz[xyz.count / 2] = 1e20
                 parts[3] = FrameCodec.littleEndianBytes(xyz)
             case .empty: parts[3] = [UInt8](repeating: 0, count: parts[3].count)

@@ -205,13 +205,30 @@ public final class ZMQSocket: @unchecked Sendable {
 
 /// One received multipart message whose parts stay in libzmq's buffers (`zmq_msg_t`s owned
 /// here, closed at deinit). Each `zmq_msg_t` lives at a fixed heap address: libzmq keeps small
-/// parts inside the struct itself, so it must never move.
+/// parts inside the struct itself, so it must never move. A frame decoded in place takes its
+/// pixel parts out (`takePart`) and borrows them.
 public final class ReceivedMessage {
     private var parts: [UnsafeMutablePointer<zmq_msg_t>] = []
     /// Parts the message had, including those released unread beyond the receive limit.
     public internal(set) var partCount = 0
 
     init() {}
+
+    /// A message of copies of `parts`, each in a buffer libzmq allocates as it does for a part
+    /// it receives: for benchmarks, tools and tests that decode as `cfm serve` does (the
+    /// decoder converts and keeps pixel parts where they are, which a Swift array's storage
+    /// cannot lend).
+    public convenience init(copying parts: [[UInt8]]) {
+        self.init()
+        for bytes in parts {
+            let part = appendEmptyPart()
+            zmq_msg_close(part)
+            // Allocation fails only when malloc does (libzmq asserts on it the same way).
+            precondition(zmq_msg_init_size(part, bytes.count) == 0, "zmq_msg_init_size(\(bytes.count)): out of memory")
+            if !bytes.isEmpty { bytes.withUnsafeBytes { zmq_msg_data(part).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) } }
+        }
+        partCount = parts.count
+    }
 
     deinit {
         for part in parts {
@@ -232,6 +249,14 @@ public final class ReceivedMessage {
         return try withExtendedLifetime(self) { () throws(E) -> R in try body(buffers) }
     }
 
+    /// Takes kept part `index` out of the message (`zmq_msg_move`: its bytes stay where they
+    /// are); the message keeps an empty part in its place.
+    func takePart(_ index: Int) -> MessagePart {
+        let part = MessagePart()
+        zmq_msg_move(part.message, parts[index])
+        return part
+    }
+
     func appendEmptyPart() -> UnsafeMutablePointer<zmq_msg_t> {
         let part = UnsafeMutablePointer<zmq_msg_t>.allocate(capacity: 1)
         zmq_msg_init(part)
@@ -243,5 +268,33 @@ public final class ReceivedMessage {
         let part = parts.removeLast()
         zmq_msg_close(part)
         part.deallocate()
+    }
+}
+
+/// One part taken out of a received message (`ReceivedMessage.takePart`): its bytes stay in
+/// the buffer libzmq received (or allocated) them in, and go back to libzmq when the last
+/// holder lets go of this object (`zmq_msg_close`). A received part's buffer belongs to its
+/// receiver, who may write into it: the frame decoder converts pixels there and the frame
+/// borrows them (`FramePixels`).
+///
+/// Sendable: it is handed from thread to thread with the frame that holds it, never used by
+/// two at once (`FramePixels` copies before writing into one it shares).
+public final class MessagePart: @unchecked Sendable {
+    /// At a fixed heap address (a small part's bytes are inside the struct).
+    fileprivate let message: UnsafeMutablePointer<zmq_msg_t>
+
+    fileprivate init() {
+        message = .allocate(capacity: 1)
+        zmq_msg_init(message)
+    }
+
+    deinit {
+        zmq_msg_close(message)
+        message.deallocate()
+    }
+
+    /// The part's bytes, valid while this object lives.
+    public var bytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: zmq_msg_data(message), count: zmq_msg_size(message))
     }
 }

@@ -23,18 +23,26 @@ struct Bench: ParsableCommand {
     @Option(help: "Benchmark this point cloud (TIFF) instead of the synthetic frame (with --rgb).") var xyz: String?
     @OptionGroup var precision: PrecisionOption
 
-    /// The sensor frame to time, decoded afresh for every frame: the given files read, or the
-    /// synthetic frame encoded once as a wire message (protocol v1, XYZ in metres) and decoded
-    /// as `cfm serve` decodes what it receives.
-    private func sensorFrames() throws -> BenchReport.Decode {
+    /// The sensor frame to time, afresh for every frame: the given files, read by the decode;
+    /// or the synthetic frame encoded once as a wire message (protocol v1, rgb8, XYZ in metres),
+    /// copied into a `ReceivedMessage` of its own per frame — the parts in buffers libzmq
+    /// allocates, as `cfm serve` holds a message it received — and decoded as `cfm serve`
+    /// decodes it: in the message's own bytes, which the frame borrows.
+    private func sensorFrames() throws -> BenchReport.Receive {
         if let rgb, let xyz {
-            return { _ in
-                Frame(frameId: "bench", unit: .m, rgb: try PNGFile.readRGB(URL(fileURLWithPath: rgb)),
-                      cloud: try TIFFFile.readPointCloud(URL(fileURLWithPath: xyz)))
+            return {
+                { _ in
+                    // Checked pixel-registered (a frame's colour and cloud have one size).
+                    let files = try SensorFiles.readFrame(rgb: URL(fileURLWithPath: rgb), xyz: URL(fileURLWithPath: xyz), camera: nil)
+                    return Frame(frameId: "bench", unit: .m, rgb: files.rgb, cloud: files.cloud)
+                }
             }
         }
         let message = BenchFrame.message(width: sensorSize.width, height: sensorSize.height)
-        return { try FrameCodec.decode(message, buffers: $0) }
+        return {
+            let received = ReceivedMessage(copying: message)
+            return { try FrameCodec.decode(received, buffers: $0) }
+        }
     }
 
     func validate() throws {
@@ -54,7 +62,7 @@ struct Bench: ParsableCommand {
             return scratch
         }()
         let report = try BenchReport.measure(tier: tier, frames: frames, extractors: extractorDir, model: modelDir,
-                                             decode: try sensorFrames(), precision: precision.choice)
+                                             receive: try sensorFrames(), precision: precision.choice)
         print(try report.json())
     }
 }
@@ -74,7 +82,10 @@ enum RandomMappers {
 /// Median timings of the detector's stages and of preprocessing's sub-stages over `frames`
 /// frames of one sensor frame.
 struct BenchReport {
-    /// Produces the sensor frame (reads it, or decodes it into the pool's buffers).
+    /// Makes one sensor frame's input resident (a received message; nothing for files) and
+    /// returns its decode (reads the files, or decodes the message, converting into the pool's
+    /// buffers the layouts it cannot keep in place).
+    typealias Receive = () throws -> Decode
     typealias Decode = (FrameBufferPool) throws -> Frame
 
     let tier: Tier
@@ -86,10 +97,13 @@ struct BenchReport {
     /// of it or of the frame time), then the sub-stages of `stagesMs`' `preprocess`.
     let preprocessStagesMs: [(name: String, ms: Double)]
     /// Resident memory (MiB) a frame adds at its peak, from the resident size before its decode:
-    /// by the decode (its frame's buffers), by preprocessing (over the size after the decode),
-    /// and by both (`frame`). The input — the encoded message or the files' bytes — is
-    /// resident before, so it is not counted: this is what the daemon adds to a received
-    /// message.
+    /// by the decode (its frame's buffers: none for the synthetic rgb8 + xyz_f32le message, whose
+    /// parts the frame borrows), by preprocessing (over the size after the decode), and by both
+    /// (`frame`). The received message — a fresh copy per frame, made before this is measured,
+    /// as libzmq holds a message before `cfm serve` decodes it — is resident before, so it is
+    /// not counted: this is what the daemon adds to a received message. (The message encoded
+    /// once, which each frame's copy is made from, stays resident through the run: `peak_rss_mb`
+    /// counts it and the copy.) For files, the decode reads them: their pixels count as the decode's.
     struct Growth {
         var decode = 0.0, preprocess = 0.0, frame = 0.0
         var json: [String: Double] { ["decode": decode, "preprocess": preprocess, "frame": frame] }
@@ -106,11 +120,12 @@ struct BenchReport {
     let foregroundPoints: Int, validPixels: Int
 
     /// `tier` nil: the bundle's (small for bare mapper files).
-    static func measure(tier: Tier?, frames: Int, extractors: URL, model: URL, decode: Decode,
+    static func measure(tier: Tier?, frames: Int, extractors: URL, model: URL, receive: Receive,
                         precision: PrecisionChoice = .bundle) throws -> BenchReport {
         let tier = tier ?? (ModelBundle.hasManifest(model) ? nil : .small)
         let detector = try AnomalyDetector.load(extractors: extractors, model: model, tier: tier, precision: precision)
-        // Frames are decoded, preprocessed and their buffers recycled as `cfm serve` does it.
+        // Frames are received, decoded, preprocessed and their pixels let go (buffers recycled,
+        // message parts freed) as `cfm serve` does it.
         let preprocessor = detector.weights.preprocessor, workspace = PreprocessWorkspace(), frameBuffers = FrameBufferPool()
         var samples: [[(name: String, ms: Double)]] = [], subSamples: [[(name: String, ms: Double)]] = [], totals: [Double] = []
         var last: (Detection, FrameFeatures)?, sensor = (height: 0, width: 0)
@@ -121,6 +136,7 @@ struct BenchReport {
             // The first and the last frame measure memory growth: the peak is reset before each step.
             let measured = warmUp || frame == frames
             var resident = (beforeDecode: 0.0, decodePeak: 0.0, afterDecode: 0.0)
+            let decode = try receive()
             if measured { peak = max(peak, peakResidentMegabytes()); resident.beforeDecode = startPeakMeasurement() }
             var sensorFrame = try subTimes.measure("decode") { try decode(frameBuffers) }
             if measured { resident.decodePeak = peakResidentMegabytes(); resident.afterDecode = startPeakMeasurement() }
@@ -136,7 +152,7 @@ struct BenchReport {
                                     frame: max(resident.decodePeak, preprocessPeak) - resident.beforeDecode)
                 if warmUp { first = growth } else { steady = growth }
             }
-            frameBuffers.recycle(&sensorFrame) // as the pipeline does once a frame is preprocessed
+            frameBuffers.recycle(&sensorFrame) // as the pipeline does once a frame is preprocessed: the message part is freed
             last = try detector.detect(preprocessed.input, times: &times)
             guard !warmUp else { continue }
             totals.append(nowMilliseconds() - start)

@@ -31,7 +31,7 @@ struct DensityClusteringBenchmarks {
         options.clusterCleaning = .pixelNeighbours
         let plane = try #require(try planeless.removeBackground(options: options).plane)
         planeless = frame
-        _ = planeless.clearPoints(near: plane, distance: options.planeDistance)
+        _ = planeless.withView { $0.clearPoints(near: plane, distance: options.planeDistance) }
         let points = ForegroundPoints(of: planeless)
         let dbscan = medianMilliseconds {
             _ = points.points.withUnsafeBufferPointer { DensityClusters(points: $0, count: points.count, eps: 0.006, minPoints: 30) }

@@ -55,7 +55,12 @@ import Testing
         #expect(cloud.scalars.map(\.bitPattern) == original, "the copying call leaves the cloud as it was")
 
         let storage = cloud.withUnsafeBufferPointer { $0.baseAddress }
-        let edited = try preprocessor(rgb: rgb, editing: &cloud, unit: .mm, workspace: workspace, times: &times)
+        let edited = try cloud.withUnsafeMutableBufferPointer { c in
+            try rgb.withView { rgb in
+                try preprocessor(rgb: rgb, editing: OrganizedCloudView(height: 40, width: 60, coordinates: c), unit: .mm,
+                                 workspace: workspace, times: &times)
+            }
+        }
         #expect(edited.input.xyz.scalars == copied.input.xyz.scalars && edited.input.rgb.scalars == copied.input.rgb.scalars)
         #expect(edited.foregroundPoints == copied.foregroundPoints && edited.foregroundPoints == 200)
         #expect(cloud.shape == metres.shape && cloud.withUnsafeBufferPointer { $0.baseAddress } == storage, "edited in place")

@@ -114,7 +114,7 @@ struct SyntheticScene {
         var cloud = try! OrganizedCloud(height: 1, width: 6, coordinates: [
             0.100, 0.1, 0.5, 0.102, 0.1, 0.5, 0.112, 0.1, 0.5, 0.114, 0.1, 0.5, 0.116, 0.1, 0.5, 0, 0, 0,
         ])
-        #expect(cloud.keepLargestCluster(linkDistance: 0.006) == 2)
+        #expect(cloud.withView { $0.keepLargestCluster(linkDistance: 0.006) } == 2)
         #expect((0..<6).map(cloud.isForeground) == [false, false, true, true, true, false])
     }
 
@@ -126,7 +126,7 @@ struct SyntheticScene {
             coordinates.replaceSubrange(3 * pixel..<3 * pixel + 3, with: point.map { Float($0) })
         }
         var cloud = try! OrganizedCloud(height: 3, width: 3, coordinates: coordinates)
-        #expect(cloud.keepLargestCluster(linkDistance: 0.006) == 1)
+        #expect(cloud.withView { $0.keepLargestCluster(linkDistance: 0.006) } == 1)
         #expect((0..<9).filter(cloud.isForeground) == [2, 4, 6])
     }
 

@@ -100,7 +100,7 @@ import Testing
         let width = 37
         coordinates += [Float](repeating: 0, count: (width - coordinates.count / 3 % width) % width * 3)
         var cloud = try OrganizedCloud(height: coordinates.count / 3 / width, width: width, coordinates: coordinates)
-        let removed = cloud.keepLargestDensityCluster(eps: eps, minPoints: 8)
+        let removed = cloud.withView { $0.keepLargestDensityCluster(eps: eps, minPoints: 8) }
 
         let labels = Self.referenceLabels(foreground, eps: eps, minPoints: 8)
         var counts = [Int32: Int]()
@@ -201,7 +201,8 @@ import Testing
     func ransacEqualsTheExhaustiveScoring(_ seed: UInt64) throws {
         // Two objects, one reaching into the border ring, so blocks straddle the threshold.
         let scene = SyntheticScene(size: 200, objects: [(100, 100, 40), (12, 60, 25)], seed: 3)
-        let border = scene.cloud.borderPoints(width: 10)
+        var ring = scene.cloud
+        let border = ring.withView { $0.borderPoints(width: 10) }
         var options = BackgroundRemovalOptions()
         options.seed = seed
         options.iterations = 200
@@ -234,7 +235,7 @@ import Testing
         }
         var cloud = try OrganizedCloud(height: 50, width: 80, coordinates: coordinates)
         let original = cloud
-        let (removed, left) = cloud.clearPoints(near: plane, distance: distance)
+        let (removed, left) = cloud.withView { $0.clearPoints(near: plane, distance: distance) }
         let near = (0..<original.pixelCount).filter { original.isForeground(pixel: $0) }.map { pixel in
             let c = original.coordinates
             return abs(plane.signedDistance(SIMD3(Double(c[3 * pixel]), Double(c[3 * pixel + 1]), Double(c[3 * pixel + 2])))) < distance

@@ -129,11 +129,11 @@ import Testing
         let (name, points) = Self.clouds[c]
         var cloud = try organized(points, extremeBorder: true)
         let before = cloud.foregroundCount
-        let removed = cloud.keepLargestCluster(linkDistance: 0.05)
+        let removed = cloud.withView { $0.keepLargestCluster(linkDistance: 0.05) }
         #expect(removed + cloud.foregroundCount == before, "\(name)")
         // Pixels whose differences overflow Float32 (+∞ squared distance) are never linked.
         var apart = try OrganizedCloud(height: 1, width: 3, coordinates: [3e38, 3e38, 3e38, -3e38, -3e38, -3e38, 3e38, 3e38, 3e38])
-        #expect(apart.keepLargestCluster(linkDistance: 1e18) == 2)
+        #expect(apart.withView { $0.keepLargestCluster(linkDistance: 1e18) } == 2)
     }
 
     /// The border ring may be wider than the image: background removal then fits the plane

@@ -20,8 +20,8 @@ final class FrameCodecTests: XCTestCase {
         XCTAssertEqual(decoded.timestampNs, 42)
         XCTAssertEqual(decoded.unit, .mm)
         XCTAssertEqual(decoded.rgb, frame.rgb)
-        XCTAssertEqual(decoded.cloud.shape, [24, 32, 3])
-        XCTAssertEqual(decoded.cloud.scalars, frame.cloud.scalars)
+        XCTAssertEqual([decoded.height, decoded.width, decoded.cloud.count], [24, 32, 24 * 32 * 3])
+        XCTAssertEqual(Array(decoded.cloud), Array(frame.cloud))
     }
 
     func testOptionalHeaderFields() throws {
@@ -40,6 +40,11 @@ final class FrameCodecTests: XCTestCase {
             XCTAssertEqual(e?.code, code, "\(error)", file: file, line: line)
             XCTAssertEqual(e?.frameId, frameId, file: file, line: line)
             XCTAssertFalse(e?.message.isEmpty ?? true, file: file, line: line)
+            // Received (the pixels decoded in the message's own bytes), the refusal is the same.
+            do {
+                _ = try FrameCodec.decode(ReceivedMessage(copying: parts), limits: limits)
+                XCTFail("decoded in the message's bytes", file: file, line: line)
+            } catch { XCTAssertEqual(error as? FrameError, e, file: file, line: line) }
         }
     }
 
@@ -89,7 +94,7 @@ final class FrameCodecTests: XCTestCase {
         // out_of_range (NaN and ±inf are holes: FrameDecoderTests)
         for bad: Float in [1e20, -3e38, 100.001] {
             var frame = makeFrame(id: "x", width: 8, height: 6)
-            frame.cloud.scalars[77] = bad
+            frame.cloud[77] = bad
             assertCode(FrameCodec.encode(frame), .outOfRange)
         }
     }

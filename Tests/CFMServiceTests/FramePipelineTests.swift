@@ -282,13 +282,13 @@ final class FramePipelineTests: XCTestCase {
         FrameStages(
             prepare: [{ @Sendable frame in
                 gate.wait()
-                frame.cloud.scalars[0] = 42
+                frame.cloud[0] = 42
                 let inPlace = frame.cloud.withUnsafeBufferPointer { submitted.contains(frame.frameId, $0.baseAddress) }
                 return inPlace ? "in place" : "copied"
             }],
             infer: [{ @Sendable frame, prep in
                 Inference(score: 1, threshold: 2, tier: "tiny",
-                          model: "\(tag)\(prep)/\(frame.width)×\(frame.height)/\(frame.cloud.scalars.first.map { "\($0)" } ?? "no pixels")")
+                          model: "\(tag)\(prep)/\(frame.width)×\(frame.height)/\(frame.cloud.first.map { "\($0)" } ?? "no pixels")")
             }],
             editsFrames: true)
     }
@@ -298,30 +298,36 @@ final class FramePipelineTests: XCTestCase {
         private let lock = NSLock()
         private var addresses: [String: UnsafePointer<Float>] = [:]
         func contains(_ id: String, _ address: UnsafePointer<Float>?) -> Bool { lock.lock(); defer { lock.unlock() }; return addresses[id] == address }
-        /// Submits a fresh frame (its storage referenced by the pipeline only).
-        func submit(_ id: String, to p: FramePipeline) {
-            let f = makeFrame(id: id, width: 4, height: 4)
+        /// Submits a fresh frame (its storage referenced by the pipeline only): its own arrays,
+        /// or `received`, the received message's parts it was decoded in.
+        func submit(_ id: String, to p: FramePipeline, received: Bool = false) {
+            let made = makeFrame(id: id, width: 4, height: 4)
+            let f = received ? try! FrameCodec.decode(ReceivedMessage(copying: FrameCodec.encode(made))) : made
+            XCTAssertEqual(f.cloud.isBorrowed, received)
             lock.lock(); addresses[id] = f.cloud.withUnsafeBufferPointer { $0.baseAddress }; lock.unlock()
             p.submit(f)
         }
     }
 
     /// Preprocessing that edits frames gets the only reference to their pixels (the edit is in
-    /// place) and inference the frame's id and size, its pixels recycled for the next decode —
-    /// unless a recorder follows inference: then the edit copies and inference gets the frame as
-    /// received.
+    /// place: in the frame's arrays, or in the received message's bytes it borrows) and inference
+    /// the frame's id and size, its pixels recycled for the next decode — unless a recorder
+    /// follows inference: then the edit copies and inference gets the frame as received.
     func testEditingPreprocessingGetsTheFrameItself() {
         for recorded in [false, true] {
-            let gate = DispatchSemaphore(value: 0), submitted = Addresses()
-            var stages = editingStages(gate: gate, submitted: submitted)
-            if recorded { stages = stages.followingInference { _, _ in } }
-            let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), stages: stages)
-            let h = PipelineHarness(pipeline: p)
-            for i in 0..<2 { submitted.submit("e-\(i)", to: p) }
-            for _ in 0..<2 { gate.signal() }
-            XCTAssertTrue(h.stop(drainTimeout: 5).drained)
-            let original = makeFrame(id: "", width: 4, height: 4).cloud.scalars[0]
-            XCTAssertEqual(h.results.map(\.model), Array(repeating: recorded ? "copied/4×4/\(original)" : "in place/4×4/no pixels", count: 2))
+            for received in [false, true] {
+                let gate = DispatchSemaphore(value: 0), submitted = Addresses()
+                var stages = editingStages(gate: gate, submitted: submitted)
+                if recorded { stages = stages.followingInference { _, _ in } }
+                let p = FramePipeline(options: .init(queueDepth: 4, overflow: .block), stages: stages)
+                let h = PipelineHarness(pipeline: p)
+                for i in 0..<2 { submitted.submit("e-\(i)", to: p, received: received) }
+                for _ in 0..<2 { gate.signal() }
+                XCTAssertTrue(h.stop(drainTimeout: 5).drained)
+                let original = makeFrame(id: "", width: 4, height: 4).cloud[0]
+                XCTAssertEqual(h.results.map(\.model), Array(repeating: recorded ? "copied/4×4/\(original)" : "in place/4×4/no pixels", count: 2),
+                               "received \(received)")
+            }
         }
     }
 

@@ -48,7 +48,7 @@ final class RecordingTests: XCTestCase {
 
     /// The XYZ a recorded frame must hold: metres, a pixel with a non-finite coordinate as (0, 0, 0).
     private func expectedMetres(_ frame: Frame) -> [Float] {
-        var out = frame.cloud.scalars.map { $0 * frame.unit.metres }
+        var out = frame.cloud.map { $0 * frame.unit.metres }
         for p in stride(from: 0, to: out.count, by: 3) where !out[p..<p + 3].allSatisfy(\.isFinite) {
             out.replaceSubrange(p..<p + 3, with: [0, 0, 0])
         }
@@ -58,8 +58,8 @@ final class RecordingTests: XCTestCase {
     func testPassesAreRecordedAsATrainingFolderThatReadsBackExactly() throws {
         let dir = TempDir()
         var frames = (0..<8).map { makeFrame(id: "f-\($0)", width: 40, height: 30, unit: $0 == 2 ? .mm : .m) }
-        frames[0].cloud.scalars[3 * 41 + 2] = .nan // a hole: recorded as (0, 0, 0)
-        frames[4].rgb.bytes[7] = 201               // frames differ in their pixels
+        frames[0].cloud[3 * 41 + 2] = .nan // a hole: recorded as (0, 0, 0)
+        frames[4].rgb[7] = 201               // frames differ in their pixels
         let counts = try serve(recording(dir, which: .pass), frames: frames)
         XCTAssertEqual(counts, FrameRecorder.Counts(recorded: 4, skipped: 0, capped: false))
 
@@ -68,7 +68,7 @@ final class RecordingTests: XCTestCase {
         XCTAssertEqual(samples.map(\.id), ["000", "001", "002", "003"])
         XCTAssertEqual(samples.map(\.defect), ["good", "good", "good", "good"])
         for (sample, frame) in zip(samples, [frames[0], frames[2], frames[4], frames[6]]) {
-            XCTAssertEqual(try PNGFile.readRGB(sample.rgb), frame.rgb, sample.id)
+            XCTAssertEqual(try PNGFile.readRGB(sample.rgb).bytes, Array(frame.rgb), sample.id)
             let cloud = try TIFFFile.readPointCloud(sample.xyz)
             XCTAssertEqual(cloud.shape, [30, 40, 3])
             let expected = expectedMetres(frame)

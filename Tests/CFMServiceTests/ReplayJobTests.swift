@@ -9,7 +9,7 @@ import XCTest
 final class ReplayJobTests: XCTestCase {
     /// Scores a frame by its mean depth; a cloud with no point off z = 0 has too few points.
     private static let depthScorer: FramePipeline.Processor = { frame in
-        let z = stride(from: 2, to: frame.cloud.scalars.count, by: 3).map { frame.cloud.scalars[$0] }.filter { $0 != 0 }
+        let z = stride(from: 2, to: frame.cloud.count, by: 3).map { frame.cloud[$0] }.filter { $0 != 0 }
         guard !z.isEmpty else { throw DetectorError.tooFewPoints(found: 0, needed: 1) }
         return Inference(score: z.reduce(0, +) / Float(z.count), threshold: 0, tier: "small", model: "depth",
                          stagesMs: [("depth", 0)], foregroundPoints: z.count)
