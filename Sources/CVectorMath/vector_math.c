@@ -288,11 +288,58 @@ AVX512 static void scoreTile(const float *const q[QUERY_TILE], const float *tile
     }
 }
 
+/// eˣ as `vexp` computes it, with fused multiply-adds (one rounding a step instead of two): for
+/// the attention kernel only, which is AVX-512 only and has no portable twin to agree with.
+AVX512 static __m512 vexpFused(__m512 x) {
+    __mmask16 underflows = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm512_mask_blend_ps(underflows, x, _mm512_set1_ps(-87.3f));
+    __m512 shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f));
+    __m512 n = _mm512_sub_ps(shifted, _mm512_set1_ps(12582912.0f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i scale = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(127 - 0x4B400000)), 23);
+    return _mm512_maskz_mul_ps((__mmask16)~underflows, p, _mm512_castsi512_ps(scale));
+}
+
+/// The row softmax without its last pass: each of `rows` rows (stride `ld`) of `cols` scores
+/// becomes e^(score − row max) (`vexpFused`), and `inverse[r]` = 1 / the row's sum; `valueTile`
+/// scales its products by it, so the probabilities are never written.
+AVX512 static void exponentiateRows(float *x, size_t rows, size_t cols, size_t ld, float *inverse) {
+    size_t full = cols - cols % 16;
+    __mmask16 tail = (__mmask16)((1u << (cols % 16)) - 1);
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * ld;
+        __m512 m = _mm512_set1_ps(-INFINITY);
+        for (size_t j = 0; j < full; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(row + j));
+        if (tail) m = _mm512_mask_max_ps(m, tail, m, _mm512_maskz_loadu_ps(tail, row + full));
+        __m512 rowMax = _mm512_set1_ps(_mm512_reduce_max_ps(m)), sum = _mm512_setzero_ps();
+        for (size_t j = 0; j < full; j += 16) {
+            __m512 e = vexpFused(_mm512_sub_ps(_mm512_loadu_ps(row + j), rowMax));
+            _mm512_storeu_ps(row + j, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        if (tail) {
+            __m512 e = _mm512_maskz_mov_ps(tail, vexpFused(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + full), rowMax)));
+            _mm512_mask_storeu_ps(row + full, tail, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        inverse[r] = 1.0f / _mm512_reduce_add_ps(sum);
+    }
+}
+
 /// result rows = (o rows when accumulating, else 0) + p [OUTPUT_TILE, first..<end] (row stride
 /// `keys`) · v rows first..<end: row r of the tile is read from `o[r]` and written to `result[r]`
-/// (each [HEAD]).
+/// (each [HEAD]), times `inverse[r]` when `inverse` is given (the last slice).
 AVX512 static void valueTile(const float *p, size_t keys, const float *v, size_t ldv, size_t first, size_t end,
-                             float *const o[OUTPUT_TILE], float *const result[OUTPUT_TILE], int accumulate) {
+                             float *const o[OUTPUT_TILE], float *const result[OUTPUT_TILE], int accumulate,
+                             const float *inverse) {
     __m512 acc[OUTPUT_TILE][HEAD / 16];
     for (int r = 0; r < OUTPUT_TILE; r++)
         for (int c = 0; c < HEAD / 16; c++)
@@ -305,8 +352,10 @@ AVX512 static void valueTile(const float *p, size_t keys, const float *v, size_t
             for (int c = 0; c < HEAD / 16; c++) acc[r][c] = _mm512_fmadd_ps(pj, vj[c], acc[r][c]);
         }
     }
-    for (int r = 0; r < OUTPUT_TILE; r++)
-        for (int c = 0; c < HEAD / 16; c++) _mm512_storeu_ps(result[r] + 16 * c, acc[r][c]);
+    for (int r = 0; r < OUTPUT_TILE; r++) {
+        __m512 s = _mm512_set1_ps(inverse ? inverse[r] : 1.0f);
+        for (int c = 0; c < HEAD / 16; c++) _mm512_storeu_ps(result[r] + 16 * c, inverse ? _mm512_mul_ps(acc[r][c], s) : acc[r][c]);
+    }
 }
 
 /// Transposes 16 rows of 16 values in registers: afterwards `v[i]` lane `l` holds what `v[l]`
@@ -379,7 +428,9 @@ AVX512 void cfm_attention_head(size_t tokens, float scale, const float *q, size_
         for (size_t j = 0; j < keys; j += KEY_TILE)
             for (size_t i = 0; i < tiles; i += QUERY_TILE)
                 scoreTile(rowsOfQ + i, packedK + j * HEAD, keys, scale, scores + i * keys + j);
-        softmaxRows(scores, rows, tokens, keys);
+        float inverse[BLOCK];
+        exponentiateRows(scores, rows, tokens, keys, inverse);
+        for (size_t i = rows; i < tiles; i++) inverse[i] = 0;  // padding rows
         // Outputs accumulate in scratch `o` [tiles, HEAD]; the last slice stores the block's rows
         // straight into `out` (no copy pass after), padding rows stay in `o`.
         float *rowsOfO[BLOCK], *rowsOfOut[BLOCK];
@@ -391,7 +442,7 @@ AVX512 void cfm_attention_head(size_t tokens, float scale, const float *q, size_
             size_t end = tokens - slice < VALUE_SLICE ? tokens : slice + VALUE_SLICE;
             for (size_t i = 0; i < tiles; i += OUTPUT_TILE)
                 valueTile(scores + i * keys, keys, packedV, HEAD, slice, end, rowsOfO + i,
-                          end == tokens ? rowsOfOut + i : rowsOfO + i, slice > 0);
+                          end == tokens ? rowsOfOut + i : rowsOfO + i, slice > 0, end == tokens ? inverse + i : NULL);
         }
     }
 }
