@@ -1,18 +1,19 @@
 import CFMTensor
 
 /// Buffers one transformer block needs for a given token count; allocated once per model
-/// and reused for every block and every frame.
+/// and reused for every block and every frame (stable addresses: workers write their rows).
 public struct TransformerScratch: Sendable {
     public let tokens: Int
-    var normed: [Float], qkv: [Float], scores: [Float], attended: [Float], hidden: [Float]
+    let normed: ScratchBuffer<Float>, qkv: ScratchBuffer<Float>, scores: ScratchBuffer<Float>
+    let attended: ScratchBuffer<Float>, hidden: ScratchBuffer<Float>
 
     public init(tokens: Int, dim: Int, hidden: Int) {
         self.tokens = tokens
-        normed = [Float](repeating: 0, count: tokens * dim)
-        qkv = [Float](repeating: 0, count: tokens * 3 * dim)
-        scores = [Float](repeating: 0, count: attentionScratchCount(tokens: tokens))
-        attended = [Float](repeating: 0, count: tokens * dim)
-        self.hidden = [Float](repeating: 0, count: tokens * hidden)
+        normed = ScratchBuffer(count: tokens * dim)
+        qkv = ScratchBuffer(count: tokens * 3 * dim)
+        scores = ScratchBuffer(count: attentionScratchCount(tokens: tokens))
+        attended = ScratchBuffer(count: tokens * dim)
+        self.hidden = ScratchBuffer(count: tokens * hidden)
     }
 }
 
@@ -37,16 +38,32 @@ public struct TransformerBlock: Sendable {
     }
 
     /// Runs the block in place on the token matrix `x` [scratch.tokens, dim].
+    ///
+    /// Everything but attention's core works row by row, so the block hands work to the cores
+    /// three times instead of eight: LN1 and qkv on each core's rows, the heads, then proj (+ x),
+    /// LN2, fc1, GELU and fc2 (+ x) on each core's rows (the kernels run inline inside a chunk).
+    /// The row chunks are the ones each layer would choose alone (`linear`'s), so the results
+    /// are the same bits.
     public func forward(_ x: inout [Float], scratch s: inout TransformerScratch) {
-        let n = s.tokens
-        norm1.apply(rows: n, x: x, y: &s.normed)
-        qkv.apply(rows: n, x: s.normed, y: &s.qkv)
-        multiHeadAttention(tokens: n, dim: dim, heads: heads, qkv: s.qkv, out: &s.attended, scores: &s.scores)
-        proj.apply(rows: n, x: s.attended, y: &x, accumulate: true)
-        norm2.apply(rows: n, x: x, y: &s.normed)
-        fc1.apply(rows: n, x: s.normed, y: &s.hidden)
-        geluInPlace(&s.hidden, count: n * fc1.outFeatures)
-        fc2.apply(rows: n, x: s.hidden, y: &x, accumulate: true)
+        let n = s.tokens, d = dim, h = fc1.outFeatures
+        let normed = s.normed.base, qkvOut = s.qkv.base, attended = s.attended.base, hidden = s.hidden.base
+        x.withUnsafeMutableBufferPointer { x in
+            let x = x.baseAddress!
+            parallelChunks(n, minimumChunk: 32) { rows in
+                let first = rows.lowerBound
+                norm1.apply(rows: rows.count, x: x + first * d, y: normed + first * d)
+                qkv.apply(rows: rows.count, x: normed + first * d, y: qkvOut + first * 3 * d)
+            }
+            multiHeadAttention(tokens: n, dim: d, heads: heads, qkv: qkvOut, out: attended, scores: s.scores.base)
+            parallelChunks(n, minimumChunk: 32) { rows in
+                let first = rows.lowerBound, xRows = x + first * d, hiddenRows = hidden + first * h
+                proj.apply(rows: rows.count, x: attended + first * d, y: xRows, accumulate: true)
+                norm2.apply(rows: rows.count, x: xRows, y: normed + first * d)
+                fc1.apply(rows: rows.count, x: normed + first * d, y: hiddenRows)
+                geluInPlace(hiddenRows, count: rows.count * h)
+                fc2.apply(rows: rows.count, x: hiddenRows, y: xRows, accumulate: true)
+            }
+        }
     }
 
     /// FLOPs of one forward pass over `tokens` tokens (GEMMs only).

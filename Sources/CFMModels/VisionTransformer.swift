@@ -93,17 +93,33 @@ public struct VisionTransformer: Sendable {
                            patches: &ws.patches, out: x.baseAddress! + d)
         }
         trace?("patch_embed", Tensor(shape: [n - 1, d], scalars: Array(ws.x[d...])))
-        for j in 0..<d { ws.x[j] = clsToken[j] }
-        for i in 0..<(n * d) { ws.x[i] += posEmbed[i] }
+        ws.x.withUnsafeMutableBufferPointer { x in
+            let x = x.baseAddress!
+            x.update(from: clsToken, count: d)
+            // After the patch embedding's bias, as timm adds it (y + 1·pos is y + pos exactly).
+            posEmbed.withUnsafeBufferPointer { pos in
+                parallelChunks(n * d, minimumChunk: 65536) { range in
+                    axpy(count: range.count, 1, pos.baseAddress! + range.lowerBound, x + range.lowerBound)
+                }
+            }
+        }
         trace?("embed", Tensor(shape: [n, d], scalars: ws.x))
         for (i, block) in blocks.enumerated() {
             block.forward(&ws.x, scratch: &ws.block)
             trace?("block.\(i)", Tensor(shape: [n, d], scalars: ws.x))
         }
-        norm.apply(rows: n, x: ws.x, y: &ws.x)
-        trace?("norm", Tensor(shape: [n, d], scalars: ws.x))
-
-        return Tensor(shape: [n - 1, d], scalars: Array(ws.x[d...]))
+        // The final norm writes the patch tokens straight into the result (the cls row is
+        // normalised only for a trace).
+        let tokens = [Float](unsafeUninitializedCapacity: (n - 1) * d) { out, initialized in
+            ws.x.withUnsafeBufferPointer { x in norm.apply(rows: n - 1, x: x.baseAddress! + d, y: out.baseAddress!) }
+            initialized = (n - 1) * d
+        }
+        if let trace {
+            var cls = [Float](repeating: 0, count: d)
+            norm.apply(rows: 1, x: ws.x, y: &cls)
+            trace("norm", Tensor(shape: [n, d], scalars: cls + tokens))
+        }
+        return Tensor(shape: [n - 1, d], scalars: tokens)
     }
 
     /// Tokens [grid², dim] → channel planes [dim, grid, grid].

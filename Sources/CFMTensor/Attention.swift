@@ -13,11 +13,13 @@ import CVectorMath
 ///
 /// With AVX-512 and 64-wide heads (the ViT's and Point-MAE's) each head runs in one fused
 /// kernel, `cfm_attention_head`: keys transposed and values packed once per head (the GEMM
-/// library packs them again for every block), register-tiled products around the same
-/// softmax. Measured on this machine class (CPU time, min of 15): ViT 785 tokens × 12 heads
-/// 20.1 against 22.8 ms for the two GEMMs per block, Point-MAE 1024 × 6 heads 15.7 against
-/// 18.8 ms. Otherwise (no AVX-512, other head widths) every block is two GEMMs around the
-/// row softmax.
+/// library packs them again for every block), register-tiled products around the exponentials,
+/// the softmax's division applied to the 64 outputs of a row instead of its 785 probabilities.
+/// Measured on this machine class (CPU time, min of 15): ViT 785 tokens × 12 heads 20.1
+/// against 22.8 ms for the two GEMMs per block, Point-MAE 1024 × 6 heads 15.7 against 18.8 ms;
+/// the present kernel against that first one, one core, min of 40 in three alternated rounds:
+/// 16.9–17.7 against 20.5–21.8 ms for the ViT's 12 heads. Otherwise (no AVX-512, other head
+/// widths) every block is two GEMMs around the row softmax.
 public func multiHeadAttention(
     tokens: Int, dim: Int, heads: Int,
     qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,

@@ -4,6 +4,8 @@
 /// tokens × channels·patch² values) receives them in the weight's (c, ky, kx) order, and
 /// `out` [tokens, outChannels] gets `patches · Wᵀ + bias`, token = row · (width/patch) + col.
 /// `weight` is PyTorch's Conv2d weight [outChannels, channels, patch, patch].
+/// Tokens are split across cores once: each chunk cuts its own tiles and runs its rows of
+/// the GEMM (`linear` runs inline inside a chunk), so the cutting is not a serial pass.
 public func patchEmbedding(
     image: UnsafePointer<Float>, channels: Int, height: Int, width: Int, patch: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, outChannels: Int,
@@ -11,11 +13,12 @@ public func patchEmbedding(
 ) {
     precondition(height % patch == 0 && width % patch == 0,
                  "image \(height)×\(width) is not a multiple of the patch size \(patch)")
-    let rows = height / patch, cols = width / patch
+    let cols = width / patch, tokens = height / patch * cols
     let patchLength = channels * patch * patch
-    for r in 0..<rows {
-        for col in 0..<cols {
-            var dst = patches + (r * cols + col) * patchLength
+    parallelChunks(tokens, minimumChunk: 32) { range in
+        for token in range {
+            let (r, col) = token.quotientAndRemainder(dividingBy: cols)
+            var dst = patches + token * patchLength
             for c in 0..<channels {
                 for ky in 0..<patch {
                     let src = image + (c * height + r * patch + ky) * width + col * patch
@@ -24,9 +27,10 @@ public func patchEmbedding(
                 }
             }
         }
+        linear(rows: range.count, inFeatures: patchLength, outFeatures: outChannels,
+               x: patches + range.lowerBound * patchLength, weight: weight, bias: bias,
+               y: out + range.lowerBound * outChannels)
     }
-    linear(rows: rows * cols, inFeatures: patchLength, outFeatures: outChannels,
-           x: patches, weight: weight, bias: bias, y: out)
 }
 
 /// Maximum over the middle axis: input [groups, members, channels] → out [groups, channels]

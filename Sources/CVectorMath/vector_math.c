@@ -256,44 +256,94 @@ void cfm_axpy(size_t count, float a, const float *x, float *y, int path) {
 #define HEAD CFM_ATTENTION_HEAD_DIM
 #define BLOCK CFM_ATTENTION_QUERY_BLOCK
 
+/// Bytes the scratch's start is rounded up to: one cache line, so no 64-byte load of the packed
+/// keys, values or scores straddles two lines (its every part is a multiple of 64 bytes long).
+#define SCRATCH_ALIGNMENT 64
+
 static size_t roundUp(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
 size_t cfm_attention_scratch_count(size_t tokens) {
     size_t keys = roundUp(tokens, KEY_TILE);
-    return HEAD * keys + tokens * HEAD + BLOCK * keys + BLOCK * HEAD;
+    return HEAD * keys + tokens * HEAD + BLOCK * keys + BLOCK * HEAD + SCRATCH_ALIGNMENT / sizeof(float);
 }
 
-/// scores [QUERY_TILE, keys] (row stride `keys`) = scale · q rows · kᵀ, from the keys packed in
-/// tiles: tile t holds keys 32t…32t+31 as [HEAD, KEY_TILE] (8 KB, consecutive).
-AVX512 static void scoreTile(const float *const q[QUERY_TILE], const float *packedK, size_t keys, float scale,
+/// scores [QUERY_TILE, KEY_TILE] (row stride `keys`) = scale · q rows · kᵀ for one tile of the
+/// packed keys ([HEAD, KEY_TILE], 8 KB: it stays in L1 while every query tile of a block uses it).
+AVX512 static void scoreTile(const float *const q[QUERY_TILE], const float *tile, size_t keys, float scale,
                              float *scores) {
-    for (size_t j = 0; j < keys; j += KEY_TILE) {
-        const float *tile = packedK + j * HEAD;
-        __m512 acc[QUERY_TILE][2];
-        for (int r = 0; r < QUERY_TILE; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        for (int d = 0; d < HEAD; d++) {
-            __m512 k0 = _mm512_loadu_ps(tile + d * KEY_TILE), k1 = _mm512_loadu_ps(tile + d * KEY_TILE + 16);
-            for (int r = 0; r < QUERY_TILE; r++) {
-                __m512 qd = _mm512_set1_ps(q[r][d]);
-                acc[r][0] = _mm512_fmadd_ps(qd, k0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(qd, k1, acc[r][1]);
-            }
-        }
-        __m512 s = _mm512_set1_ps(scale);
+    __m512 acc[QUERY_TILE][2];
+    for (int r = 0; r < QUERY_TILE; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int d = 0; d < HEAD; d++) {
+        __m512 k0 = _mm512_loadu_ps(tile + d * KEY_TILE), k1 = _mm512_loadu_ps(tile + d * KEY_TILE + 16);
         for (int r = 0; r < QUERY_TILE; r++) {
-            _mm512_storeu_ps(scores + r * keys + j, _mm512_mul_ps(acc[r][0], s));
-            _mm512_storeu_ps(scores + r * keys + j + 16, _mm512_mul_ps(acc[r][1], s));
+            __m512 qd = _mm512_set1_ps(q[r][d]);
+            acc[r][0] = _mm512_fmadd_ps(qd, k0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(qd, k1, acc[r][1]);
         }
+    }
+    __m512 s = _mm512_set1_ps(scale);
+    for (int r = 0; r < QUERY_TILE; r++) {
+        _mm512_storeu_ps(scores + r * keys, _mm512_mul_ps(acc[r][0], s));
+        _mm512_storeu_ps(scores + r * keys + 16, _mm512_mul_ps(acc[r][1], s));
     }
 }
 
-/// o [OUTPUT_TILE, HEAD] (+)= p [OUTPUT_TILE, first..<end] (row stride `keys`) · v rows first..<end.
+/// eˣ as `vexp` computes it, with fused multiply-adds (one rounding a step instead of two): for
+/// the attention kernel only, which is AVX-512 only and has no portable twin to agree with.
+AVX512 static __m512 vexpFused(__m512 x) {
+    __mmask16 underflows = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm512_mask_blend_ps(underflows, x, _mm512_set1_ps(-87.3f));
+    __m512 shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f));
+    __m512 n = _mm512_sub_ps(shifted, _mm512_set1_ps(12582912.0f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512i scale = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(127 - 0x4B400000)), 23);
+    return _mm512_maskz_mul_ps((__mmask16)~underflows, p, _mm512_castsi512_ps(scale));
+}
+
+/// The row softmax without its last pass: each of `rows` rows (stride `ld`) of `cols` scores
+/// becomes e^(score − row max) (`vexpFused`), and `inverse[r]` = 1 / the row's sum; `valueTile`
+/// scales its products by it, so the probabilities are never written.
+AVX512 static void exponentiateRows(float *x, size_t rows, size_t cols, size_t ld, float *inverse) {
+    size_t full = cols - cols % 16;
+    __mmask16 tail = (__mmask16)((1u << (cols % 16)) - 1);
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * ld;
+        __m512 m = _mm512_set1_ps(-INFINITY);
+        for (size_t j = 0; j < full; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(row + j));
+        if (tail) m = _mm512_mask_max_ps(m, tail, m, _mm512_maskz_loadu_ps(tail, row + full));
+        __m512 rowMax = _mm512_set1_ps(_mm512_reduce_max_ps(m)), sum = _mm512_setzero_ps();
+        for (size_t j = 0; j < full; j += 16) {
+            __m512 e = vexpFused(_mm512_sub_ps(_mm512_loadu_ps(row + j), rowMax));
+            _mm512_storeu_ps(row + j, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        if (tail) {
+            __m512 e = _mm512_maskz_mov_ps(tail, vexpFused(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + full), rowMax)));
+            _mm512_mask_storeu_ps(row + full, tail, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        inverse[r] = 1.0f / _mm512_reduce_add_ps(sum);
+    }
+}
+
+/// result rows = (o rows when accumulating, else 0) + p [OUTPUT_TILE, first..<end] (row stride
+/// `keys`) · v rows first..<end: row r of the tile is read from `o[r]` and written to `result[r]`
+/// (each [HEAD]), times `inverse[r]` when `inverse` is given (the last slice).
 AVX512 static void valueTile(const float *p, size_t keys, const float *v, size_t ldv, size_t first, size_t end,
-                             float *o, int accumulate) {
+                             float *const o[OUTPUT_TILE], float *const result[OUTPUT_TILE], int accumulate,
+                             const float *inverse) {
     __m512 acc[OUTPUT_TILE][HEAD / 16];
     for (int r = 0; r < OUTPUT_TILE; r++)
         for (int c = 0; c < HEAD / 16; c++)
-            acc[r][c] = accumulate ? _mm512_loadu_ps(o + r * HEAD + 16 * c) : _mm512_setzero_ps();
+            acc[r][c] = accumulate ? _mm512_loadu_ps(o[r] + 16 * c) : _mm512_setzero_ps();
     for (size_t j = first; j < end; j++) {
         __m512 vj[HEAD / 16];
         for (int c = 0; c < HEAD / 16; c++) vj[c] = _mm512_loadu_ps(v + j * ldv + 16 * c);
@@ -302,39 +352,97 @@ AVX512 static void valueTile(const float *p, size_t keys, const float *v, size_t
             for (int c = 0; c < HEAD / 16; c++) acc[r][c] = _mm512_fmadd_ps(pj, vj[c], acc[r][c]);
         }
     }
-    for (int r = 0; r < OUTPUT_TILE; r++)
-        for (int c = 0; c < HEAD / 16; c++) _mm512_storeu_ps(o + r * HEAD + 16 * c, acc[r][c]);
+    for (int r = 0; r < OUTPUT_TILE; r++) {
+        __m512 s = _mm512_set1_ps(inverse ? inverse[r] : 1.0f);
+        for (int c = 0; c < HEAD / 16; c++) _mm512_storeu_ps(result[r] + 16 * c, inverse ? _mm512_mul_ps(acc[r][c], s) : acc[r][c]);
+    }
+}
+
+/// Transposes 16 rows of 16 values in registers: afterwards `v[i]` lane `l` holds what `v[l]`
+/// lane `i` held (pairs, then 4-value groups, then 128-bit blocks are interleaved).
+AVX512 static void transpose16(__m512 v[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    // Within each 128-bit block b: v[4i + m] = rows 4i…4i+3 of column 4b + m.
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        v[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        v[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        v[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        v[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    __m512 out[16];
+    for (int m = 0; m < 4; m++) {
+        __m512 even = _mm512_shuffle_f32x4(v[m], v[4 + m], 0x88), odd = _mm512_shuffle_f32x4(v[m], v[4 + m], 0xDD);
+        __m512 even2 = _mm512_shuffle_f32x4(v[8 + m], v[12 + m], 0x88), odd2 = _mm512_shuffle_f32x4(v[8 + m], v[12 + m], 0xDD);
+        out[m] = _mm512_shuffle_f32x4(even, even2, 0x88);
+        out[8 + m] = _mm512_shuffle_f32x4(even, even2, 0xDD);
+        out[4 + m] = _mm512_shuffle_f32x4(odd, odd2, 0x88);
+        out[12 + m] = _mm512_shuffle_f32x4(odd, odd2, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) v[i] = out[i];
+}
+
+/// The keys [tokens, HEAD] (row stride `ldk`) transposed into tiles of KEY_TILE keys, each
+/// [HEAD, KEY_TILE] and consecutive, so the products stream them in order; groups of 16 keys
+/// by register transposes, the rest one value at a time, the padding keys 0 (their scores
+/// are never used).
+AVX512 static void packKeys(size_t tokens, const float *k, size_t ldk, size_t keys, float *packedK) {
+    size_t grouped = tokens - tokens % 16;
+    for (size_t j = 0; j < grouped; j += 16) {
+        float *tile = packedK + (j / KEY_TILE) * KEY_TILE * HEAD + j % KEY_TILE;
+        for (int d = 0; d < HEAD; d += 16) {
+            __m512 v[16];
+            for (int i = 0; i < 16; i++) v[i] = _mm512_loadu_ps(k + (j + i) * ldk + d);
+            transpose16(v);
+            for (int i = 0; i < 16; i++) _mm512_storeu_ps(tile + (d + i) * KEY_TILE, v[i]);
+        }
+    }
+    for (size_t j = grouped; j < keys; j++) {
+        float *column = packedK + (j / KEY_TILE) * KEY_TILE * HEAD + j % KEY_TILE;
+        for (int d = 0; d < HEAD; d++) column[d * KEY_TILE] = j < tokens ? k[j * ldk + d] : 0;
+    }
 }
 
 AVX512 void cfm_attention_head(size_t tokens, float scale, const float *q, size_t ldq, const float *k, size_t ldk,
                                const float *v, size_t ldv, float *out, size_t ldo, float *scratch) {
     static const float zeroRow[HEAD];
     size_t keys = roundUp(tokens, KEY_TILE);
-    float *packedK = scratch, *packedV = packedK + HEAD * keys, *scores = packedV + tokens * HEAD,
+    float *packedK = (float *)roundUp((uintptr_t)scratch, SCRATCH_ALIGNMENT), *packedV = packedK + HEAD * keys, *scores = packedV + tokens * HEAD,
           *o = scores + BLOCK * keys;
-    // Keys transposed in tiles of 32 (each [HEAD, KEY_TILE], consecutive, so the products stream
-    // them in order); the padding keys are 0 (their scores are never used).
-    for (size_t j = 0; j < keys; j++) {
-        float *column = packedK + (j / KEY_TILE) * KEY_TILE * HEAD + j % KEY_TILE;
-        for (int d = 0; d < HEAD; d++) column[d * KEY_TILE] = j < tokens ? k[j * ldk + d] : 0;
-    }
+    packKeys(tokens, k, ldk, keys, packedK);
     // Values packed densely [tokens, HEAD]: a 128-row slice is 32 KB of consecutive lines, where
     // rows 3·dim floats apart would fall into a few L1 sets and evict each other.
     for (size_t j = 0; j < tokens; j++) memcpy(packedV + j * HEAD, v + j * ldv, HEAD * sizeof(float));
     for (size_t first = 0; first < tokens; first += BLOCK) {
         size_t rows = tokens - first < BLOCK ? tokens - first : BLOCK, tiles = roundUp(rows, QUERY_TILE);
         // Padding query rows score a zero query: their scores are 0 and their outputs are dropped.
-        for (size_t i = 0; i < tiles; i += QUERY_TILE) {
-            const float *rowsOfQ[QUERY_TILE];
-            for (int r = 0; r < QUERY_TILE; r++) rowsOfQ[r] = i + r < rows ? q + (first + i + r) * ldq : zeroRow;
-            scoreTile(rowsOfQ, packedK, keys, scale, scores + i * keys);
+        const float *rowsOfQ[BLOCK];
+        for (size_t i = 0; i < tiles; i++) rowsOfQ[i] = i < rows ? q + (first + i) * ldq : zeroRow;
+        // Key tiles outside, query tiles inside: each 8 KB key tile is read from L1 by the
+        // whole block (the block's queries, 64 KB, stream from L2 once per key tile).
+        for (size_t j = 0; j < keys; j += KEY_TILE)
+            for (size_t i = 0; i < tiles; i += QUERY_TILE)
+                scoreTile(rowsOfQ + i, packedK + j * HEAD, keys, scale, scores + i * keys + j);
+        float inverse[BLOCK];
+        exponentiateRows(scores, rows, tokens, keys, inverse);
+        for (size_t i = rows; i < tiles; i++) inverse[i] = 0;  // padding rows
+        // Outputs accumulate in scratch `o` [tiles, HEAD]; the last slice stores the block's rows
+        // straight into `out` (no copy pass after), padding rows stay in `o`.
+        float *rowsOfO[BLOCK], *rowsOfOut[BLOCK];
+        for (size_t i = 0; i < tiles; i++) {
+            rowsOfO[i] = o + i * HEAD;
+            rowsOfOut[i] = i < rows ? out + (first + i) * ldo : rowsOfO[i];
         }
-        softmaxRows(scores, rows, tokens, keys);
         for (size_t slice = 0; slice < tokens; slice += VALUE_SLICE) {
             size_t end = tokens - slice < VALUE_SLICE ? tokens : slice + VALUE_SLICE;
             for (size_t i = 0; i < tiles; i += OUTPUT_TILE)
-                valueTile(scores + i * keys, keys, packedV, HEAD, slice, end, o + i * HEAD, slice > 0);
+                valueTile(scores + i * keys, keys, packedV, HEAD, slice, end, rowsOfO + i,
+                          end == tokens ? rowsOfOut + i : rowsOfO + i, slice > 0, end == tokens ? inverse + i : NULL);
         }
-        for (size_t i = 0; i < rows; i++) memcpy(out + (first + i) * ldo, o + i * HEAD, HEAD * sizeof(float));
     }
 }

@@ -5,16 +5,22 @@ import Testing
 /// Attention over more tokens than one query block: every block (the last one partial)
 /// must give what the whole score matrix gives — on narrow heads (the GEMM path) and on
 /// 64-wide heads, which take the fused kernel where the CPU has AVX-512 (token counts that
-/// leave partial query tiles, key tiles and value slices) and the GEMM path otherwise.
+/// leave partial query tiles, key tiles and value slices) and the GEMM path otherwise. Inputs
+/// are uniform in ±amplitude; at 8 the logits' standard deviation is ~21, so rows are peaked
+/// and many exponentials underflow to 0. The bar grows with amplitude²: Float32 logits of
+/// magnitude ~amplitude² carry rounding errors in proportion, which every kernel's outputs
+/// inherit (the fused kernel before and after its exponentials took fused multiply-adds:
+/// 1.6e-4 at amplitude 8 on the ViT's 785 tokens, both).
 @Suite struct AttentionBlockTests {
-    static let cases: [(tokens: Int, dim: Int, heads: Int, path: VectorPath)] =
-        [(2 * attentionQueryBlock + 3, 8, 2, .current), (attentionQueryBlock + 45, 128, 2, .current),
-         (attentionQueryBlock + 45, 128, 2, .portable), (7, 64, 1, .current)]
+    static let cases: [(tokens: Int, dim: Int, heads: Int, path: VectorPath, amplitude: Float)] =
+        [(2 * attentionQueryBlock + 3, 8, 2, .current, 1), (attentionQueryBlock + 45, 128, 2, .current, 1),
+         (attentionQueryBlock + 45, 128, 2, .portable, 1), (7, 64, 1, .current, 1),
+         (attentionQueryBlock + 45, 128, 2, .current, 8)]
 
     @Test(arguments: 0..<cases.count) func queryBlocksMatchTheWholeScoreMatrix(index: Int) {
-        let (tokens, dim, heads, path) = Self.cases[index], headDim = dim / heads
+        let (tokens, dim, heads, path, amplitude) = Self.cases[index], headDim = dim / heads
         var random = SeededRandom(seed: 7)
-        let qkv = (0..<(tokens * 3 * dim)).map { _ in random.uniform(-1, 1) }
+        let qkv = (0..<(tokens * 3 * dim)).map { _ in random.uniform(-amplitude, amplitude) }
         var out = [Float](repeating: .nan, count: tokens * dim)
         var scores = [Float](repeating: .nan, count: attentionScratchCount(tokens: tokens))
         multiHeadAttention(tokens: tokens, dim: dim, heads: heads, qkv: qkv, out: &out, scores: &scores, path: path)
@@ -35,6 +41,6 @@ import Testing
                 }
             }
         }
-        #expect(worst < 1e-5, "largest difference \(worst) (path \(path), head width \(headDim))")
+        #expect(worst < 1e-5 * Double(amplitude * amplitude), "largest difference \(worst) (path \(path), head width \(headDim), amplitude \(amplitude))")
     }
 }
