@@ -20,7 +20,8 @@ public struct FarthestPointSample: Sendable, Equatable {
 /// - Parameters:
 ///   - points: [N, 3] coordinates in metres, finite, N ≥ 1 when `count` > 0.
 ///   - count: number of centres (1024 for Point-MAE); may exceed N (centres then repeat).
-/// - Complexity: O(N · count), vectorised over struct-of-arrays columns and split across cores.
+/// - Complexity: O(N · count) at worst, vectorised over struct-of-arrays columns; on a
+///   surface most steps touch only the few tiles of points near the new centre.
 public func farthestPointSampling(_ points: Tensor, count: Int) throws(GeometryError) -> FarthestPointSample {
     let n = try pointCount(of: points, argument: "points")
     guard count >= 0 else {
@@ -42,63 +43,108 @@ public func farthestPointSampling(_ points: Tensor, count: Int) throws(GeometryE
     return FarthestPointSample(indices: indices, centres: centres)
 }
 
+/// Points per tile of `farthestPointIndices`: four SIMD vectors of consecutive indices.
+private let samplingTileWidth = 64
+
 /// Fills `indices[1...]` (indices[0] = 0) for `n` points stored [n, 3] at `points`.
+///
+/// The points are cut into tiles of 64 consecutive indices (the foreground points of a frame
+/// come in row-major pixel order, so a tile is a short run of a row), each with its bounding
+/// box, its largest distance and the lowest index holding that. A step updates only the tiles
+/// a new centre can change: a tile is skipped when the squared distance from the centre to
+/// its box, computed in Float32 with the kernel's own operations in the kernel's order, is
+/// ≥ the tile's largest distance. That skip is exact, not approximate: rounding is monotone,
+/// so every point of the box has |fl(p − c)| ≥ fl(gap) on each axis and hence a computed
+/// squared distance ≥ the box's, which leaves its running minimum unchanged. The winner is
+/// then the largest tile maximum, ties to the lower tile (tiles are in index order).
 private func farthestPointIndices(_ points: UnsafePointer<Float>, pointCount n: Int, into indices: inout [Int]) {
     typealias Vector = PointColumns.Vector
-    typealias Lanes = SIMD16<Int32>
-    let lanes = PointColumns.lanes
-    let columns = PointColumns(points, count: n)
+    let vectorsPerTile = samplingTileWidth / PointColumns.lanes
+    let tileCount = (n + samplingTileWidth - 1) / samplingTileWidth
     // Distance to the chosen set; −1 marks points that are never candidates (too close to
     // the origin, or padding), which `min` with a non-negative distance leaves at −1.
-    var distance = [Float](repeating: -1, count: columns.stride)
+    var distance = [Float](repeating: -1, count: tileCount * samplingTileWidth)
+    // Per tile: its box over the eligible points ([6, tileCount]: low x, y, z, high x, y, z;
+    // empty, so never updated, when it has none), its largest distance and the lowest index
+    // holding it (−1 and 0 without eligible points).
+    var boxes = [Float](repeating: .infinity, count: 6 * tileCount)
+    for t in 0..<tileCount { for axis in 3..<6 { boxes[axis * tileCount + t] = -.infinity } }
+    var tileBest = [Float](repeating: -1, count: tileCount)
+    var tileIndex = [Int32](repeating: 0, count: tileCount)
     for i in 0..<n {
         let x = points[3 * i], y = points[3 * i + 1], z = points[3 * i + 2]
-        if x * x + y * y + z * z > 1e-3 { distance[i] = 1e10 }
+        guard x * x + y * y + z * z > 1e-3 else { continue }
+        distance[i] = 1e10
+        let t = i / samplingTileWidth
+        for axis in 0..<3 {
+            boxes[axis * tileCount + t] = min(boxes[axis * tileCount + t], points[3 * i + axis])
+            boxes[(axis + 3) * tileCount + t] = max(boxes[(axis + 3) * tileCount + t], points[3 * i + axis])
+        }
+        if tileBest[t] < 0 { (tileBest[t], tileIndex[t]) = (1e10, Int32(i)) }
     }
-    let laneOffsets = Lanes(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-    // Per worker: the largest distance in its chunk and the lowest index holding it.
-    var chunkBest = [(distance: Float, index: Int)](repeating: (-1, 0), count: cpuCount)
-    columns.values.withUnsafeBufferPointer { c in
-        let xs = c.baseAddress!, ys = xs + columns.stride, zs = ys + columns.stride
-        distance.withUnsafeMutableBufferPointer { d in
-            chunkBest.withUnsafeMutableBufferPointer { best in
-                let dist = d.baseAddress!
-                var current = 0
-                for step in 1..<indices.count {
-                    let cx = Vector(repeating: points[3 * current])
-                    let cy = Vector(repeating: points[3 * current + 1])
-                    let cz = Vector(repeating: points[3 * current + 2])
-                    for w in 0..<best.count { best[w] = (-1, 0) }
-                    // ~16k points per chunk pay for the hand-off to the second core.
-                    parallelWorkers(columns.vectorCount, minimumChunk: 1024) { worker, blocks in
-                        var laneBest = Vector(repeating: -1)
-                        var laneBlock = Lanes(repeating: 0)
-                        for b in blocks {
-                            let dx = xs.vector(b) - cx, dy = ys.vector(b) - cy, dz = zs.vector(b) - cz
-                            let squared = dx * dx + dy * dy + dz * dz
-                            var updated = dist.vector(b)
-                            updated.replace(with: squared, where: squared .< updated)
-                            dist.storeVector(updated, at: b)
-                            let better = updated .> laneBest
-                            laneBest.replace(with: updated, where: better)
-                            laneBlock.replace(with: Lanes(repeating: Int32(truncatingIfNeeded: b)), where: better)
-                        }
-                        // Strict `>` kept each lane's first block; take the lowest index among
-                        // the lanes holding the maximum.
-                        let top = laneBest.max()
-                        let laneIndex = laneBlock &* Int32(lanes) &+ laneOffsets
-                        let index = Lanes(repeating: .max).replacing(with: laneIndex, where: laneBest .== top).min()
-                        best[worker] = (top, Int(index))
-                    }
-                    var winner = best[0]
-                    for w in 1..<best.count where best[w].distance > winner.distance
-                        || (best[w].distance == winner.distance && best[w].index < winner.index) {
-                        winner = best[w]
-                    }
-                    current = winner.distance < 0 ? 0 : winner.index
-                    indices[step] = current
+    // The coordinates as x, y and z columns over every tile (zeros in the padding).
+    let pointStride = tileCount * samplingTileWidth
+    var columns = [Float](repeating: 0, count: 3 * pointStride)
+    for i in 0..<n { for axis in 0..<3 { columns[axis * pointStride + i] = points[3 * i + axis] } }
+    columns.withUnsafeBufferPointer { c in
+    distance.withUnsafeMutableBufferPointer { d in
+    boxes.withUnsafeBufferPointer { b in
+    tileBest.withUnsafeMutableBufferPointer { best in
+    tileIndex.withUnsafeMutableBufferPointer { bestIndex in
+        let xs = c.baseAddress!, ys = xs + pointStride, zs = ys + pointStride
+        let dist = d.baseAddress!
+        let lowX = b.baseAddress!, lowY = lowX + tileCount, lowZ = lowY + tileCount
+        let highX = lowZ + tileCount, highY = highX + tileCount, highZ = highY + tileCount
+        var current = 0
+        for step in 1..<indices.count {
+            let x = points[3 * current], y = points[3 * current + 1], z = points[3 * current + 2]
+            let cx = Vector(repeating: x), cy = Vector(repeating: y), cz = Vector(repeating: z)
+            for tile in 0..<tileCount {
+                // Gap from the centre to the box per axis (0 inside), as the kernel rounds it.
+                let gx = max(lowX[tile] - x, x - highX[tile], 0)
+                let gy = max(lowY[tile] - y, y - highY[tile], 0)
+                let gz = max(lowZ[tile] - z, z - highZ[tile], 0)
+                guard gx * gx + gy * gy + gz * gz < best[tile] else { continue }
+                for v in tile * vectorsPerTile..<(tile + 1) * vectorsPerTile {
+                    let dx = xs.vector(v) - cx, dy = ys.vector(v) - cy, dz = zs.vector(v) - cz
+                    let squared = dx * dx + dy * dy + dz * dz
+                    var updated = dist.vector(v)
+                    updated.replace(with: squared, where: squared .< updated)
+                    dist.storeVector(updated, at: v)
                 }
+                // The largest distance and the first (lowest) index holding it.
+                let top = largest(dist + tile * samplingTileWidth, count: samplingTileWidth)
+                var index = tile * samplingTileWidth
+                while dist[index] != top { index += 1 }
+                (best[tile], bestIndex[tile]) = (top, Int32(index))
             }
+            // The largest tile maximum, then the first (lowest) tile holding it.
+            let top = largest(best.baseAddress!, count: tileCount)
+            var winner = 0
+            while best[winner] != top { winner += 1 }
+            current = top < 0 ? 0 : Int(bestIndex[winner])
+            indices[step] = current
         }
     }
+    }
+    }
+    }
+    }
+}
+
+/// The largest of `count` values (none NaN), over four independent running maxima so the
+/// comparisons do not wait on each other.
+@inline(__always)
+private func largest(_ values: UnsafeMutablePointer<Float>, count: Int) -> Float {
+    var m0: Float = -.infinity, m1 = m0, m2 = m0, m3 = m0
+    var i = 0
+    while i + 4 <= count {
+        (m0, m1, m2, m3) = (max(m0, values[i]), max(m1, values[i + 1]), max(m2, values[i + 2]), max(m3, values[i + 3]))
+        i += 4
+    }
+    while i < count {
+        m0 = max(m0, values[i])
+        i += 1
+    }
+    return max(max(m0, m1), max(m2, m3))
 }
