@@ -45,6 +45,8 @@ public func farthestPointSampling(_ points: Tensor, count: Int) throws(GeometryE
 
 /// Points per tile of `farthestPointIndices`: four SIMD vectors of consecutive indices.
 private let samplingTileWidth = 64
+/// Tiles per group of `farthestPointIndices`.
+private let samplingGroupTiles = 16
 
 /// Fills `indices[1...]` (indices[0] = 0) for `n` points stored [n, 3] at `points`.
 ///
@@ -56,7 +58,8 @@ private let samplingTileWidth = 64
 /// ≥ the tile's largest distance. That skip is exact, not approximate: rounding is monotone,
 /// so every point of the box has |fl(p − c)| ≥ fl(gap) on each axis and hence a computed
 /// squared distance ≥ the box's, which leaves its running minimum unchanged. The winner is
-/// then the largest tile maximum, ties to the lower tile (tiles are in index order).
+/// then the largest tile maximum, ties to the lower tile (tiles are in index order). Groups of
+/// 16 tiles carry the same box and maximum, so most steps test a few groups, not every tile.
 private func farthestPointIndices(_ points: UnsafePointer<Float>, pointCount n: Int, into indices: inout [Int]) {
     typealias Vector = PointColumns.Vector
     let vectorsPerTile = samplingTileWidth / PointColumns.lanes
@@ -82,6 +85,20 @@ private func farthestPointIndices(_ points: UnsafePointer<Float>, pointCount n: 
         }
         if tileBest[t] < 0 { (tileBest[t], tileIndex[t]) = (1e10, Int32(i)) }
     }
+    // Groups of 16 tiles with the union of their boxes and the largest of their maxima: a
+    // group the new centre cannot change (the same test on its box: each tile's box lies
+    // inside it) is skipped whole.
+    let groupCount = (tileCount + samplingGroupTiles - 1) / samplingGroupTiles
+    var groupBoxes = [Float](repeating: 0, count: 6 * groupCount)
+    var groupBest = [Float](repeating: -1, count: groupCount)
+    for g in 0..<groupCount {
+        let tiles = g * samplingGroupTiles..<min(tileCount, (g + 1) * samplingGroupTiles)
+        for axis in 0..<3 {
+            groupBoxes[axis * groupCount + g] = tiles.map { boxes[axis * tileCount + $0] }.min()!
+            groupBoxes[(axis + 3) * groupCount + g] = tiles.map { boxes[(axis + 3) * tileCount + $0] }.max()!
+        }
+        groupBest[g] = tiles.map { tileBest[$0] }.max()!
+    }
     // The coordinates as x, y and z columns over every tile (zeros in the padding).
     let pointStride = tileCount * samplingTileWidth
     var columns = [Float](repeating: 0, count: 3 * pointStride)
@@ -89,42 +106,53 @@ private func farthestPointIndices(_ points: UnsafePointer<Float>, pointCount n: 
     columns.withUnsafeBufferPointer { c in
     distance.withUnsafeMutableBufferPointer { d in
     boxes.withUnsafeBufferPointer { b in
+    groupBoxes.withUnsafeBufferPointer { gb in
     tileBest.withUnsafeMutableBufferPointer { best in
+    groupBest.withUnsafeMutableBufferPointer { bestOfGroup in
     tileIndex.withUnsafeMutableBufferPointer { bestIndex in
         let xs = c.baseAddress!, ys = xs + pointStride, zs = ys + pointStride
         let dist = d.baseAddress!
-        let lowX = b.baseAddress!, lowY = lowX + tileCount, lowZ = lowY + tileCount
-        let highX = lowZ + tileCount, highY = highX + tileCount, highZ = highY + tileCount
         var current = 0
         for step in 1..<indices.count {
             let x = points[3 * current], y = points[3 * current + 1], z = points[3 * current + 2]
             let cx = Vector(repeating: x), cy = Vector(repeating: y), cz = Vector(repeating: z)
-            for tile in 0..<tileCount {
-                // Gap from the centre to the box per axis (0 inside), as the kernel rounds it.
-                let gx = max(lowX[tile] - x, x - highX[tile], 0)
-                let gy = max(lowY[tile] - y, y - highY[tile], 0)
-                let gz = max(lowZ[tile] - z, z - highZ[tile], 0)
-                guard gx * gx + gy * gy + gz * gz < best[tile] else { continue }
-                for v in tile * vectorsPerTile..<(tile + 1) * vectorsPerTile {
-                    let dx = xs.vector(v) - cx, dy = ys.vector(v) - cy, dz = zs.vector(v) - cz
-                    let squared = dx * dx + dy * dy + dz * dz
-                    var updated = dist.vector(v)
-                    updated.replace(with: squared, where: squared .< updated)
-                    dist.storeVector(updated, at: v)
-                }
-                // The largest distance and the first (lowest) index holding it.
-                let top = largest(dist + tile * samplingTileWidth, count: samplingTileWidth)
-                var index = tile * samplingTileWidth
-                while dist[index] != top { index += 1 }
-                (best[tile], bestIndex[tile]) = (top, Int32(index))
+            /// Squared distance from the centre to box `i` of `count` boxes stored [6, count]
+            /// (low x, y, z, high x, y, z), with the kernel's operations in its order.
+            func reach(_ boxes: UnsafePointer<Float>, _ count: Int, _ i: Int) -> Float {
+                let gx = max(boxes[i] - x, x - boxes[3 * count + i], 0)
+                let gy = max(boxes[count + i] - y, y - boxes[4 * count + i], 0)
+                let gz = max(boxes[2 * count + i] - z, z - boxes[5 * count + i], 0)
+                return gx * gx + gy * gy + gz * gz
             }
-            // The largest tile maximum, then the first (lowest) tile holding it.
-            let top = largest(best.baseAddress!, count: tileCount)
+            for group in 0..<groupCount where reach(gb.baseAddress!, groupCount, group) < bestOfGroup[group] {
+                let tiles = group * samplingGroupTiles..<min(tileCount, (group + 1) * samplingGroupTiles)
+                for tile in tiles where reach(b.baseAddress!, tileCount, tile) < best[tile] {
+                    for v in tile * vectorsPerTile..<(tile + 1) * vectorsPerTile {
+                        let dx = xs.vector(v) - cx, dy = ys.vector(v) - cy, dz = zs.vector(v) - cz
+                        let squared = dx * dx + dy * dy + dz * dz
+                        var updated = dist.vector(v)
+                        updated.replace(with: squared, where: squared .< updated)
+                        dist.storeVector(updated, at: v)
+                    }
+                    // The largest distance and the first (lowest) index holding it.
+                    let top = largest(dist + tile * samplingTileWidth, count: samplingTileWidth)
+                    var index = tile * samplingTileWidth
+                    while dist[index] != top { index += 1 }
+                    (best[tile], bestIndex[tile]) = (top, Int32(index))
+                }
+                bestOfGroup[group] = largest(best.baseAddress! + tiles.lowerBound, count: tiles.count)
+            }
+            // The largest maximum, then the first (lowest) group and tile holding it.
+            let top = largest(bestOfGroup.baseAddress!, count: groupCount)
             var winner = 0
+            while bestOfGroup[winner] != top { winner += 1 }
+            winner *= samplingGroupTiles
             while best[winner] != top { winner += 1 }
             current = top < 0 ? 0 : Int(bestIndex[winner])
             indices[step] = current
         }
+    }
+    }
     }
     }
     }
