@@ -81,34 +81,78 @@ extension PixelCombinations {
     /// (`neighbors`, `weights`: [points, 3]); the blends are scattered to their pixels, 3×3
     /// average pooled without padding, then adaptive average pooled back to size×size.
     /// Pixels whose pooling window holds no foreground point are masked (their feature is 0).
+    ///
+    /// A pixel's terms are its window's centres in order of first appearance (taps row by
+    /// row, then the 3 neighbours), each coefficient summed in that visiting order. Rows of
+    /// pixels are built in parallel into per-chunk buffers and joined in row order; a
+    /// per-worker table from centre to its term in the current pixel replaces searching the
+    /// pixel's terms, so the result is the same whatever the chunking.
     public static func pointAlignment(size: Int, foregroundPixels: [Int], neighbors: [Int32], weights: [Float]) -> PixelCombinations {
         precondition(neighbors.count == 3 * foregroundPixels.count && weights.count == neighbors.count)
         var pointAt = [Int32](repeating: -1, count: size * size)
         for (p, pixel) in foregroundPixels.enumerated() { pointAt[pixel] = Int32(p) }
+        let centreCount = Int(neighbors.max() ?? -1) + 1
         let taps = poolingTaps(size: size)
-        var pixels: [Int] = [], offsets = [0], sources: [Int32] = [], coefficients: [Float] = []
-        for y in 0..<size {
-            for x in 0..<size {
-                let start = sources.count
-                for (iy, wy) in taps[y] {
-                    for (ix, wx) in taps[x] {
-                        let p = Int(pointAt[iy * size + ix])
-                        guard p >= 0 else { continue }
-                        for k in 0..<3 {
-                            let centre = neighbors[3 * p + k], w = wy * wx * weights[3 * p + k]
-                            if let t = sources[start...].firstIndex(of: centre) {
-                                coefficients[t] += w
-                            } else {
-                                sources.append(centre)
-                                coefficients.append(w)
+        /// One chunk of rows: its pixels, term counts per pixel, sources and coefficients.
+        struct Rows {
+            var pixels: [Int] = [], counts: [Int32] = [], sources: [Int32] = [], coefficients: [Float] = []
+        }
+        var chunks = [Rows](repeating: Rows(), count: cpuCount)
+        // Per worker: the position + 1 of each centre among the current pixel's terms (0: absent).
+        var termOf = [Int32](repeating: 0, count: cpuCount * max(1, centreCount))
+        pointAt.withUnsafeBufferPointer { pointAt in
+        neighbors.withUnsafeBufferPointer { neighbors in
+        weights.withUnsafeBufferPointer { weights in
+        chunks.withUnsafeMutableBufferPointer { chunks in
+        termOf.withUnsafeMutableBufferPointer { termOf in
+            parallelWorkers(size, minimumChunk: 16) { worker, rows in
+                let slot = termOf.baseAddress! + worker * max(1, centreCount)
+                var out = Rows()
+                out.sources.reserveCapacity(rows.count * size * 16)
+                out.coefficients.reserveCapacity(rows.count * size * 16)
+                for y in rows {
+                    for x in 0..<size {
+                        let start = out.sources.count
+                        for (iy, wy) in taps[y] {
+                            for (ix, wx) in taps[x] {
+                                let p = Int(pointAt[iy * size + ix])
+                                guard p >= 0 else { continue }
+                                for k in 0..<3 {
+                                    let centre = neighbors[3 * p + k], w = wy * wx * weights[3 * p + k]
+                                    let term = Int(slot[Int(centre)])
+                                    if term > 0 {
+                                        out.coefficients[start + term - 1] += w
+                                    } else {
+                                        out.sources.append(centre)
+                                        out.coefficients.append(w)
+                                        slot[Int(centre)] = Int32(out.sources.count - start)
+                                    }
+                                }
                             }
                         }
+                        guard out.sources.count > start else { continue }
+                        for t in start..<out.sources.count { slot[Int(out.sources[t])] = 0 }
+                        out.pixels.append(y * size + x)
+                        out.counts.append(Int32(out.sources.count - start))
                     }
                 }
-                guard sources.count > start else { continue }
-                pixels.append(y * size + x)
-                offsets.append(sources.count)
+                chunks[worker] = out
             }
+        }
+        }
+        }
+        }
+        }
+        var pixels: [Int] = [], offsets = [0], sources: [Int32] = [], coefficients: [Float] = []
+        pixels.reserveCapacity(chunks.reduce(0) { $0 + $1.pixels.count })
+        offsets.reserveCapacity(pixels.capacity + 1)
+        sources.reserveCapacity(chunks.reduce(0) { $0 + $1.sources.count })
+        coefficients.reserveCapacity(sources.capacity)
+        for chunk in chunks {
+            pixels += chunk.pixels
+            for count in chunk.counts { offsets.append(offsets.last! + Int(count)) }
+            sources += chunk.sources
+            coefficients += chunk.coefficients
         }
         return PixelCombinations(size: size, pixels: pixels, offsets: offsets, sources: sources, weights: coefficients)
     }
@@ -140,17 +184,20 @@ extension PixelCombinations {
     /// token map to size×size, at `pixels` only. Sources are token indices row·grid + col.
     public static func bilinearUpsampling(grid: Int, size: Int, pixels: [Int]) -> PixelCombinations {
         let taps = LinearTap.taps(inSize: grid, outSize: size)
-        var offsets = [0], sources: [Int32] = [], weights: [Float] = []
-        for pixel in pixels {
+        var sources = [Int32](repeating: 0, count: 4 * pixels.count), weights = [Float](repeating: 0, count: 4 * pixels.count)
+        for (i, pixel) in pixels.enumerated() {
             let ty = taps[pixel / size], tx = taps[pixel % size]
-            for (row, wy) in [(ty.i0, ty.w0), (ty.i1, ty.w1)] {
-                for (col, wx) in [(tx.i0, tx.w0), (tx.i1, tx.w1)] {
-                    sources.append(Int32(row * grid + col))
-                    weights.append(wy * wx)
-                }
-            }
-            offsets.append(sources.count)
+            // Four terms: (row, column) = (i0, i0), (i0, i1), (i1, i0), (i1, i1).
+            sources[4 * i] = Int32(ty.i0 * grid + tx.i0)
+            sources[4 * i + 1] = Int32(ty.i0 * grid + tx.i1)
+            sources[4 * i + 2] = Int32(ty.i1 * grid + tx.i0)
+            sources[4 * i + 3] = Int32(ty.i1 * grid + tx.i1)
+            weights[4 * i] = ty.w0 * tx.w0
+            weights[4 * i + 1] = ty.w0 * tx.w1
+            weights[4 * i + 2] = ty.w1 * tx.w0
+            weights[4 * i + 3] = ty.w1 * tx.w1
         }
-        return PixelCombinations(size: size, pixels: pixels, offsets: offsets, sources: sources, weights: weights)
+        return PixelCombinations(size: size, pixels: pixels, offsets: Array(stride(from: 0, through: 4 * pixels.count, by: 4)),
+                                 sources: sources, weights: weights)
     }
 }

@@ -19,15 +19,30 @@ func mortonOrder(_ points: UnsafePointer<Float>, count: Int, within box: Boundin
         x = (x | x << 2) & 0x0924_9249
         return x
     }
-    var keys = [UInt64](repeating: 0, count: count)
+    var codes = [UInt32](repeating: 0, count: count)
     for i in 0..<count {
         var code: UInt64 = 0
         for axis in 0..<3 {
             let cell = min(cells - 1, max(0, (Double(points[3 * i + axis]) - lower[axis]) * scale[axis]))
             code |= spread(UInt64(cell)) << UInt64(axis)
         }
-        keys[i] = code << 32 | UInt64(i)
+        codes[i] = UInt32(code)
     }
-    keys.sort()
-    return keys.map { Int($0 & 0xFFFF_FFFF) }
+    // Stable LSD radix sort of the 30-bit codes, 10 bits a pass: ties keep index order.
+    var order = Array(0..<count), sorted = order
+    var buckets = [Int](repeating: 0, count: 1025)
+    for shift in stride(from: 0, to: 30, by: 10) {
+        buckets.withUnsafeMutableBufferPointer { b in
+            b.update(repeating: 0)
+            for i in order { b[Int(codes[i] >> UInt32(shift) & 0x3FF) + 1] += 1 }
+            for d in 1...1024 { b[d] += b[d - 1] }
+            for i in order {
+                let digit = Int(codes[i] >> UInt32(shift) & 0x3FF)
+                sorted[b[digit]] = i
+                b[digit] += 1
+            }
+        }
+        swap(&order, &sorted)
+    }
+    return order
 }

@@ -11,12 +11,33 @@ struct ApproximateCandidate: Comparable {
     static func == (a: Self, b: Self) -> Bool { a.distance == b.distance }
 }
 
-/// A candidate with its squared distance computed exactly (Float64 from the inputs).
+/// A candidate with its squared distance computed exactly (Float64 from the inputs), ordered
+/// by (distance, index); `position` is its place in the search's Morton order.
 struct ExactCandidate: Comparable {
     var distance: Double
     var index: Int32
+    var position: Int32
 
     static func < (a: Self, b: Self) -> Bool { (a.distance, a.index) < (b.distance, b.index) }
+}
+
+/// A tile and a lower bound of some squared distance to it, packed so that plain integer
+/// order is (bound, tile) order: the bound rounded down to Float32 (≥ 0, so its bits order
+/// like its value; no bound exceeds 2¹²⁴ after scaling) in the high half, the tile below.
+struct TileKey: Comparable {
+    private let key: UInt64
+
+    init(bound: Double, tile: Int) {
+        var rounded = Float(bound)
+        if Double(rounded) > bound { rounded = rounded.nextDown }
+        key = UInt64(rounded.bitPattern) << 32 | UInt64(tile)
+    }
+
+    /// The bound (rounded down).
+    var bound: Double { Double(Float(bitPattern: UInt32(truncatingIfNeeded: key >> 32))) }
+    var tile: Int { Int(key & 0xFFFF_FFFF) }
+
+    static func < (a: Self, b: Self) -> Bool { a.key < b.key }
 }
 
 /// The screening state of one query while the point tiles stream past: every point whose
@@ -26,6 +47,13 @@ struct QueryCandidates {
     var candidates: GrowableBuffer<ApproximateCandidate>
     var limit: Float = .greatestFiniteMagnitude
     var margin: Double = 0
+
+    /// Sets `limit` from any k distinct points' screened values (`screened`, k ≥ 1): the k-th
+    /// smallest screened value of all points is at most their largest, so every point within
+    /// the exact k-th distance screens ≤ that largest + `margin`.
+    mutating func bound(byWorstOf screened: some Sequence<Float>) {
+        limit = Float(Double(screened.max()!) + margin).nextUp
+    }
 
     /// Keeps only the candidates within `margin` of the k-th smallest (updating `limit`);
     /// grows the buffer when that leaves it more than half full.
@@ -53,9 +81,12 @@ struct QueryCandidates {
 /// power of two that brings them within ±2⁶⁰, so norms and dot products stay finite in
 /// Float32 (≤ 12·2¹²⁰ < 2¹²⁸): unscaled they would overflow to ±∞ and NaN, and a query could
 /// be left with fewer than k candidates. Queries and points are put in Morton order; a block of 64
-/// neighbouring queries visits the 256-point tiles of neighbouring points nearest first and
-/// stops at the first tile whose bounding box is provably too far for every query of the
-/// block, so each query scans only its surroundings. The GEMM form has a rounding error
+/// neighbouring queries orders the 64-point tiles of the points by their boxes' distance to
+/// the block's box. Each query of the block screens first the nearest of those tiles (at
+/// least 2k points) in order of its own distance to them, which sets a tight limit early,
+/// then the others in the block's order, skipping each tile whose box is provably too far
+/// for it and stopping at the first whose block distance is; the screening is SIMD over the
+/// tile's columns. So each query scans only its own surroundings. The GEMM form has a rounding error
 /// below E(q) = η·(‖q‖ + R)², with R the largest centred ‖p‖ and η = 2⁻¹⁹ (≈ 4× the worst
 /// case of centring, two 3-term norms, a 3-term dot product and two additions at unit
 /// roundoff 2⁻²⁴), plus (‖q‖ + R + 1)·2⁻¹⁴⁰ for Float32 underflow (subnormal or scaled-down
@@ -64,16 +95,17 @@ struct QueryCandidates {
 /// is kept, which provably includes every point whose exact distance is ≤ the exact k-th
 /// distance; those are re-ranked by their exact Float64 (p − q)² (no overflow: Float32
 /// differences square to at most ~1e78). So the selected set (and its order) is the exact
-/// KNN with ties to the lower index, whatever the GEMM rounding.
+/// KNN with ties to the lower index, whatever the screening rounding.
 func searchNearest(
     queries: UnsafePointer<Float>, queryCount: Int,
     points: UnsafePointer<Float>, pointCount: Int, k: Int,
     indices: UnsafeMutablePointer<Int>, squaredDistances: UnsafeMutablePointer<Float>
 ) {
     precondition(k >= 1 && pointCount >= k, "k = \(k) of \(pointCount) points")
-    let blockSize = 64, tileWidth = 256
+    let blockSize = 64, tileWidth = 64
     let lanes = PointColumns.lanes
-    let initialCapacity = max(4 * k, 16)
+    // Room for the first 2k points screened (< 2k + one tile) before the first compaction.
+    let initialCapacity = max(4 * k, 2 * tileWidth)
 
     var bounds = BoundingBox(), sum = SIMD3<Double>.zero
     for i in 0..<pointCount {
@@ -125,80 +157,106 @@ func searchNearest(
     columns.values.withUnsafeBufferPointer { c in
     norms.withUnsafeBufferPointer { normBuffer in
     centredQueries.withUnsafeBufferPointer { cq in
-        let columnBase = c.baseAddress!, normBase = normBuffer.baseAddress!, queryBase = cq.baseAddress!
+        let xs = c.baseAddress!, ys = xs + columns.stride, zs = ys + columns.stride
+        let normBase = normBuffer.baseAddress!, queryBase = cq.baseAddress!
         parallelWorkers((queryCount + blockSize - 1) / blockSize) { _, blocks in
-            let tile = UnsafeMutablePointer<Float>.allocate(capacity: blockSize * tileWidth)
-            let states = UnsafeMutableBufferPointer<QueryCandidates>.allocate(capacity: blockSize)
+            var state = QueryCandidates(candidates: GrowableBuffer(capacity: initialCapacity))
             var exact = GrowableBuffer<ExactCandidate>(capacity: initialCapacity)
-            for q in 0..<blockSize {
-                states.initializeElement(at: q, to: QueryCandidates(candidates: GrowableBuffer(capacity: initialCapacity)))
-            }
             defer {
-                for q in 0..<blockSize { states[q].candidates.deallocate() }
-                states.deallocate()
+                state.candidates.deallocate()
                 exact.deallocate()
-                tile.deallocate()
             }
-            var tileOrder = [(bound: Double, tile: Int)](repeating: (0, 0), count: tileCount)
+            var tileOrder = [TileKey](repeating: TileKey(bound: 0, tile: 0), count: tileCount)
+            // The Morton positions of the previous query's neighbours.
+            var previous = [Int](repeating: 0, count: k), hasPrevious = false
+            var seeds = tileOrder
             for block in blocks {
                 let first = block * blockSize, size = min(blockSize, queryCount - first)
                 var blockBox = BoundingBox()
                 for q in 0..<size {
                     let p = queryBase + 3 * (first + q)
                     blockBox.include(SIMD3(p[0], p[1], p[2]))
-                    states[q].candidates.removeAll()
-                    states[q].limit = .greatestFiniteMagnitude
-                    states[q].margin = margins[first + q]
                 }
-                for t in 0..<tileCount { tileOrder[t] = (blockBox.squaredDistance(to: tileBoxes[t]), t) }
-                tileOrder.sort { $0 < $1 }
-                for (bound, t) in tileOrder {
-                    // No query of the block can admit a point of this tile (or of any later,
-                    // farther one): its screened value is ≥ bound − ‖q‖² − E(q) > limit.
-                    var reach = -Double.infinity
-                    for q in 0..<size { reach = max(reach, Double(states[q].limit) + queryNorms[first + q] + states[q].margin) }
-                    if bound > reach { break }
-                    let start = t * tileWidth, width = min(tileWidth, columns.stride - start)
-                    gemm(m: size, n: width, k: 3, alpha: -2,
-                         a: queryBase + 3 * first, lda: 3,
-                         b: columnBase + start, ldb: columns.stride,
-                         c: tile, ldc: width)
-                    let tileNorms = normBase + start
-                    for q in 0..<size {
-                        let row = UnsafePointer(tile + q * width)
-                        var limit = PointColumns.Vector(repeating: states[q].limit)
-                        for v in 0..<width / lanes {
-                            let distance = row.vector(v) + tileNorms.vector(v)
+                for t in 0..<tileCount { tileOrder[t] = TileKey(bound: blockBox.squaredDistance(to: tileBoxes[t]), tile: t) }
+                tileOrder.withUnsafeMutableBufferPointer { $0.sort() }
+                // The seed tiles: those meeting the block's box, and more of the nearest until
+                // they hold at least 2k points (or all).
+                var seedCount = 0, seedPoints = 0
+                while seedCount < tileCount && (seedPoints < 2 * k || tileOrder[seedCount].bound == 0) {
+                    seedPoints += min(tileWidth, pointCount - tileOrder[seedCount].tile * tileWidth)
+                    seedCount += 1
+                }
+                for q in 0..<size {
+                    let p = queryBase + 3 * (first + q)
+                    var point = BoundingBox()
+                    point.include(SIMD3(p[0], p[1], p[2]))
+                    state.candidates.removeAll()
+                    (state.limit, state.margin) = (.greatestFiniteMagnitude, margins[first + q])
+                    // A first limit from the previous query's k neighbours (it is near in the Morton order).
+                    if hasPrevious {
+                        state.bound(byWorstOf: previous.lazy.map { position in
+                            normBase[position] + (-2 * p[0] * xs[position] + -2 * p[1] * ys[position] + -2 * p[2] * zs[position])
+                        })
+                    }
+                    /// The largest squared distance to the query that a point can have and still
+                    /// be admitted: its screened value is ≥ that distance − ‖q‖² − E(q).
+                    func reach() -> Double { Double(state.limit) + queryNorms[first + q] + state.margin }
+                    // Screened distances ‖p‖² + (−2q)·p, −2q exact (a power of two).
+                    let qx = PointColumns.Vector(repeating: -2 * p[0]), qy = PointColumns.Vector(repeating: -2 * p[1])
+                    let qz = PointColumns.Vector(repeating: -2 * p[2])
+                    func screen(_ t: Int) {
+                        var limit = PointColumns.Vector(repeating: state.limit)
+                        let firstVector = t * tileWidth / lanes, vectors = min(tileWidth, columns.stride - t * tileWidth) / lanes
+                        for v in firstVector..<firstVector + vectors {
+                            let distance = normBase.vector(v) + (qx * xs.vector(v) + qy * ys.vector(v) + qz * zs.vector(v))
                             let inside = distance .<= limit
                             guard any(inside) else { continue }
                             for lane in 0..<lanes where inside[lane] {
-                                if states[q].candidates.isFull {
-                                    states[q].compact(k: k)
-                                    limit = PointColumns.Vector(repeating: states[q].limit)
+                                if state.candidates.isFull {
+                                    state.compact(k: k)
+                                    limit = PointColumns.Vector(repeating: state.limit)
                                 }
-                                states[q].candidates.append(ApproximateCandidate(
-                                    distance: distance[lane], index: Int32(truncatingIfNeeded: start + v * lanes + lane)))
+                                state.candidates.append(ApproximateCandidate(
+                                    distance: distance[lane], index: Int32(truncatingIfNeeded: v * lanes + lane)))
                             }
                         }
-                        // A first limit as soon as k candidates are in, so far tiles get skipped.
-                        if states[q].limit == .greatestFiniteMagnitude && states[q].candidates.count >= k {
-                            states[q].compact(k: k)
-                        }
                     }
-                }
-                for q in 0..<size {
-                    states[q].compact(k: k)
+                    // The seeds nearest the query first: the first limit (the k-th of the first
+                    // 2k points screened, plus the margin) is then close to the final one.
+                    for s in 0..<seedCount {
+                        seeds[s] = TileKey(bound: point.squaredDistance(to: tileBoxes[tileOrder[s].tile]), tile: tileOrder[s].tile)
+                    }
+                    seeds.withUnsafeMutableBufferPointer { $0[0..<seedCount].sort() }
+                    var screenedPoints = 0
+                    for key in seeds[0..<seedCount] {
+                        let (distance, t) = (key.bound, key.tile)
+                        if distance > reach() { break }
+                        screen(t)
+                        screenedPoints += min(tileWidth, pointCount - t * tileWidth)
+                        if state.limit == .greatestFiniteMagnitude && screenedPoints >= 2 * k { state.compact(k: k) }
+                    }
+                    if state.limit == .greatestFiniteMagnitude { state.compact(k: k) }
+                    // Then the block's order: every later tile is at least `bound` from the
+                    // query, so the first one beyond its reach ends the search.
+                    for key in tileOrder[seedCount...] {
+                        let (bound, t) = (key.bound, key.tile)
+                        if bound > reach() { break }
+                        if point.squaredDistance(to: tileBoxes[t]) <= reach() { screen(t) }
+                    }
+                    state.compact(k: k)
                     let target = queryOrder[first + q]
                     let query = queries + 3 * target
-                    let qx = Double(query[0]), qy = Double(query[1]), qz = Double(query[2])
+                    let qxExact = Double(query[0]), qyExact = Double(query[1]), qzExact = Double(query[2])
                     exact.removeAll()
-                    for candidate in states[q].candidates.elements {
+                    for candidate in state.candidates.elements {
                         let index = pointOrder[Int(candidate.index)], p = points + 3 * index
-                        let dx = Double(p[0]) - qx, dy = Double(p[1]) - qy, dz = Double(p[2]) - qz
-                        exact.append(ExactCandidate(distance: dx * dx + dy * dy + dz * dz, index: Int32(index)))
+                        let dx = Double(p[0]) - qxExact, dy = Double(p[1]) - qyExact, dz = Double(p[2]) - qzExact
+                        exact.append(ExactCandidate(distance: dx * dx + dy * dy + dz * dz, index: Int32(index), position: candidate.index))
                     }
                     var ranked = exact.elements
                     ranked.sortSmallest(k)
+                    for j in 0..<k { previous[j] = Int(ranked[j].position) }
+                    hasPrevious = true
                     let row = target * k
                     for j in 0..<k {
                         indices[row + j] = Int(ranked[j].index)

@@ -54,6 +54,28 @@ import Testing
         #expect(sample.indices == referenceFarthestPoints(coordinates, count: 24))
     }
 
+    /// A frame's foreground: `n` points of a curved 12 cm part 0.5 m away in row-major pixel
+    /// order, on a 1/1024 m lattice in x and y (so distances tie), with every 53rd point at the
+    /// origin (never taken) and runs of duplicated points.
+    static func surface(_ n: Int, seed: UInt64) -> [Float] {
+        var random = SeededRandom(seed: seed)
+        let points = (0..<n).map { i -> SIMD3<Float> in
+            if i % 53 == 7 { return .zero }
+            let x = Float(Int(random.uniform(-0.06, 0.06) * 1024)) / 1024, y = Float(Int(random.uniform(-0.06, 0.06) * 1024)) / 1024
+            return SIMD3(x, y, 0.5 - 0.02 * Float(i % 11) / 11)
+        }.sorted { ($0.y, $0.x) < ($1.y, $1.x) }
+        return points.flatMap { [$0.x, $0.y, $0.z] }
+    }
+
+    @Test(arguments: [(20_000, 1024), (3_000, 2_000), (130, 200)] as [(Int, Int)])
+    func tileSkippingMatchesTheScalarReference(_ n: Int, _ count: Int) throws {
+        // Production size (1024 of ~20 000: late steps touch few tiles), a cloud sampled until
+        // its distances are mostly 0, and more centres than points (repeats).
+        let coordinates = Self.surface(n, seed: UInt64(n))
+        let sample = try farthestPointSampling(Tensor(shape: [n, 3], scalars: coordinates), count: count)
+        #expect(sample.indices == referenceFarthestPoints(coordinates, count: count))
+    }
+
     @Test func rejectsBadArguments() {
         #expect(throws: GeometryError.self) { try farthestPointSampling(Tensor(shape: [4, 2]), count: 2) }
         #expect(throws: GeometryError.tooFewPoints(operation: "farthest point sampling", required: 1, available: 0)) {

@@ -63,6 +63,63 @@ func bruteForceNearest(_ queries: [Float], _ points: [Float], k: Int) -> [[Int]]
         }
     }
 
+    /// A frame's foreground at full size: ~20 000 pixels of a 224×224 map in row-major order
+    /// on a stepped dome, with coordinates on a 1/4096 m lattice so that distances tie.
+    static let frame: [Float] = (0..<224 * 224).flatMap { (pixel: Int) -> [Float] in
+        let u = Float(pixel % 224 - 112) / 85, v = Float(pixel / 224 - 112) / 70
+        let r: Float = u * u + v * v
+        guard r < 1 else { return [] }
+        let step: Float = pixel % 5 == 0 ? 0.003 : 0
+        let z: Float = 0.5 - 0.04 * (1 - r) + step
+        return [u * 0.06, v * 0.05, z].map { (value: Float) -> Float in (value * 4096).rounded() / 4096 }
+    }
+
+    /// The k nearest of `points` to the query at `q` (a [3] slice start) by (Float64 (p − q)², index).
+    func nearest(_ queries: [Float], _ q: Int, in points: [Float], k: Int) -> [(distance: Double, index: Int)] {
+        var best: [(distance: Double, index: Int)] = []
+        for p in stride(from: 0, to: points.count, by: 3) {
+            let dx = Double(points[p]) - Double(queries[q]), dy = Double(points[p + 1]) - Double(queries[q + 1])
+            let dz = Double(points[p + 2]) - Double(queries[q + 2])
+            let squared: Double = dx * dx + dy * dy + dz * dz
+            let candidate = (distance: squared, index: p / 3)
+            if best.count == k && !((candidate.distance, candidate.index) < (best[k - 1].distance, best[k - 1].index)) { continue }
+            let at = best.firstIndex { (other: (distance: Double, index: Int)) -> Bool in
+                (candidate.distance, candidate.index) < (other.distance, other.index)
+            } ?? best.count
+            best.insert(candidate, at: at)
+            if best.count > k { best.removeLast() }
+        }
+        return best
+    }
+
+    @Test func matchesBruteForceAtFrameSizeBothWays() throws {
+        let points: [Float] = Self.frame
+        let n = points.count / 3
+        #expect(n > 15_000)
+        // 1024 centres of the frame (Point-MAE's groups) → 128 nearest points; every 16th checked.
+        var centres: [Float] = []
+        for c in 0..<1024 {
+            let p = c * 19 % n
+            centres += points[3 * p..<3 * p + 3]
+        }
+        let pointTensor = Tensor(shape: [n, 3], scalars: points), centreTensor = Tensor(shape: [1024, 3], scalars: centres)
+        let groups = try NearestNeighbours(of: centreTensor, in: pointTensor, k: 128)
+        for c in stride(from: 0, to: 1024, by: 16) {
+            let expected = nearest(centres, 3 * c, in: points, k: 128)
+            let indices: [Int] = expected.map(\.index), distances: [Float] = expected.map { Float($0.distance) }
+            #expect(Array(groups.indices[c * 128..<(c + 1) * 128]) == indices, "centre \(c)")
+            #expect(Array(groups.squaredDistances[c * 128..<(c + 1) * 128]) == distances, "centre \(c)")
+        }
+        // Every point → its 3 nearest centres (the interpolation); every 7th checked.
+        let blend = try NearestNeighbours(of: pointTensor, in: centreTensor, k: 3)
+        for p in stride(from: 0, to: n, by: 7) {
+            let expected = nearest(points, 3 * p, in: centres, k: 3)
+            let indices: [Int] = expected.map(\.index), distances: [Float] = expected.map { Float($0.distance) }
+            #expect(Array(blend.indices[3 * p..<3 * p + 3]) == indices, "point \(p)")
+            #expect(Array(blend.squaredDistances[3 * p..<3 * p + 3]) == distances, "point \(p)")
+        }
+    }
+
     @Test func isExactWhereTheGemmFormCannotRank() throws {
         // Two shells of radius 1 cm, 2 m apart: their squared distances to the shell centres
         // differ by ~1e-9 m², far below the GEMM form's rounding (~1e-7 m² at 1 m from the
