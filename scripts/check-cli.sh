@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of the offline command line on a small synthetic class with full-size
 # seeded random extractors (release build): train → calibrate → eval (incl. --shots and the
-# baseline) work, and bad input is refused with a one-line reason, exit status 1 and no files
-# left behind. Run by scripts/test.sh; takes ~1 min on 2 cores.
+# baseline), infer and bench work, and bad input is refused with a one-line reason, exit
+# status 1 and no files left behind. Run by scripts/test.sh; takes ~1 min on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CFM=${CFM:-"$(swift build -c release --show-bin-path)/cfm"}
@@ -67,6 +67,29 @@ refused "serve preprocessing skew" "preprocessing.seed is 5, but the bundle was 
 printf 'model: {tier: full, extractors: ext, bundle: model}\n' > serve-tier.yaml
 refused "serve tier skew" "trained for tier tiny, but tier full" "$CFM" serve --config serve-tier.yaml --check-config
 echo "ok   infer without --tier, serve --check-config against the bundle"
+
+# The bench with the bundle's tier, on a synthetic frame and on a sample's files: the keys scripts read.
+"$CFM" bench --frames 1 --sensor-size 96x64 --extractors ext --model model > bench-synthetic.json
+sample=data/cookie/test/good
+"$CFM" bench --frames 1 --extractors ext --model model --rgb $sample/rgb/000.png --xyz $sample/xyz/000.tiff > bench-files.json
+python3 - bench-synthetic.json bench-files.json <<'PY' || failures=$((failures + 1))
+import json, sys
+keys = {"tier", "precision", "frames", "threads", "median_ms", "fps", "peak_rss_mb", "sensor", "preprocess_stages_ms",
+        "preprocess_ns_per_pixel", "rss_growth_mb", "rss_growth_steady_mb", "rss_growth_bytes_per_pixel", "stages_ms",
+        "gflop", "gflops_per_s", "foreground_points", "valid_pixels"}
+for path, sensor in zip(sys.argv[1:], ({"height": 64, "width": 96}, {"height": 160, "width": 160})):
+    bench = json.load(open(path))
+    problems = [f"keys {sorted(keys ^ bench.keys())}"] if bench.keys() != keys else []
+    problems += [f"{k} {bench.get(k)}" for k, v in (("tier", "tiny"), ("frames", 1), ("sensor", sensor)) if bench.get(k) != v]
+    problems += [f"{k} without {sub}" for k, subs in (("rss_growth_mb", {"decode", "preprocess", "frame"}),
+                                                      ("rss_growth_steady_mb", {"decode", "preprocess", "frame"}),
+                                                      ("rss_growth_bytes_per_pixel", {"first", "steady"}))
+                 for sub in subs - bench.get(k, {}).keys()]
+    if problems: print(f"FAIL bench {path}: {'; '.join(problems)}"); sys.exit(1)
+PY
+refused "bench of a missing file" "missing.png: cannot read" \
+    "$CFM" bench --frames 1 --extractors ext --model model --rgb missing.png --xyz $sample/xyz/000.tiff
+echo "ok   bench on a synthetic frame and on files, with the bundle's tier"
 
 # Datasets: empty, mislabelled (an RGB image without its point cloud), too few shots.
 mkdir -p empty/cookie/train/good/rgb empty/cookie/train/good/xyz

@@ -32,7 +32,7 @@ struct Demo: ParsableCommand {
                                                         validationCount: 10, testCountPerType: 4), to: data)
         print("wrote \(count) samples to \(data.path)")
         step("2. seeded random extractor weights of the real size (DINO ViT-B/8, Point-MAE)")
-        for file in try InitWeights.write(seed: 0, to: extractors) { print("wrote \(file.path)") }
+        for file in try SeededWeightFiles.writeExtractors(seed: 0, to: extractors) { print("wrote \(file.path)") }
         step("3. train the crossmodal mappers on 10 nominal parts (tier \(tier.rawValue))")
         var training = TrainingJob.Options(data: classDir, extractors: extractors, out: model, tier: tier,
                                            cache: dir.appendingPathComponent("cache"))

@@ -18,19 +18,7 @@ enum Fixture {
         do {
             _ = try SyntheticDataset.generate(.init(size: 128, seed: 5, classes: [.cookie], trainCount: 3, validationCount: 2,
                                                     testCountPerType: 1), to: dir.appendingPathComponent("data"))
-            let extractors = dir.appendingPathComponent("extractors")
-            try FileManager.default.createDirectory(at: extractors, withIntermediateDirectories: true)
-            // Blocks beyond the tier are never read: leave blocks 1… out of both files.
-            func tinyTier(_ shapes: [(String, [Int])]) -> [(String, [Int])] {
-                shapes.filter { name, _ in
-                    guard let range = name.range(of: #"blocks\.([0-9]+)\."#, options: .regularExpression) else { return true }
-                    return name[range].split(separator: ".").last == "0"
-                }
-            }
-            try SafeTensors.write(RandomWeights.generate(tinyTier(VisionTransformer.Config.dinoViTB8.parameterShapes), seed: 0),
-                                  to: extractors.appendingPathComponent(ExtractorFile.vit))
-            try SafeTensors.write(RandomWeights.generate(tinyTier(PointMAE.Config.pointMAE.parameterShapes), seed: 1),
-                                  to: extractors.appendingPathComponent(ExtractorFile.pointMAE))
+            try SeededWeightFiles.writeExtractors(seed: 0, for: .tiny, to: dir.appendingPathComponent("extractors"))
         } catch {
             fatalError("cannot make the jobs fixture: \(error)")
         }

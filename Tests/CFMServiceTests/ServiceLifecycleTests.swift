@@ -196,10 +196,10 @@ final class ServiceLifecycleTests: XCTestCase {
         let (thread, _) = startService(service)
         XCTAssertTrue(waitUntil(5) { service.stats != nil })
         usleep(500_000) // the subscriber joins
-        let frames = 600, before = residentMegabytes()
+        let frames = 600, before = ResidentMemory.currentMegabytes()
         for i in 0..<frames { try sensor.send(FrameCodec.encode(makeFrame(id: "f-\(i)", width: 8, height: 6))) }
         XCTAssertTrue(waitUntil(180) { service.stats?.published == frames })
-        let grown = residentMegabytes() - before
+        let grown = ResidentMemory.currentMegabytes() - before
         let s = try XCTUnwrap(service.stats)
         print("idle subscriber, send_hwm \(config.output.sendHwm): RSS +\(String(format: "%.0f", grown)) MB after \(frames) results with maps, "
               + "undelivered \(s.undelivered)")
@@ -207,13 +207,6 @@ final class ServiceLifecycleTests: XCTestCase {
         XCTAssertLessThan(grown, 80, "the daemon holds at most send_hwm results for the idle subscriber")
         service.requestStop()
         XCTAssertTrue(waitUntil(5) { thread.isFinished })
-    }
-
-    /// VmRSS of this process, MB.
-    private func residentMegabytes() -> Double {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
     }
 
     func testOutputKeys() throws {
