@@ -8,10 +8,13 @@
 #     drop_oldest); median receive → publish latency_ms of the scored ones.
 # The synthetic frame (tools/client_example.py encodes it): a pinhole camera 0.5 m above a
 # slightly tilted table with an elliptic dome covering ~40 % of the view, millimetre noise, a
-# smooth texture. Prints one row per binary and size, then the 5 MP / 0.64 MP throughput ratio.
+# smooth texture. Prints one row per binary and size (with the daemon's resident memory once
+# ready and how far the default-queue run's frames raised its peak above that, from /proc:
+# received messages included), then the 5 MP / 0.64 MP throughput ratio.
 # The machine's load average is printed before and after: compare only runs on an idle machine.
 # Usage: scripts/bench-serve.sh [CFM_BINARY…]   (default: the release build; swift build -c release)
-#   FRAMES (default 8), WORK (default /tmp/cfm-bench-serve: extractors and model are reused)
+#   FRAMES (default 8), WORK (default /tmp/cfm-bench-serve: extractors and model are reused),
+#   SIZES (default "800x800 2448x2048"; the throughput ratio needs both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,6 +23,7 @@ BINARIES=("$@")
 [ ${#BINARIES[@]} -gt 0 ] || BINARIES=("$(swift build -c release --show-bin-path)/cfm")
 FRAMES=${FRAMES:-8}
 WORK=${WORK:-/tmp/cfm-bench-serve}
+SIZES=${SIZES:-800x800 2448x2048}
 PY=/usr/bin/python3 # Debian's: numpy and pyzmq
 mkdir -p "$WORK"
 make_tiny_model "${BINARIES[0]}" "$WORK"
@@ -79,7 +83,7 @@ print(json.dumps({"fps": (len(published) - 1) / span if span > 0 else 0,
 PY
 }
 
-# measure BINARY WIDTH HEIGHT PORT → "fps p50_ms results dropped"
+# measure BINARY WIDTH HEIGHT PORT → "fps p50_ms results dropped ready_rss_mb frames_peak_growth_mb"
 measure() {
     local cfm=$1 width=$2 height=$3 port=$4 pid sat lat rate
     serve() {  # serve PORT PIPELINE → the daemon's pid
@@ -98,23 +102,30 @@ Y
     sat=$(drive "tcp://127.0.0.1:$port" "tcp://127.0.0.1:$((port + 1))" "$width" "$height" "$FRAMES" 0); stop "$pid"
     rate=$("$PY" -c "import json, sys; print(round(0.8 * json.loads(sys.argv[1])['fps'], 4))" "$sat")
     pid=$(serve "$((port + 2))" "{queue_depth: 2, overflow: drop_oldest}"); sleep 4
-    lat=$(drive "tcp://127.0.0.1:$((port + 2))" "tcp://127.0.0.1:$((port + 3))" "$width" "$height" "$FRAMES" "$rate"); stop "$pid"
-    "$PY" -c "import json, sys; s, l = map(json.loads, sys.argv[1:]); print(s['fps'], l['p50_ms'], s['results'] + l['results'], l['dropped'])" "$sat" "$lat"
+    # Resident memory once ready, and the peak restarted there (clear_refs 5 resets VmHWM), so
+    # the peak below is the frames' and not the start-up's.
+    ready=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status"); echo 5 > "/proc/$pid/clear_refs"
+    lat=$(drive "tcp://127.0.0.1:$((port + 2))" "tcp://127.0.0.1:$((port + 3))" "$width" "$height" "$FRAMES" "$rate")
+    # The daemon's peak resident memory (kB) over the default-queue run: everything it holds,
+    # received messages included.
+    hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status"); stop "$pid"
+    "$PY" -c "import json, sys; s, l = map(json.loads, sys.argv[1:3]); print(s['fps'], l['p50_ms'], s['results'] + l['results'], l['dropped'], int(sys.argv[3]) / 1024, (int(sys.argv[4]) - int(sys.argv[3])) / 1024)" "$sat" "$lat" "$ready" "$hwm"
 }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores, FRAMES=$FRAMES"
-printf '%-28s %-10s %10s %14s %8s\n' binary sensor frames/s "p50 ms @80%" dropped
+printf '%-28s %-10s %10s %14s %8s %13s %15s\n' binary sensor frames/s "p50 ms @80%" dropped "RSS ready MB" "+ frames' peak"
 port=27100
 for cfm in "${BINARIES[@]}"; do
     declare -A fps=()
-    for size in 800x800 2448x2048; do
-        read -r f p n d < <(measure "$cfm" "${size%x*}" "${size#*x}" "$port")
+    for size in $SIZES; do
+        read -r f p n d r g < <(measure "$cfm" "${size%x*}" "${size#*x}" "$port")
         fps[$size]=$f
-        printf '%-28s %-10s %10.3f %14.0f %8s\n' "$(basename "$(dirname "$cfm")")/$(basename "$cfm")" "$size" "$f" "$p" "$d"
+        printf '%-28s %-10s %10.3f %14.0f %8s %13.0f %15.0f\n' "$(basename "$(dirname "$cfm")")/$(basename "$cfm")" "$size" "$f" "$p" "$d" "$r" "$g"
         [ "$n" -eq $((2 * FRAMES)) ] || echo "  only $n of $((2 * FRAMES)) results arrived" >&2
         port=$((port + 10))
     done
-    "$PY" -c "import sys; print(f'  throughput ratio 2448x2048 / 800x800: {float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "${fps[800x800]}" "${fps[2448x2048]}"
+    [ -n "${fps[800x800]:-}" ] && [ -n "${fps[2448x2048]:-}" ] &&
+        "$PY" -c "import sys; print(f'  throughput ratio 2448x2048 / 800x800: {float(sys.argv[2]) / float(sys.argv[1]):.3f}')" "${fps[800x800]}" "${fps[2448x2048]}"
     unset fps
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -217,7 +217,9 @@ public final class FramePipeline: @unchecked Sendable {
     // MARK: receive side (one thread)
 
     /// Submits a decoded frame received at `receivedNs` (wall) / `receivedMono`.
-    public func submit(_ frame: Frame, receivedNs: Int64 = wallClockNs(), receivedMono: UInt64 = monotonicNs()) {
+    /// The frame is consumed: the queue holds its only reference, so a frame borrowing the
+    /// received message's bytes is edited there by preprocessing, not first copied.
+    public func submit(_ frame: consuming Frame, receivedNs: Int64 = wallClockNs(), receivedMono: UInt64 = monotonicNs()) {
         condition.lock(); defer { condition.unlock() }
         let job = Job(seq: nextSeq, frame: frame, receivedNs: receivedNs, receivedMono: receivedMono)
         nextSeq += 1

@@ -49,7 +49,13 @@ public struct FramePixels<Element: BitwiseCopyable & Sendable>: @unchecked Senda
     public mutating func withUnsafeMutableBufferPointer<R, E: Error>(
         _ body: (UnsafeMutableBufferPointer<Element>) throws(E) -> R
     ) throws(E) -> R {
-        if lender != nil && !isKnownUniquelyReferenced(&lender) { self = FramePixels(Array(borrowed)) }
+        if lender != nil && !isKnownUniquelyReferenced(&lender) {
+            // The part must outlive the copy: `borrowed` is a plain pointer, so without this the
+            // optimiser may release the old value (the assignment's) before the copy reads it —
+            // and if the other holder lets go meanwhile, the part is freed under the copy.
+            let values = withExtendedLifetime(lender) { Array(borrowed) }
+            self = FramePixels(values)
+        }
         if lender != nil { return try body(borrowed) }
         return try owned.withUnsafeMutableBufferPointer { (values) throws(E) -> R in try body(values) }
     }
