@@ -7,12 +7,16 @@
 # computation). Dev-time only: the peers live in a virtual environment that this script creates
 # and caches; nothing here is a run-time dependency of cfm, and scripts/test.sh does not run it.
 #
-# Usage: scripts/bench-peers.sh [--quick] [--tiers "tiny full"] [--runs N] [--threads N]
-#                               [--cfm PATH] [--work DIR]
+# Usage: scripts/bench-peers.sh [--quick] [--tiers "tiny full"] [--runs N] [--rounds R]
+#                               [--threads N] [--cfm PATH] [--work DIR]
 #   --quick    tier tiny, 3 timed runs: checks that everything runs and agrees (minutes once the
 #              environment is cached)
 #   --tiers    default "tiny full" (1 and 12 blocks); any of tiny small medium full
 #   --runs     timed runs per measurement (cfm bench frames), default 10
+#   --rounds   default 1; with R > 1 every tier's measurements (cfm, then each peer) are repeated R
+#              times in turn, and the table shows the median of the rounds' medians and the median
+#              of the rounds' ratios with their range: each ratio compares runs minutes apart, so
+#              a machine whose speed drifts (shared hosts) moves both sides of it alike
 #   --threads  default 2; with more cores than this, every process is pinned to the first N
 #   --cfm      a cfm binary (default: `swift build -c release` here, then its binary)
 #   --work     weights, ONNX files, per-step JSON and the results (default /tmp/cfm-bench-peers)
@@ -25,12 +29,13 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 
 PEER_PACKAGES="numpy==2.4.6 onnxruntime==1.32.0 openvino==2026.4.1 safetensors==0.8.0"
-TIERS="tiny full" RUNS=10 THREADS=2 CFM="" WORK=/tmp/cfm-bench-peers WARMUP=2
+TIERS="tiny full" RUNS=10 ROUNDS=1 THREADS=2 CFM="" WORK=/tmp/cfm-bench-peers WARMUP=2
 while (($#)); do
     case $1 in
         --quick) TIERS=tiny RUNS=3 WARMUP=1 ;;
         --tiers) TIERS=$2; shift ;;
         --runs) RUNS=$2; shift ;;
+        --rounds) ROUNDS=$2; shift ;;
         --threads) THREADS=$2; shift ;;
         --cfm) CFM=$2; shift ;;
         --work) WORK=$2; shift ;;
@@ -39,6 +44,7 @@ while (($#)); do
     esac
     shift
 done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench-peers: --rounds must be a positive integer, not $ROUNDS" >&2; exit 2; }
 CACHE=${CFM_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cfm-peers}
 say() { echo "bench-peers: $*" >&2; }
 die() { say "$*"; exit 2; }
@@ -91,35 +97,48 @@ say "load average at start: $LOAD_START; tiers: $TIERS; $RUNS runs; $THREADS thr
 [ -f "$WORK/ext/vit.safetensors" ] || "$CFM" init-weights --seed 0 --out "$WORK/ext" >/dev/null
 EXPORT=(/usr/bin/python3 "$REPO/tools/reference/export_peers.py")
 BENCH_FILES=() PEER_FILES=()
-for t in $TIERS; do
-    [ -f "$WORK/map-$t/mapper_3d_to_2d.safetensors" ] || "${EXPORT[@]}" mappers --tier "$t" --out "$WORK/map-$t" >&2
+# One tier's measurements in round $2: cfm bench per precision, then every peer.
+measure_tier() {
+    local t=$1 r=$2 p features
     for p in "${PRECISIONS[@]}"; do
-        say "cfm bench $t $p"
+        say "cfm bench $t $p (round $r of $ROUNDS)"
         # shellcheck disable=SC2046
         run "$CFM" bench --tier "$t" --frames "$RUNS" --extractors "$WORK/ext" --model "$WORK/map-$t" \
-            $(precision_flag "$p") > "$WORK/cfm_bench_${p}_$t.json"
-        BENCH_FILES+=("$WORK/cfm_bench_${p}_$t.json")
+            $(precision_flag "$p") > "$WORK/cfm_bench_${p}_${t}_r$r.json"
+        BENCH_FILES+=("$WORK/cfm_bench_${p}_${t}_r$r.json")
     done
-    pixels=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["valid_pixels"])' "$WORK/cfm_bench_fp32_$t.json")
+    if ((r == 1)); then prepare_peers "$t"; fi
+    features=(--cfm-features "$WORK/cfm_features_fp32_$t.safetensors")
+    if ((EXTRACT_BF16)); then features+=(--cfm-features-bf16 "$WORK/cfm_features_bf16_$t.safetensors"); fi
+    say "peers $t (round $r of $ROUNDS)"
+    run "$PY" "$REPO/tools/reference/bench_peers.py" time --dir "$WORK/onnx-$t" --tier "$t" "${features[@]}" \
+        --threads "$THREADS" --warmup "$WARMUP" --runs "$RUNS" --out "$WORK/peers_${t}_r$r.json"
+    PEER_FILES+=("$WORK/peers_${t}_r$r.json")
+}
+# The tier's ONNX files (exported for the pixel count cfm's bench frame scores) and cfm's own
+# features on the same input, which the peers' outputs are compared with.
+prepare_peers() {
+    local t=$1 pixels
+    pixels=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["valid_pixels"])' "$WORK/cfm_bench_fp32_${t}_r1.json")
     if [ "$(cat "$WORK/onnx-$t/.pixels" 2>/dev/null)" != "$pixels" ]; then
         "${EXPORT[@]}" export --tier "$t" --weights "$WORK/ext" --mappers "$WORK/map-$t" --pixels "$pixels" \
             --out "$WORK/onnx-$t" >&2 2> >(grep -v -e TracerWarning -e 'assert condition' >&2)
         echo "$pixels" > "$WORK/onnx-$t/.pixels"
     fi
-    features=(--cfm-features "$WORK/cfm_features_fp32_$t.safetensors")
     "$CFM" extract --extractors "$WORK/ext" --tier "$t" --input "$WORK/onnx-$t/input.safetensors" \
         --out "$WORK/cfm_features_fp32_$t.safetensors"
     if ((EXTRACT_BF16)); then
         "$CFM" extract --extractors "$WORK/ext" --tier "$t" --precision bf16 --input "$WORK/onnx-$t/input.safetensors" \
             --out "$WORK/cfm_features_bf16_$t.safetensors"
-        features+=(--cfm-features-bf16 "$WORK/cfm_features_bf16_$t.safetensors")
     fi
-    say "peers $t"
-    run "$PY" "$REPO/tools/reference/bench_peers.py" time --dir "$WORK/onnx-$t" --tier "$t" "${features[@]}" \
-        --threads "$THREADS" --warmup "$WARMUP" --runs "$RUNS" --out "$WORK/peers_$t.json"
-    PEER_FILES+=("$WORK/peers_$t.json")
-    rm -f "$WORK"/cfm_features_*_"$t".safetensors  # 150 MB each (rgb_map)
+}
+for t in $TIERS; do
+    [ -f "$WORK/map-$t/mapper_3d_to_2d.safetensors" ] || "${EXPORT[@]}" mappers --tier "$t" --out "$WORK/map-$t" >&2
 done
+for ((r = 1; r <= ROUNDS; r++)); do
+    for t in $TIERS; do measure_tier "$t" "$r"; done
+done
+rm -f "$WORK"/cfm_features_*.safetensors  # 150 MB each (rgb_map)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 note_args=()

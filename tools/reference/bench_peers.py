@@ -11,8 +11,10 @@ PyTorch's (`*.reference.safetensors`) and the extractor's tokens also with cfm's
 features (`cfm extract` output, --cfm-features): max |diff| / max |reference| and cosine of
 the flattened tensors. One JSON object to --out.
 
-`report`: the cfm bench JSONs, the `time` JSONs and the load averages -> a markdown table
-(ms, GFLOP/s from cfm's analytic FLOP count, ratios cfm / peer) on stdout and one JSON file;
+`report`: the cfm bench JSONs, the `time` JSONs (one of each per tier and round) and the load
+averages -> a markdown table (ms, GFLOP/s from cfm's analytic FLOP count, ratios cfm / peer;
+over several rounds the median of the rounds' medians and of their ratios) on stdout and one
+JSON file;
 exit status 1 if any fp32 result differs from its reference by more than --tolerance or a
 bf16 one by more than --bf16-tolerance.
 """
@@ -164,39 +166,72 @@ def ratio(a, b):
     return "—" if a is None or b is None else f"{a / b:.2f}"
 
 
+def rounds_cell(values):
+    """The median of per-round ratios, with their range when there is more than one round."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    mid = statistics.median(values)
+    return f"{mid:.2f}" if len(values) == 1 else f"{mid:.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
 def report(args):
-    """Markdown table on stdout, the combined JSON to --out; exit 1 on an agreement failure."""
-    cfm = {}  # (tier, precision) -> cfm bench JSON
+    """Markdown table on stdout, the combined JSON to --out; exit 1 on an agreement failure.
+
+    With several rounds (files `cfm_bench_<precision>_<tier>_r<round>.json` and
+    `peers_<tier>_r<round>.json`), a cell is the median of the rounds' medians and a ratio the
+    median of the rounds' ratios (each from runs minutes apart), with their range."""
+    cfm = {}  # (tier, precision) -> {round: cfm bench JSON}
     for path in args.cfm_bench:
-        precision, tier = path.stem.split("_")[-2:]  # cfm_bench_<precision>_<tier>.json
-        cfm[(tier, precision)] = json.loads(path.read_text())
-    timed = [json.loads(path.read_text()) for path in args.peers]
+        precision, tier, round_ = path.stem.split("_")[-3:]  # cfm_bench_<precision>_<tier>_r<round>
+        cfm.setdefault((tier, precision), {})[round_] = json.loads(path.read_text())
+    timed = {}  # tier -> {round: `time` JSON}
+    for path in args.peers:
+        tier, round_ = path.stem.split("_")[-2:]  # peers_<tier>_r<round>
+        timed.setdefault(tier, {})[round_] = json.loads(path.read_text())
+    first = [by_round[min(by_round)] for by_round in timed.values()]  # agreement: the first round's
+    rounds = max((len(r) for r in timed.values()), default=1)
+    how = (f" of {rounds} rounds (cells: the median of the rounds' medians; ratios: the median of the rounds' "
+           f"ratios and their range)") if rounds > 1 else ""
     lines = [f"load average (1/5/15 min) at start {args.load_start}, at end {args.load_end}; "
-             f"{timed[0]['threads'] if timed else '?'} threads; medians; cells: ms (GFLOP/s from cfm's "
-             f"FLOP count); ratios cfm / peer (< 1: cfm faster)", "",
+             f"{first[0]['threads'] if first else '?'} threads; medians{how}; "
+             f"cells: ms (GFLOP/s from cfm's FLOP count); ratios cfm / peer (< 1: cfm faster)", "",
              "| tier | stage | cfm fp32 | cfm bf16 | ONNX Runtime fp32 | OpenVINO fp32 | OpenVINO bf16 "
              "| cfm/ORT fp32 | cfm/OV fp32 | cfm/OV bf16 |", "|---|---|---|---|---|---|---|---|---|---|"]
     failures = []
-    for result in timed:
-        tier = result["tier"]
-        by = {(p["runtime"], p["precision"]): p for p in result["peers"]}
+    for tier, by_round in timed.items():
         for stage in ("extract2d", "map"):
-            fp32, bf16 = cfm.get((tier, "fp32")), cfm.get((tier, "bf16"))
-            gflop = fp32["gflop"][stage]
-            c32 = fp32["stages_ms"][stage]
-            c16 = bf16["stages_ms"][stage] if bf16 else None
-            peer = {k: by[k][f"{stage}_ms"] if k in by else None
-                    for k in (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"))}
-            lines.append(f"| {tier} | {stage} | {cell(c32, gflop)} | {cell(c16, gflop)} | "
-                         f"{cell(peer['onnxruntime', 'fp32'], gflop)} | {cell(peer['openvino', 'fp32'], gflop)} | "
-                         f"{cell(peer['openvino', 'bf16'], gflop)} | {ratio(c32, peer['onnxruntime', 'fp32'])} | "
-                         f"{ratio(c32, peer['openvino', 'fp32'])} | {ratio(c16, peer['openvino', 'bf16'])} |")
+            gflop = next(iter(cfm[(tier, "fp32")].values()))["gflop"][stage]
+
+            def cfm_ms(precision, round_):
+                bench = cfm.get((tier, precision), {}).get(round_)
+                return bench["stages_ms"][stage] if bench else None
+
+            def peer_ms(key, round_):
+                by = {(p["runtime"], p["precision"]): p for p in by_round[round_]["peers"]}
+                return by[key][f"{stage}_ms"] if key in by else None
+
+            def median_of(ms):
+                ms = [m for m in (ms(r) for r in by_round) if m is not None]
+                return statistics.median(ms) if ms else None
+
+            def ratios(precision, key):
+                pairs = [(cfm_ms(precision, r), peer_ms(key, r)) for r in by_round]
+                return rounds_cell([a / b for a, b in pairs if a is not None and b is not None])
+
+            ort, ov32, ov16 = ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")
+            lines.append(f"| {tier} | {stage} | {cell(median_of(lambda r: cfm_ms('fp32', r)), gflop)} | "
+                         f"{cell(median_of(lambda r: cfm_ms('bf16', r)), gflop)} | "
+                         f"{cell(median_of(lambda r: peer_ms(ort, r)), gflop)} | "
+                         f"{cell(median_of(lambda r: peer_ms(ov32, r)), gflop)} | "
+                         f"{cell(median_of(lambda r: peer_ms(ov16, r)), gflop)} | {ratios('fp32', ort)} | "
+                         f"{ratios('fp32', ov32)} | {ratios('bf16', ov16)} |")
     lines += ["", "Agreement (max |diff| / max |reference|, cosine of the flattened tensors): 2D tokens "
               "against cfm's fp32 features (`cfm extract`) and against PyTorch (timm on the same weights); "
               "the map stage's outputs against PyTorch on cfm's mapper weights (worst of the four).",
               "", "| tier | runtime | extract2d vs cfm fp32 | extract2d vs PyTorch | map vs PyTorch |",
               "|---|---|---|---|---|"]
-    for result in timed:
+    for result in first:
         tier = result["tier"]
         rows = [(f"cfm {p}", result["cfm_vs_cfm_fp32"].get(p), a, None) for p, a in result["cfm_vs_torch"].items()]
         rows += [(f"{p['runtime']} {p['precision']}", p["extract2d_vs_cfm"].get("fp32"), p["extract2d_vs_torch"],
@@ -208,11 +243,12 @@ def report(args):
                                 ("map vs PyTorch", vs_map)):
                 if value and value["max_abs_diff_over_max_abs"] > bar:
                     failures.append(f"{tier} {label} {name}: {value['max_abs_diff_over_max_abs']:.2e} > {bar:g}")
-    notes = sorted({r["note"] for r in timed if "note" in r} | set(args.note or []))
+    notes = sorted({r["note"] for r in first if "note" in r} | set(args.note or []))
     lines += [""] + [f"Note: {n}" for n in notes]
     print("\n".join(lines))
     combined = {"load_average_start": args.load_start, "load_average_end": args.load_end,
-                "cfm_bench": {f"{t}_{p}": v for (t, p), v in sorted(cfm.items())}, "peers": timed,
+                "cfm_bench": {f"{t}_{p}_{r}": v for (t, p), by in sorted(cfm.items()) for r, v in sorted(by.items())},
+                "peers": [v for by in timed.values() for _, v in sorted(by.items())],
                 "notes": notes, "failures": failures, "table_markdown": "\n".join(lines)}
     args.out.write_text(json.dumps(combined, indent=2, sort_keys=True) + "\n")
     for failure in failures:
