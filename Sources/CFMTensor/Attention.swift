@@ -51,9 +51,10 @@ public func multiHeadAttention(
     }
 }
 
-/// Query rows per block of `multiHeadAttention`: large enough that the per-block products
-/// run at full speed, small enough that a block's scores stay within 1 MB at 1024 tokens.
-public let attentionQueryBlock = Int(CFM_ATTENTION_QUERY_BLOCK)
+/// Query rows per block of `multiHeadAttention`'s GEMM path: large enough that the per-block
+/// products run at full speed, small enough that a block's scores stay within 1 MB at 1024
+/// tokens. (The fused kernel blocks its queries by its own measure.)
+public let attentionQueryBlock = 256
 
 /// Scratch values `multiHeadAttention` needs for `tokens` tokens: per core, one block of
 /// scores, and for the fused kernel the transposed keys and a block of outputs too.
