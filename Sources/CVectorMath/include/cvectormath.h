@@ -42,21 +42,20 @@ void cfm_axpy(size_t count, float a, const float *x, float *y, int path);
 
 /// Head width of `cfm_attention_head`.
 #define CFM_ATTENTION_HEAD_DIM 64
-/// Query rows per block of `cfm_attention_head` (one block's scores are in the scratch at a time).
-#define CFM_ATTENTION_QUERY_BLOCK 256
-
 /// Floats of scratch `cfm_attention_head` needs for `tokens` tokens: the keys transposed, the
-/// values packed, one query block's scores and outputs, and a cache line to align them.
+/// values packed, one query block's scores, queries and outputs, and a cache line to align them.
 size_t cfm_attention_scratch_count(size_t tokens);
 
 /// One attention head, `out = softmax(q·kᵀ · scale) · v`, for `tokens` queries and keys of
 /// CFM_ATTENTION_HEAD_DIM values: q, k, v [tokens, 64] with row strides `ldq`/`ldk`/`ldv`, out
 /// [tokens, 64] with row stride `ldo`. The keys are transposed in tiles of 32 and the values
-/// packed, once; queries go in blocks of CFM_ATTENTION_QUERY_BLOCK rows: scores by 8×32
-/// register tiles (fused multiply-adds), e^(score − row max) by the exponential of
-/// `cfm_softmax_rows` with fused multiply-adds, then scores · v by 4×64 tiles over 128-key
-/// slices of the packed values (which stay in L1), scaled by 1 / the row's sum at the end
-/// (the probabilities themselves are never written).
+/// packed, once; queries go in blocks of 96 rows, each block's queries copied densely and times
+/// `scale`: scores by 12×32 register tiles (fused multiply-adds; each row's maximum kept as
+/// the tiles are stored), e^(score − row max) by the exponential of `cfm_softmax_rows` with
+/// fused multiply-adds, then scores · v by 6×64 tiles over 128-key slices of the packed values
+/// (which stay in L1), scaled by 1 / the row's sum at the end (the probabilities themselves
+/// are never written). Each output depends only on its own head's q, k, v: any split of the
+/// heads across cores gives the same bits.
 /// Needs AVX-512 (CFM_VECTOR_AVX512 only); single-threaded; `scratch` holds
 /// `cfm_attention_scratch_count(tokens)` floats.
 void cfm_attention_head(size_t tokens, float scale, const float *q, size_t ldq, const float *k, size_t ldk,
