@@ -12,18 +12,20 @@
 /// 16-lane vectors across a panel.
 #define NV (NR / 16)
 
-/// Rows of one micro-tile: 8 rows × 3 vectors = 24 zmm accumulators, plus the panel's three
-/// weight vectors; each activation is broadcast from its row of `a` as it is (no copy of the
-/// activations is made). Per input: 3 vector loads and 8 broadcasts for 24 FMAs, 12 cycles at
-/// two FMAs a cycle, against a 4-cycle FMA latency (8 independent chains would do).
-/// Measured against 14×32 and 12×32 tiles (28 / 24 accumulators, fewer weight bytes a FMA) and
-/// against copying the activations into an interleaved block first: on one core, on the model's
-/// shapes, this one was ahead or level (tools/gemm-bench/README.md).
-#define MR 8
-/// Rows per row block: the block's activations for one k block (MC × KC × 4 = 512 KB) stay in L2
+/// Rows of one micro-tile: 9 rows × 3 vectors = 27 zmm accumulators, plus the panel's three
+/// weight vectors and one broadcast (31 of the 32 registers); each activation is broadcast from
+/// its row of `a` as it is (no copy of the activations is made). Per input: 3 vector loads and
+/// 9 broadcasts for 27 FMAs, 13.5 cycles at two FMAs a cycle, against a 4-cycle FMA latency.
+/// Measured against 8 rows (24 accumulators: 2–5 % slower on the ViT's widest layers, qkv and
+/// fc1, level elsewhere: each weight byte from L2 serves fewer FMAs), 14×32 and 12×32 tiles and
+/// copying the activations into an interleaved block first (tools/gemm-bench/README.md).
+#define MR 9
+/// Rows per row block: the block's activations for one k block (MC × KC × 4 = 792 KB) stay in L2
 /// (2 MB a core here) while every panel passes over them, and each panel's k block of weights
-/// (KC × 48 × 4 = 96 KB, in L2) serves the block's 32 micro-tiles.
-#define MC 256
+/// (KC × 48 × 4 = 96 KB, in L2) serves the block's 44 micro-tiles. 396 = 44 tiles of 9 holds
+/// one core's half of the ViT's 785 tokens in one block, so each panel's weights are read once
+/// per k block (256 rows, two blocks: 2–7 % slower on the ViT's qkv and fc1).
+#define MC 396
 
 size_t cfm_f32_packed_count(int n, int k) {
     return (size_t)(n + NR - 1) / NR * NR * (size_t)k;
@@ -101,7 +103,7 @@ AVX512 static void tile(int rows, int kc, const float *a, int lda, const float *
                         const __mmask16 mask[NV], const float *bias, int base, int gelu) {
     switch (rows) {
 #define ROWS(r) case r: microTile(r, kc, a, lda, b, c, ldc, mask, bias, base, gelu); break;
-        ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8)
+        ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8) ROWS(9)
 #undef ROWS
     default: abort();
     }

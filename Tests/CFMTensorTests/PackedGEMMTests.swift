@@ -24,11 +24,11 @@ struct PackedGEMMTests {
         }
     }
 
-    /// Sizes cover every edge of the kernel: rows beyond an 8-row tile and a 256-row block,
+    /// Sizes cover every edge of the kernel: rows beyond a 9-row tile and a 396-row block,
     /// columns beyond a 48-wide panel and ending in its second and third vector, k of exactly
     /// one 512-deep block, beyond it and beyond two, k = 1 and 3.
     static let sizes = [(1, 1, 1), (7, 70, 37), (100, 130, 600), (13, 48, 512), (97, 200, 3), (50, 65, 1601),
-                        (300, 20, 40), (9, 96, 513)]
+                        (400, 20, 40), (9, 96, 513)]
 
     @Test(arguments: sizes)
     func matchesTheReference(m: Int, n: Int, k: Int) {
@@ -92,7 +92,7 @@ struct PackedGEMMTests {
 
     /// A row's bits are the same whichever rows a call gets: what makes the result independent
     /// of how `packedLinear` splits the rows across cores (and of the core count).
-    @Test(arguments: [[785], [392, 393], [1, 784], [7, 8, 9, 761], [256, 256, 273], [100, 100, 100, 100, 385]])
+    @Test(arguments: [[785], [392, 393], [1, 784], [7, 8, 9, 761], [396, 389], [100, 100, 100, 100, 385]])
     func sameBitsForAnySplitOfTheRows(chunks: [Int]) {
         let (m, n, k) = (785, 100, 1100)
         let a = Self.values(m * k, seed: 7), bias = Self.values(n, seed: 8)
