@@ -7,7 +7,7 @@ import CPackedGEMM
 /// call, on every core), and the bias, a residual sum and fc1's GELU are applied to each tile in
 /// registers instead of in passes of their own. `blas` is OpenBLAS (`linear`), on any CPU.
 /// Which layers use `packed` is decided per model by measurement (see `TransformerBlock`).
-public enum FP32Kernel: Sendable, CaseIterable {
+public enum FP32Kernel: Sendable {
     case blas, packed
 
     /// `packed` on a CPU with AVX-512 F/BW/DQ/VL, else `blas`; chosen once from `CPUFeatures.current`.
