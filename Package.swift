@@ -34,13 +34,17 @@ let package = Package(
         // The bf16 GEMM (AVX512-BF16 vdpbf16ps, fp32 accumulation) and CPU feature detection, in C
         // (its AVX-512 functions carry their own target attributes; callers check the CPU first).
         .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
+        // The fp32 GEMM for linear layers on AVX-512 with weights packed once at load and the bias,
+        // residual and GELU fused into its epilogue (the ViT's transformer blocks; GELU's
+        // arithmetic shared with CVectorMath's); built without fused multiply-add contraction.
+        .target(name: "CPackedGEMM", dependencies: ["CVectorMath"], cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         // Softmax rows, GELU, LayerNorm and the scorer's reductions over 16-lane vectors, in C:
         // each body built for AVX-512 and for baseline x86-64, chosen at run time (`VectorPath`);
         // and the fused attention head (AVX-512 only).
         .target(name: "CVectorMath", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
 
-        // Float32 tensors, BLAS-backed kernels (bf16 GEMMs opt-in) and safetensors IO.
-        .target(name: "CFMTensor", dependencies: ["COpenBLAS", "CBF16", "CVectorMath"]),
+        // Float32 tensors, BLAS-backed and packed fp32 kernels (bf16 GEMMs opt-in) and safetensors IO.
+        .target(name: "CFMTensor", dependencies: ["COpenBLAS", "CBF16", "CPackedGEMM", "CVectorMath"]),
         // Organized point clouds, background removal, FPS, KNN and 3-NN interpolation.
         .target(name: "CFMGeometry", dependencies: ["CFMTensor"]),
         // Frozen extractors (DINO ViT, Point-MAE), mappers, tiers, weight loading and init.

@@ -41,7 +41,9 @@ public struct VisionTransformer: Sendable {
 
     /// Loads the first `blocks` blocks (and the embeddings and final norm) from `weights`,
     /// checking every shape against `config`. Later blocks are not read. `precision` applies
-    /// to the blocks' projections (the patch embedding, 2 % of the FLOPs, stays fp32).
+    /// to the blocks' projections (the patch embedding, 2 % of the FLOPs, stays fp32); at fp32 they
+    /// run on the packed kernel where the CPU has it (`FP32Kernel.current`: measured faster than
+    /// OpenBLAS on the ViT's shapes, tools/gemm-bench/README.md).
     public init(weights: SafeTensors, config: Config, blocks count: Int, precision: Precision = .fp32) throws {
         precondition(config.imageSize % config.patchSize == 0, "image size must be a multiple of the patch size")
         guard (1...config.depth).contains(count) else {
@@ -55,7 +57,8 @@ public struct VisionTransformer: Sendable {
         posEmbed = try weights.tensor("pos_embed", shape: [1, c.tokens, c.dim]).scalars
         self.blocks = try (0..<count).map {
             try TransformerBlock(weights, prefix: "blocks.\($0)", dim: c.dim, heads: c.heads,
-                                 hidden: c.mlpHidden, qkvBias: true, eps: c.eps, precision: precision)
+                                 hidden: c.mlpHidden, qkvBias: true, eps: c.eps, precision: precision,
+                                 fp32Kernel: .current)
         }
         norm = try LayerNorm(weights, "norm", dim: c.dim, eps: c.eps)
     }

@@ -3,7 +3,9 @@ import Foundation
 
 /// GELU in place on `count` values, erf form (PyTorch's default `F.gelu`):
 /// `x · ½ · (1 + erf(x / √2))`, erf as `errorFunction`, exponentials as `exponential` (the
-/// same formulas, 16 lanes at a time in `cfm_gelu`). Large buffers are split across cores.
+/// same formulas, 16 lanes at a time in `cfm_gelu`; the packed GEMM's GELU epilogue,
+/// `packedLinear(gelu: true)`, runs the same inline function, so it gives the same bits).
+/// Large buffers are split across cores.
 public func geluInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, path: VectorPath = .current) {
     parallelChunks(count, minimumChunk: 16384) { range in
         cfm_gelu(x + range.lowerBound, range.count, path.rawValue)

@@ -4,15 +4,13 @@
 // its `path` names. Built with -ffp-contract=off: no fused multiply-adds, so both builds round
 // every operation the same way and return the same bits.
 #include "cvectormath.h"
+#include "cvectormath_gelu.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-typedef float vf __attribute__((ext_vector_type(16)));
-typedef int32_t vi __attribute__((ext_vector_type(16)));
-typedef uint32_t vu __attribute__((ext_vector_type(16)));
 #define LANES 16
 
 // The helpers pass 16-lane vectors by value; they are always inlined, so the ABI of such
@@ -21,9 +19,8 @@ typedef uint32_t vu __attribute__((ext_vector_type(16)));
 #define INLINE static inline __attribute__((always_inline))
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
-// MARK: - Vector helpers
+// MARK: - Vector helpers (splat, blend, vexp, verf and geluOf are in cvectormath_gelu.h)
 
-INLINE vf splat(float x) { return (vf)x; }
 INLINE vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 INLINE void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
 /// The `n` < 16 values at `p` in the first lanes, `fill` in the others.
@@ -39,8 +36,6 @@ INLINE void storeTail(float *p, vf v, size_t n) {
     store(lanes, v);
     memcpy(p, lanes, n * sizeof(float));
 }
-/// Lane by lane: `a` where `mask` is set (all ones), else `b`.
-INLINE vf blend(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 INLINE vf vmax(vf a, vf b) { return blend(a > b, a, b); }
 /// Sum of the lanes, added pairwise (lane i + lane i+8, then +4, +2, +1): a fixed order.
 INLINE float hsum(vf v) {
@@ -56,41 +51,6 @@ INLINE float hmax(vf v) {
     float m = lanes[0];
     for (int i = 1; i < LANES; i++) m = lanes[i] > m ? lanes[i] : m;
     return m;
-}
-
-/// eˣ: 2ⁿ · e^r with n = round(x / ln 2) (adding 1.5·2²³ rounds x/ln2 into the low mantissa
-/// bits), r = x − n·ln2 in two steps (Cody–Waite), a degree-6 Taylor polynomial for e^r on
-/// |r| ≤ ln2/2. Below −87.3 the result is exactly 0: it would be subnormal, and subnormal
-/// operands make the next GEMM an order of magnitude slower. NaN stays NaN.
-INLINE vf vexp(vf x) {
-    vi underflows = x < -87.3f;
-    x = blend(underflows, splat(-87.3f), x);
-    vf shifted = x * 1.44269504088896341f + 12582912.0f;
-    vf n = shifted - 12582912.0f;
-    vf r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-    vf p = splat(1.0f / 720);
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    vu scale = ((vu)shifted - 0x4B400000u + 127u) << 23;
-    return blend(underflows, splat(0), p * (vf)scale);
-}
-
-/// erf(x) within 1.5e−7 (Abramowitz & Stegun 7.1.26): 1 − t·P(t)·e^(−x²) with
-/// t = 1 / (1 + 0.3275911·|x|), the sign of x restored.
-INLINE vf verf(vf x) {
-    vf a = (vf)((vu)x & 0x7FFFFFFFu);
-    vf t = 1.0f / (1.0f + 0.3275911f * a);
-    vf p = splat(1.061405429f);
-    p = p * t - 1.453152027f;
-    p = p * t + 1.421413741f;
-    p = p * t - 0.284496736f;
-    p = p * t + 0.254829592f;
-    vf y = 1.0f - p * t * vexp(-a * a);
-    return blend(x < 0, -y, y);
 }
 
 // MARK: - Kernel bodies
@@ -119,8 +79,6 @@ INLINE void softmaxRows(float *x, size_t rows, size_t cols, size_t ld) {
         if (tail) storeTail(row + full, loadTail(row + full, tail, 0) * inverse, tail);
     }
 }
-
-INLINE vf geluOf(vf v) { return 0.5f * v * (1.0f + verf(v * 0.70710678118654752f)); }
 
 INLINE void gelu(float *x, size_t count) {
     size_t full = count - count % LANES;

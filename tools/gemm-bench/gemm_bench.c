@@ -7,7 +7,7 @@
 //   obl-mt       OpenBLAS's own threads on one call
 //   dnnl-sgemm   oneDNN's dnnl_sgemm on one call (its OpenMP threads)
 //   dnnl-matmul  oneDNN's matmul primitive, W reordered once into its blocked layout (at load)
-//   cfm-fp32     cfm's AVX-512 kernel (packed_f32.c), W packed once (at load), one row
+//   cfm-fp32     cfm's AVX-512 kernel (Sources/CPackedGEMM), W packed once (at load), one row
 //                chunk per core (cfm's `linear` on a packed weight)
 // bf16 strategies (bf16 products, fp32 accumulation and output):
 //   cfm-bf16     cfm's kernel (Sources/CBF16), one row chunk per core (cfm's `bf16Linear`)
@@ -34,7 +34,7 @@
 // valid on a shared machine too, and compare with tools/gemm-bench/peak.c's per-core peak.
 //
 // Build: cc -O3 -o /tmp/gemm_bench tools/gemm-bench/gemm_bench.c Sources/CBF16/bf16_gemm.c
-//          tools/gemm-bench/packed_f32.c -ISources/CBF16/include
+//          Sources/CPackedGEMM/packed_gemm.c -ISources/CBF16/include -ISources/CPackedGEMM/include -ISources/CVectorMath/include
 //          -lopenblas -ldnnl -lpthread -lm
 // Output: one line per shape or stage: strategy, shape or stage, median ms, GFLOP/s (tab-separated).
 // Run:   OPENBLAS_CORETYPE=COOPERLAKE OMP_NUM_THREADS=2 /tmp/gemm_bench STRATEGY calls|stages|versus [repeats]
@@ -50,7 +50,7 @@
 #include <time.h>
 
 #include "cbf16.h"
-#include "packed_f32.h"
+#include "cpackedgemm.h"
 
 #define CHECK(call) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { \
     fprintf(stderr, "%s failed: %d\n", #call, (int)s_); exit(1); } } while (0)
@@ -106,7 +106,7 @@ static void *runPart(void *p) {
                     l->w, l->K, 1, l->y + (size_t)m0 * l->N, l->N);
     else if (job->strategy == CFM_FP32)
         cfm_f32_gemm(m1 - m0, l->N, l->K, l->x + (size_t)m0 * l->K, l->K, l->packed32, NULL, l->y + (size_t)m0 * l->N,
-                     l->N, 1);
+                     l->N, CFM_F32_ACCUMULATE);
     else
         cfm_bf16_gemm(m1 - m0, l->N, l->K, l->x + (size_t)m0 * l->K, l->K, l->packed, l->y + (size_t)m0 * l->N, l->N, 1);
     return NULL;

@@ -5,7 +5,7 @@
 # Usage: tools/gemm-bench/run.sh [REPEATS] [STRATEGY…]   (default 15 repeats, all strategies)
 # Environment: GEMM_CORES=1 OMP_NUM_THREADS=1 for one core; CBF16_SOURCE=FILE builds cfm-bf16 from
 # another version of Sources/CBF16/bf16_gemm.c (A/B: `git show REV:Sources/CBF16/bf16_gemm.c > FILE`),
-# CPACKED_SOURCE=FILE likewise cfm-fp32 from another tools/gemm-bench/packed_f32.c, CC the C
+# CPACKED_SOURCE=FILE likewise cfm-fp32 from another Sources/CPackedGEMM/packed_gemm.c, CC the C
 # compiler (default: the Swift toolchain's clang, which builds the package's C targets),
 # GEMM_BENCH=PATH where the binary goes (default /tmp/gemm_bench), MODES="calls stages" (the default)
 # or either alone.
@@ -17,7 +17,8 @@ STRATEGIES=("$@")
 BIN=${GEMM_BENCH:-/tmp/gemm_bench}
 CC=${CC:-$(command -v /opt/swift/usr/bin/clang || echo cc)}
 "$CC" -O3 -o "$BIN" tools/gemm-bench/gemm_bench.c "${CBF16_SOURCE:-Sources/CBF16/bf16_gemm.c}" \
-    "${CPACKED_SOURCE:-tools/gemm-bench/packed_f32.c}" -ISources/CBF16/include \
+    "${CPACKED_SOURCE:-Sources/CPackedGEMM/packed_gemm.c}" -ISources/CBF16/include -ISources/CPackedGEMM/include \
+    -ISources/CVectorMath/include \
     -lopenblas -ldnnl -lpthread -lm
 # Debian's OpenBLAS 0.3.21 does not know this CPU model and would run its SSE3 kernels (cfm
 # selects by the CPU's features at run time; here the kernel set is named); oneDNN uses 2 threads.

@@ -1,28 +1,31 @@
-// fp32 GEMM for linear layers on AVX-512F, weights packed once at load (see packed_f32.h).
+// fp32 GEMM for linear layers on AVX-512, weights packed once at load (see cpackedgemm.h).
 // Only the functions marked AVX512 use AVX-512; the file builds for any x86-64.
-#include "packed_f32.h"
+#include "cpackedgemm.h"
+#include "cvectormath_gelu.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
 
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define NR CFM_F32_PANEL
 #define KC CFM_F32_KC
 /// 16-lane vectors across a panel.
 #define NV (NR / 16)
 
-/// Rows of one micro-tile: 8 rows × 3 vectors = 24 zmm accumulators, plus the panel's three
-/// weight vectors; each activation is broadcast from its row of `a` as it is (no copy of the
-/// activations is made). Per input: 3 vector loads and 8 broadcasts for 24 FMAs, 12 cycles at
-/// two FMAs a cycle, against a 4-cycle FMA latency (8 independent chains would do).
-/// Measured against 14×32 and 12×32 tiles (28 / 24 accumulators, fewer weight bytes a FMA) and
-/// against copying the activations into an interleaved block first: on one core, on the model's
-/// shapes, this one was ahead or level (tools/gemm-bench/README.md).
-#define MR 8
-/// Rows per row block: the block's activations for one k block (MC × KC × 4 = 512 KB) stay in L2
+/// Rows of one micro-tile: 9 rows × 3 vectors = 27 zmm accumulators, plus the panel's three
+/// weight vectors and one broadcast (31 of the 32 registers); each activation is broadcast from
+/// its row of `a` as it is (no copy of the activations is made). Per input: 3 vector loads and
+/// 9 broadcasts for 27 FMAs, 13.5 cycles at two FMAs a cycle, against a 4-cycle FMA latency.
+/// Measured against 8 rows (24 accumulators: 2–5 % slower on the ViT's widest layers, qkv and
+/// fc1, level elsewhere: each weight byte from L2 serves fewer FMAs), 14×32 and 12×32 tiles and
+/// copying the activations into an interleaved block first (tools/gemm-bench/README.md).
+#define MR 9
+/// Rows per row block: the block's activations for one k block (MC × KC × 4 = 792 KB) stay in L2
 /// (2 MB a core here) while every panel passes over them, and each panel's k block of weights
-/// (KC × 48 × 4 = 96 KB, in L2) serves the block's 32 micro-tiles.
-#define MC 256
+/// (KC × 48 × 4 = 96 KB, in L2) serves the block's 44 micro-tiles. 396 = 44 tiles of 9 holds
+/// one core's half of the ViT's 785 tokens in one block, so each panel's weights are read once
+/// per k block (256 rows, two blocks: 2–7 % slower on the ViT's qkv and fc1).
+#define MC 396
 
 size_t cfm_f32_packed_count(int n, int k) {
     return (size_t)(n + NR - 1) / NR * NR * (size_t)k;
@@ -46,10 +49,12 @@ enum { BASE_NONE = 0, BASE_C = 1, BASE_BIAS = 2 };
 
 /// One micro-tile: c[R rows][NR columns, masked] from `a` (R rows, stride `lda`, kc inputs) and
 /// `b` (kc inputs × NR outputs of one panel). Each sum starts at zero and takes its products in
-/// increasing input order, then is added to its base (see `BASE_*`) and stored.
+/// increasing input order, then is added to its base (see `BASE_*`); with `gelu` (the last k
+/// block of a GELU layer) the result is replaced by its GELU (`geluOf`, the arithmetic of
+/// `cfm_gelu`) while it is still in a register; then it is stored.
 AVX512 static inline __attribute__((always_inline)) void
 microTile(const int R, int kc, const float *a, int lda, const float *b, float *c, int ldc, const __mmask16 mask[NV],
-          const float *bias, int base) {
+          const float *bias, int base, int gelu) {
     __m512 acc[MR][NV];
     for (int i = 0; i < R; i++)
         for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
@@ -81,6 +86,12 @@ microTile(const int R, int kc, const float *a, int lda, const float *b, float *c
                 }
                 v = _mm512_add_ps(sum, v);
             }
+            if (gelu) {
+                float lanes[16];
+                _mm512_storeu_ps(lanes, v);
+                geluLanes(lanes);
+                v = _mm512_loadu_ps(lanes);
+            }
             _mm512_mask_storeu_ps(row + 16 * j, mask[j], v);
         }
     }
@@ -89,28 +100,35 @@ microTile(const int R, int kc, const float *a, int lda, const float *b, float *c
 /// `microTile` with the row count as a constant, so a row block's last, shorter tile computes
 /// only its rows (the same operations per row: its bits do not depend on the tile's height).
 AVX512 static void tile(int rows, int kc, const float *a, int lda, const float *b, float *c, int ldc,
-                        const __mmask16 mask[NV], const float *bias, int base) {
+                        const __mmask16 mask[NV], const float *bias, int base, int gelu) {
     switch (rows) {
-#define ROWS(r) case r: microTile(r, kc, a, lda, b, c, ldc, mask, bias, base); break;
-        ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8)
+#define ROWS(r) case r: microTile(r, kc, a, lda, b, c, ldc, mask, bias, base, gelu); break;
+        ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8) ROWS(9)
 #undef ROWS
     default: abort();
     }
 }
 
 AVX512 void cfm_f32_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
-                         float *c, int ldc, int accumulate) {
+                         float *c, int ldc, int epilogue) {
     size_t paddedN = (size_t)(n + NR - 1) / NR * NR;
     int panels = (int)(paddedN / NR);
-    if (k == 0) {  // no products: each output is its base
+    int accumulate = epilogue & CFM_F32_ACCUMULATE;
+    if (k == 0) {  // no products: each output is its base (a case of the models' shapes never: plain C)
         for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-                c[(size_t)i * ldc + j] = (accumulate ? c[(size_t)i * ldc + j] : 0) + (bias ? bias[j] : 0);
+            for (int j = 0; j < n; j += 16) {
+                int count = n - j < 16 ? n - j : 16;
+                float *row = c + (size_t)i * ldc + j, lanes[16] = {0};
+                for (int l = 0; l < count; l++) lanes[l] = (accumulate ? row[l] : 0) + (bias ? bias[j + l] : 0);
+                if (epilogue & CFM_F32_GELU) geluLanes(lanes);
+                for (int l = 0; l < count; l++) row[l] = lanes[l];
+            }
         return;
     }
     for (int k0 = 0; k0 < k; k0 += KC) {
         int kc = k - k0 < KC ? k - k0 : KC;
         int base = (k0 > 0 || accumulate ? BASE_C : BASE_NONE) | (k0 == 0 && bias ? BASE_BIAS : BASE_NONE);
+        int gelu = k0 + kc == k && (epilogue & CFM_F32_GELU);
         const float *kBlock = packed + (size_t)k0 * paddedN;
         for (int m0 = 0; m0 < m; m0 += MC) {
             int mc = m - m0 < MC ? m - m0 : MC;
@@ -133,7 +151,7 @@ AVX512 void cfm_f32_gemm(int m, int n, int k, const float *a, int lda, const flo
                         for (int l = i / MR * perTile; l < lines && l < (i / MR + 1) * perTile; l++)
                             _mm_prefetch((const char *)(next + 16 * l), _MM_HINT_T1);
                     tile(mc - i < MR ? mc - i : MR, kc, a + (size_t)(m0 + i) * lda + k0, lda, b,
-                         cPanel + (size_t)i * ldc, ldc, mask, panelBias, base);
+                         cPanel + (size_t)i * ldc, ldc, mask, panelBias, base, gelu);
                 }
             }
         }

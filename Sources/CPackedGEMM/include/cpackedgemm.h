@@ -1,11 +1,11 @@
 #pragma once
-// cfm's fp32 GEMM for linear layers on AVX-512F: `c = a · Wᵀ (+ bias) (+ c)` with W packed once,
-// at load, into the panel layout its register-tiled micro-kernel streams. Weights are never
-// re-packed per call (a BLAS sgemm packs all of W on every call). A caller checks the CPU for
-// AVX-512F (`CPUFeatures.avx512`) first and keeps a BLAS path for CPUs without it.
-// The engine does not use it: per core it runs the model's shapes at 0.86–1.02× OpenBLAS's
-// speed, not the ≥ 1.05× that would pay for a second fp32 path; it stays as tools/gemm-bench's
-// `cfm-fp32` strategy (tools/gemm-bench/README.md has the numbers and how it was tested).
+// cfm's fp32 GEMM for linear layers on AVX-512: `c = GELU?(a · Wᵀ (+ bias) (+ c))` with W packed
+// once, at load, into the panel layout its register-tiled micro-kernel streams. Weights are never
+// re-packed per call (a BLAS sgemm packs all of W on every call, on every core), and the bias, the
+// residual sum and fc1's GELU are applied to each tile in registers (no pass of their own over
+// the outputs). A caller checks the CPU for AVX-512 F/BW/DQ/VL (`CPUFeatures.avx512`) first and
+// keeps a BLAS path for CPUs without it. The engine runs the ViT's transformer blocks on it
+// (`PackedMatrix`, `packedLinear`); tools/gemm-bench times it as strategy `cfm-fp32`.
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -31,14 +31,22 @@ size_t cfm_f32_packed_count(int n, int k);
 /// Plain C: runs on any CPU.
 void cfm_f32_pack_weights(int n, int k, const float *w, int ldw, float *packed);
 
-/// `c[m][n] = (accumulate ? c : 0) + bias + a[m][k] · Wᵀ` with `packed` from `cfm_f32_pack_weights`
-/// (n outputs, k inputs), `a` row stride `lda`, `c` row stride `ldc`, `bias` [n] or NULL.
+/// `cfm_f32_gemm`'s `epilogue` flags: add the products to what c holds (a residual connection)…
+#define CFM_F32_ACCUMULATE 1
+/// …and replace each output by its GELU (erf form, the arithmetic of `cfm_gelu`: the same bits
+/// as running `cfm_gelu` over the outputs afterwards).
+#define CFM_F32_GELU 2
+
+/// `c[m][n] = (accumulate ? c : 0) + bias + a[m][k] · Wᵀ`, then GELU with `CFM_F32_GELU`, with
+/// `packed` from `cfm_f32_pack_weights` (n outputs, k inputs), `a` row stride `lda`, `c` row
+/// stride `ldc`, `bias` [n] or NULL, `epilogue` a combination of the `CFM_F32_*` flags.
 /// Each output is the sum of its products in increasing k within each `CFM_F32_KC` block (fused
 /// multiply-adds from zero), the blocks added to it in order; with `bias` the first block is
-/// added to (c + bias) or bias. That order does not depend on m or on which rows a call gets,
-/// so splitting rows across threads gives the same bits. Single-threaded. Needs AVX-512F.
+/// added to (c + bias) or bias; the GELU is applied to the last block's result before it is
+/// stored. That order does not depend on m or on which rows a call gets, so splitting rows
+/// across threads gives the same bits. Single-threaded. Needs AVX-512 F/BW/DQ/VL.
 void cfm_f32_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
-                  float *c, int ldc, int accumulate);
+                  float *c, int ldc, int epilogue);
 
 #ifdef __cplusplus
 }
