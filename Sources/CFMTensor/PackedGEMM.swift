@@ -3,7 +3,7 @@ import CPackedGEMM
 /// Which kernel runs the fp32 GEMM of a linear layer that may use either.
 ///
 /// `packed` is cfm's own AVX-512 kernel (`Sources/CPackedGEMM`): the weight is packed once, at
-/// load, into the layout its 8×48 register tiles stream (OpenBLAS re-packs all of W on every
+/// load, into the layout its 9×48 register tiles stream (OpenBLAS re-packs all of W on every
 /// call, on every core), and the bias, a residual sum and fc1's GELU are applied to each tile in
 /// registers instead of in passes of their own. `blas` is OpenBLAS (`linear`), on any CPU.
 /// Which layers use `packed` is decided per model by measurement (see `TransformerBlock`).
