@@ -24,21 +24,16 @@ public enum PrecisionError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A weight [outFeatures, inFeatures] (PyTorch `Linear` layout) rounded to bf16 and packed
-/// for `bf16Linear`: immutable once built, shared by every worker.
-public final class BF16Matrix: @unchecked Sendable {
-    public let outFeatures: Int, inFeatures: Int
-    /// `cfm_bf16_packed_count(out, in)` values: panels of 64 outputs × pairs of inputs.
-    let packed: UnsafeMutablePointer<UInt16>
+/// for `bf16Linear`: `cfm_bf16_packed_count(out, in)` values, panels of 64 outputs × pairs of inputs.
+public typealias BF16Matrix = PackedWeights<UInt16>
 
-    /// Packs `weight` [outFeatures, inFeatures]; the CPU must have AVX512-BF16.
-    public init(weight: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int) {
+extension PackedWeights where Element == UInt16 {
+    /// Rounds and packs `weight` [outFeatures, inFeatures]; the CPU must have AVX512-BF16.
+    public convenience init(weight: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int) {
         precondition(CPUFeatures.current.avx512BF16, "bf16 weights need AVX512-BF16 (check CPUFeatures before loading)")
-        (self.outFeatures, self.inFeatures) = (outFeatures, inFeatures)
-        packed = .allocate(capacity: cfm_bf16_packed_count(Int32(outFeatures), Int32(inFeatures)))
-        cfm_bf16_pack_weights(Int32(outFeatures), Int32(inFeatures), weight, Int32(inFeatures), packed)
+        self.init(weight: weight, outFeatures: outFeatures, inFeatures: inFeatures, count: cfm_bf16_packed_count,
+                  pack: cfm_bf16_pack_weights)
     }
-
-    deinit { packed.deallocate() }
 }
 
 /// `c[m, n] = bf16(a)[m, k] · bf16(W)ᵀ` (n = `weight.outFeatures`, k = `weight.inFeatures`) with

@@ -14,24 +14,40 @@ public enum FP32Kernel: Sendable {
     public static let current: FP32Kernel = CPUFeatures.current.avx512 ? .packed : .blas
 }
 
-/// A weight [outFeatures, inFeatures] (PyTorch `Linear` layout) packed for the AVX-512 fp32
-/// kernel (`packedLinear`): panels of 48 outputs × blocks of 512 inputs. Immutable once built,
-/// shared by every worker; it replaces the plain weight (packing only moves values, so
-/// `unpacked()` gives the weight back exactly).
-public final class PackedMatrix: @unchecked Sendable {
+/// A weight [outFeatures, inFeatures] (PyTorch `Linear` layout) packed once, at load, in the
+/// layout one of cfm's own GEMM kernels streams (`Element`: the values it multiplies):
+/// immutable once built, shared by every worker. `PackedMatrix` (fp32) and `BF16Matrix`.
+public final class PackedWeights<Element>: @unchecked Sendable {
     public let outFeatures: Int, inFeatures: Int
-    /// `cfm_f32_packed_count(out, in)` floats (outputs padded to a multiple of 48 with zeros).
-    let packed: UnsafeMutablePointer<Float>
+    /// The kernel's layout: `count(out, in)` values.
+    let packed: UnsafeMutablePointer<Element>
 
-    /// Packs `weight` [outFeatures, inFeatures]; the CPU must have AVX-512 (`FP32Kernel.current`).
-    public init(weight: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int) {
-        precondition(CPUFeatures.current.avx512, "packed fp32 weights need AVX-512 (check FP32Kernel.current before loading)")
+    /// Packs `weight` [outFeatures, inFeatures] with a kernel's C functions: `count(out, in)`
+    /// values, written by `pack(out, in, weight, ldw, packed)`.
+    init(weight: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int, count: (Int32, Int32) -> Int,
+         pack: (Int32, Int32, UnsafePointer<Float>, Int32, UnsafeMutablePointer<Element>) -> Void) {
         (self.outFeatures, self.inFeatures) = (outFeatures, inFeatures)
-        packed = .allocate(capacity: cfm_f32_packed_count(Int32(outFeatures), Int32(inFeatures)))
-        cfm_f32_pack_weights(Int32(outFeatures), Int32(inFeatures), weight, Int32(inFeatures), packed)
+        let (n, k) = (Int32(outFeatures), Int32(inFeatures))
+        packed = .allocate(capacity: count(n, k))
+        pack(n, k, weight, k, packed)
     }
 
     deinit { packed.deallocate() }
+}
+
+/// A weight packed for the AVX-512 fp32 kernel (`packedLinear`): `cfm_f32_packed_count(out, in)`
+/// floats, panels of 48 outputs × blocks of 512 inputs (outputs padded to a multiple of 48 with
+/// zeros). It replaces the plain weight (packing only moves values, so `unpacked()` gives the
+/// weight back exactly).
+public typealias PackedMatrix = PackedWeights<Float>
+
+extension PackedWeights where Element == Float {
+    /// Packs `weight` [outFeatures, inFeatures]; the CPU must have AVX-512 (`FP32Kernel.current`).
+    public convenience init(weight: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int) {
+        precondition(CPUFeatures.current.avx512, "packed fp32 weights need AVX-512 (check FP32Kernel.current before loading)")
+        self.init(weight: weight, outFeatures: outFeatures, inFeatures: inFeatures, count: cfm_f32_packed_count,
+                  pack: cfm_f32_pack_weights)
+    }
 
     /// The weight [outFeatures, inFeatures] as it was before packing (for readers of a layer's
     /// parameters; built on each call).
