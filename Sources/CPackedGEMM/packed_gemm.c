@@ -49,6 +49,17 @@ void cfm_f32_pack_weights(int n, int k, const float *w, int ldw, float *packed) 
 /// What a tile's sums are added to: nothing, c, the bias, or c + bias (in that order).
 enum { BASE_NONE = 0, BASE_C = 1, BASE_BIAS = 2 };
 
+/// One input's products for a tile: acc[i][·] += rows[i][u] · the panel's NR weights `bRow`.
+AVX512 static inline __attribute__((always_inline)) void
+accumulateInput(const int R, const float *const rows[MR], int u, const float *bRow, __m512 acc[MR][NV]) {
+    __m512 bv[NV];
+    for (int j = 0; j < NV; j++) bv[j] = _mm512_loadu_ps(bRow + 16 * j);
+    for (int i = 0; i < R; i++) {
+        __m512 ai = _mm512_set1_ps(rows[i][u]);
+        for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ai, bv[j], acc[i][j]);
+    }
+}
+
 /// One micro-tile: c[R rows][NR columns, masked] from `a` (R rows, stride `lda`, kc inputs) and
 /// `b` (kc inputs × NR outputs of one panel). Each sum starts at zero and takes its products in
 /// increasing input order, then is added to its base (see `BASE_*`); with `gelu` (the last k
@@ -69,26 +80,15 @@ microTile(const int R, int kc, const float *a, int lda, const float *b, float *c
     // broadcasts are loads at fixed offsets from it, so the loop's per-row address arithmetic
     // (which shares the 4-wide front end with the 27 FMAs of an input) is a quarter of one per
     // input. The products still enter each sum in increasing input order.
+    const float *rows[MR];
     int p = 0;
     for (; p + K_UNROLL <= kc; p += K_UNROLL) {
-        const float *rows[MR];
         for (int i = 0; i < R; i++) rows[i] = a + (size_t)i * lda + p;
-        for (int u = 0; u < K_UNROLL; u++) {
-            __m512 bv[NV];
-            for (int j = 0; j < NV; j++) bv[j] = _mm512_loadu_ps(b + (size_t)(p + u) * NR + 16 * j);
-            for (int i = 0; i < R; i++) {
-                __m512 ai = _mm512_set1_ps(rows[i][u]);
-                for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ai, bv[j], acc[i][j]);
-            }
-        }
+        for (int u = 0; u < K_UNROLL; u++) accumulateInput(R, rows, u, b + (size_t)(p + u) * NR, acc);
     }
-    for (; p < kc; p++) {
-        __m512 bv[NV];
-        for (int j = 0; j < NV; j++) bv[j] = _mm512_loadu_ps(b + (size_t)p * NR + 16 * j);
-        for (int i = 0; i < R; i++) {
-            __m512 ai = _mm512_set1_ps(a[(size_t)i * lda + p]);
-            for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ai, bv[j], acc[i][j]);
-        }
+    for (; p < kc; p++) {  // the last kc % K_UNROLL inputs, one at a time
+        for (int i = 0; i < R; i++) rows[i] = a + (size_t)i * lda + p;
+        accumulateInput(R, rows, 0, b + (size_t)p * NR, acc);
     }
     __m512 biasv[NV];
     for (int j = 0; j < NV; j++)
