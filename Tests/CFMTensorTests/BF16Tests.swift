@@ -41,16 +41,11 @@ struct BF16Tests {
         var worst = 0.0
         for i in 0..<m {
             for j in 0..<n {
-                var exact = 0.0, magnitude = 0.0
-                for p in 0..<k {
-                    let product = Double(ra[i * k + p]) * Double(rw[j * k + p])
-                    exact += product
-                    magnitude += abs(product)
-                }
-                let bound = Double(k + 2) * Double(Float.ulpOfOne) * (magnitude + abs(Double(start[i * n + j])) + abs(Double(bias[j])))
-                worst = max(worst, abs(Double(y[i * n + j]) - exact) / max(bound, .leastNormalMagnitude))
-                let expected = exact + Double(start[i * n + j]) + Double(bias[j])
-                worst = max(worst, abs(Double(accumulated[i * n + j]) - expected) / max(bound, .leastNormalMagnitude))
+                let (exact, magnitude) = fp64Product(ra, rw, row: i, column: j, k: k)
+                let (s, b) = (Double(start[i * n + j]), Double(bias[j]))
+                let bound = fp32AccumulationBound(k: k, magnitude: magnitude, addends: [s, b])
+                worst = max(worst, abs(Double(y[i * n + j]) - exact) / bound)
+                worst = max(worst, abs(Double(accumulated[i * n + j]) - (exact + s + b)) / bound)
             }
         }
         #expect(worst <= 1, "worst error \(worst) × the fp32 accumulation bound")

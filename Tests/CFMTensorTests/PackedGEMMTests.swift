@@ -46,16 +46,11 @@ struct PackedGEMMTests {
         var worst = 0.0
         for i in 0..<m {
             for j in 0..<n {
-                var exact = 0.0, magnitude = 0.0
-                for p in 0..<k {
-                    let product = Double(a[i * k + p]) * Double(w[j * k + p])
-                    exact += product
-                    magnitude += abs(product)
-                }
+                let (exact, magnitude) = fp64Product(a, w, row: i, column: j, k: k)
                 let (s, b) = (Double(start[i * n + j]), Double(bias[j]))
-                let bound = Double(k + 2) * Double(Float.ulpOfOne) * (magnitude + abs(s) + abs(b))
+                let bound = fp32AccumulationBound(k: k, magnitude: magnitude, addends: [s, b])
                 for (got, expected) in [(y[i * n + j], exact), (biased[i * n + j], exact + b), (accumulated[i * n + j], exact + s + b)] {
-                    worst = max(worst, abs(Double(got) - expected) / max(bound, .leastNormalMagnitude))
+                    worst = max(worst, abs(Double(got) - expected) / bound)
                 }
             }
         }
