@@ -52,7 +52,7 @@ extension PackedWeights where Element == Float {
     /// The weight [outFeatures, inFeatures] as it was before packing (for readers of a layer's
     /// parameters; built on each call).
     public func unpacked() -> [Float] {
-        let panel = Int(CFM_F32_PANEL), depth = Int(CFM_F32_KC)
+        let panel = Int(CFM_F32_PANEL), depth = Int(cfm_f32_block_depth(Int32(inFeatures)))
         let paddedOut = (outFeatures + panel - 1) / panel * panel
         var weight = [Float](repeating: 0, count: outFeatures * inFeatures)
         for o in 0..<outFeatures {

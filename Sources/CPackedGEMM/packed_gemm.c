@@ -8,7 +8,6 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #define NR CFM_F32_PANEL
-#define KC CFM_F32_KC
 /// 16-lane vectors across a panel.
 #define NV (NR / 16)
 
@@ -20,14 +19,16 @@
 /// fc1, level elsewhere: each weight byte from L2 serves fewer FMAs), 14×32 and 12×32 tiles and
 /// copying the activations into an interleaved block first (tools/gemm-bench/README.md).
 #define MR 9
-/// Rows per row block: the block's activations for one k block (MC × KC × 4 = 792 KB) stay in L2
-/// (2 MB a core here) while every panel passes over them, and each panel's k block of weights
-/// (KC × 48 × 4 = 96 KB, in L2) serves the block's 44 micro-tiles. 396 = 44 tiles of 9 holds
+/// Rows per row block: the block's activations for one k block (MC × 512 or 768 × 4 = 792 KB or
+/// 1.2 MB) stay in L2 (2 MB a core here) while every panel passes over them, and each panel's k
+/// block of weights (96 or 144 KB, in L2) serves the block's 44 micro-tiles. 396 = 44 tiles of 9 holds
 /// one core's half of the ViT's 785 tokens in one block, so each panel's weights are read once
 /// per k block (256 rows, two blocks: 2–7 % slower on the ViT's qkv and fc1).
 #define MC 396
 /// Inputs per step of the micro-kernel's loop (see `microTile`).
 #define K_UNROLL 4
+
+int cfm_f32_block_depth(int k) { return k <= CFM_F32_KC_WHOLE ? k : CFM_F32_KC; }
 
 size_t cfm_f32_packed_count(int n, int k) {
     return (size_t)(n + NR - 1) / NR * NR * (size_t)k;
@@ -35,8 +36,9 @@ size_t cfm_f32_packed_count(int n, int k) {
 
 void cfm_f32_pack_weights(int n, int k, const float *w, int ldw, float *packed) {
     size_t paddedN = (size_t)(n + NR - 1) / NR * NR;
-    for (int k0 = 0; k0 < k; k0 += KC) {
-        int kc = k - k0 < KC ? k - k0 : KC;
+    const int depth = cfm_f32_block_depth(k);
+    for (int k0 = 0; k0 < k; k0 += depth) {
+        int kc = k - k0 < depth ? k - k0 : depth;
         float *block = packed + (size_t)k0 * paddedN;
         for (size_t o = 0; o < paddedN; o++) {
             float *panel = block + o / NR * (size_t)kc * NR;
@@ -64,10 +66,12 @@ accumulateInput(const int R, const float *const rows[MR], int u, const float *bR
 /// `b` (kc inputs × NR outputs of one panel). Each sum starts at zero and takes its products in
 /// increasing input order, then is added to its base (see `BASE_*`); with `gelu` (the last k
 /// block of a GELU layer) the result is replaced by its GELU (`geluOf`, the arithmetic of
-/// `cfm_gelu`) while it is still in a register; then it is stored.
+/// `cfm_gelu`) while it is still in a register; then it is stored. Meanwhile the `prefetchLines`
+/// cache lines from `prefetch` on (a share of the next panel's weights) are fetched into L2, one
+/// every K_UNROLL inputs (see `cfm_f32_gemm`).
 AVX512 static inline __attribute__((always_inline)) void
 microTile(const int R, int kc, const float *a, int lda, const float *b, float *c, int ldc, const __mmask16 mask[NV],
-          const float *bias, int base, int gelu) {
+          const float *bias, int base, int gelu, const char *prefetch, int prefetchLines) {
     __m512 acc[MR][NV];
     for (int i = 0; i < R; i++)
         for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
@@ -83,6 +87,11 @@ microTile(const int R, int kc, const float *a, int lda, const float *b, float *c
     const float *rows[MR];
     int p = 0;
     for (; p + K_UNROLL <= kc; p += K_UNROLL) {
+        if (prefetchLines > 0) {
+            _mm_prefetch(prefetch, _MM_HINT_T1);
+            prefetch += 64;
+            prefetchLines--;
+        }
         for (int i = 0; i < R; i++) rows[i] = a + (size_t)i * lda + p;
         for (int u = 0; u < K_UNROLL; u++) accumulateInput(R, rows, u, b + (size_t)(p + u) * NR, acc);
     }
@@ -119,9 +128,10 @@ microTile(const int R, int kc, const float *a, int lda, const float *b, float *c
 /// `microTile` with the row count as a constant, so a row block's last, shorter tile computes
 /// only its rows (the same operations per row: its bits do not depend on the tile's height).
 AVX512 static void tile(int rows, int kc, const float *a, int lda, const float *b, float *c, int ldc,
-                        const __mmask16 mask[NV], const float *bias, int base, int gelu) {
+                        const __mmask16 mask[NV], const float *bias, int base, int gelu, const char *prefetch,
+                        int prefetchLines) {
     switch (rows) {
-#define ROWS(r) case r: microTile(r, kc, a, lda, b, c, ldc, mask, bias, base, gelu); break;
+#define ROWS(r) case r: microTile(r, kc, a, lda, b, c, ldc, mask, bias, base, gelu, prefetch, prefetchLines); break;
         ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8) ROWS(9)
 #undef ROWS
     default: abort();
@@ -144,8 +154,9 @@ AVX512 void cfm_f32_gemm(int m, int n, int k, const float *a, int lda, const flo
             }
         return;
     }
-    for (int k0 = 0; k0 < k; k0 += KC) {
-        int kc = k - k0 < KC ? k - k0 : KC;
+    const int depth = cfm_f32_block_depth(k);
+    for (int k0 = 0; k0 < k; k0 += depth) {
+        int kc = k - k0 < depth ? k - k0 : depth;
         int base = (k0 > 0 || accumulate ? BASE_C : BASE_NONE) | (k0 == 0 && bias ? BASE_BIAS : BASE_NONE);
         int gelu = k0 + kc == k && (epilogue & CFM_F32_GELU);
         const float *kBlock = packed + (size_t)k0 * paddedN;
@@ -161,16 +172,18 @@ AVX512 void cfm_f32_gemm(int m, int n, int k, const float *a, int lda, const flo
                 const float *b = kBlock + (size_t)panel * kc * NR;
                 float *cPanel = c + (size_t)m0 * ldc + panel * NR;
                 const float *panelBias = bias ? bias + panel * NR : NULL;
-                // The next panel's k block of weights (from L3 or memory), spread over this
-                // panel's tiles and fetched into L2, so its first tile does not wait for it.
+                // The next panel's k block of weights (from L3 or memory) is fetched into L2 while
+                // this panel's tiles run, so its first tile does not wait for it: each tile takes
+                // its share of the lines and fetches one every K_UNROLL inputs. (Fetched in a burst
+                // before each tile, the prefetches stalled the core: each holds a fill buffer until
+                // its line arrives, and 50–70 of them queue behind a few; 4–5 % slower.)
                 const float *next = panel + 1 < panels ? b + (size_t)kc * NR : NULL;
-                int lines = kc * NR / 16, tiles = (mc + MR - 1) / MR, perTile = (lines + tiles - 1) / tiles;
+                int lines = next ? kc * NR / 16 : 0, tiles = (mc + MR - 1) / MR, perTile = (lines + tiles - 1) / tiles;
                 for (int i = 0; i < mc; i += MR) {
-                    if (next)
-                        for (int l = i / MR * perTile; l < lines && l < (i / MR + 1) * perTile; l++)
-                            _mm_prefetch((const char *)(next + 16 * l), _MM_HINT_T1);
+                    int first = i / MR * perTile, count = lines - first < perTile ? lines - first : perTile;
                     tile(mc - i < MR ? mc - i : MR, kc, a + (size_t)(m0 + i) * lda + k0, lda, b,
-                         cPanel + (size_t)i * ldc, ldc, mask, panelBias, base, gelu);
+                         cPanel + (size_t)i * ldc, ldc, mask, panelBias, base, gelu,
+                         (const char *)(next ? next + 16 * (size_t)first : b), count > 0 ? count : 0);
                 }
             }
         }

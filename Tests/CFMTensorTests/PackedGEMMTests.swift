@@ -30,10 +30,11 @@ struct PackedGEMMTests {
     }
 
     /// Sizes cover every edge of the kernel: rows beyond a 9-row tile and a 396-row block,
-    /// columns beyond a 48-wide panel and ending in its second and third vector, k of exactly
-    /// one 512-deep block, beyond it and beyond two, k = 1 and 3.
-    static let sizes = [(1, 1, 1), (7, 70, 37), (100, 130, 600), (13, 48, 512), (97, 200, 3), (50, 65, 1601),
-                        (400, 20, 40), (9, 96, 513)]
+    /// columns beyond a 48-wide panel and ending in its second and third vector, k in one block
+    /// (up to 1024), exactly 1024, one past it (two 512-deep blocks and a 1-deep one), beyond three
+    /// blocks, k = 1 and 3.
+    static let sizes = [(1, 1, 1), (7, 70, 37), (100, 130, 600), (13, 48, 1024), (97, 200, 3), (50, 65, 1601),
+                        (400, 20, 40), (9, 96, 1025)]
 
     @Test(arguments: sizes)
     func matchesTheReference(m: Int, n: Int, k: Int) {
