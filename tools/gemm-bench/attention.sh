@@ -16,7 +16,10 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/include"
 git show "$BASELINE:Sources/CVectorMath/vector_math.c" > "$WORK/vector_math.c"
-git show "$BASELINE:Sources/CVectorMath/include/cvectormath.h" > "$WORK/include/cvectormath.h"
+# The baseline's own headers (whichever it had: cvectormath_gelu.h is newer than the bench).
+for header in $(git ls-tree --name-only "$BASELINE" Sources/CVectorMath/include/); do
+    git show "$BASELINE:$header" > "$WORK/include/$(basename "$header")"
+done
 # The baseline's exported names get a `base_` prefix, so both versions link into one binary.
 RENAMES=()
 for name in softmax_rows gelu layer_norm normalized_distance sum axpy attention_scratch_count attention_head; do
