@@ -15,9 +15,9 @@ public struct FeatureMapper: Sendable {
     public init(weights: SafeTensors, inFeatures: Int, outFeatures: Int, precision: Precision = .fp32) throws {
         let h = Self.hiddenWidth(inFeatures, outFeatures)
         (self.inFeatures, hidden, self.outFeatures) = (inFeatures, h, outFeatures)
-        input = try Linear(weights, "input", in: inFeatures, out: h, precision: precision)
-        projection = try Linear(weights, "projection", in: h, out: h, precision: precision)
-        output = try Linear(weights, "output", in: h, out: outFeatures, precision: precision)
+        input = try Linear(weights, "input", in: inFeatures, out: h, precision: precision, fp32Kernel: .current)
+        projection = try Linear(weights, "projection", in: h, out: h, precision: precision, fp32Kernel: .current)
+        output = try Linear(weights, "output", in: h, out: outFeatures, precision: precision, fp32Kernel: .current)
     }
 
     /// A mapper from its parameters in `parameterShapes` order
@@ -81,8 +81,7 @@ public struct FeatureMapper: Sendable {
     public func finish(rows: Int, firstLayer h1: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
                        scratch h2: UnsafeMutablePointer<Float>) {
         geluInPlace(h1, count: rows * hidden)
-        projection.apply(rows: rows, x: h1, y: h2)
-        geluInPlace(h2, count: rows * hidden)
+        projection.applyGELU(rows: rows, x: h1, y: h2)
         output.apply(rows: rows, x: h2, y: y)
     }
 

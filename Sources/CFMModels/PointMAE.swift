@@ -44,7 +44,9 @@ public struct PointMAE: Sendable {
 
     /// Loads the encoder with the first `blocks` blocks; `featureBlocks` (each < `blocks`)
     /// select the outputs that are normed and concatenated. `precision` applies to the blocks'
-    /// projections, mini-PointNet's wide convolutions and the positional MLP's second layer.
+    /// projections, mini-PointNet's wide convolutions and the positional MLP's second layer; at
+    /// fp32 the blocks run on the packed kernel where the CPU has it (`FP32Kernel.current`), as
+    /// the ViT's do.
     public init(weights: SafeTensors, config c: Config, blocks count: Int, featureBlocks: [Int],
                 batchNorm: BatchNormMode, precision: Precision = .fp32) throws {
         guard (1...c.depth).contains(count) else { throw ModelError.invalidBlockCount(requested: count, available: c.depth) }
@@ -57,7 +59,8 @@ public struct PointMAE: Sendable {
         pos2 = try Linear(weights, "pos_embed.2", in: c.posHidden, out: c.dim, precision: precision)
         blocks = try (0..<count).map {
             try TransformerBlock(weights, prefix: "blocks.blocks.\($0)", dim: c.dim, heads: c.heads,
-                                 hidden: c.mlpHidden, qkvBias: false, eps: c.eps, precision: precision)
+                                 hidden: c.mlpHidden, qkvBias: false, eps: c.eps, precision: precision,
+                                 fp32Kernel: .current)
         }
         norm = try LayerNorm(weights, "norm", dim: c.dim, eps: c.eps)
     }
