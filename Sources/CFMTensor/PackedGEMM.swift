@@ -6,7 +6,8 @@ import CPackedGEMM
 /// load, into the layout its 9×48 register tiles stream (OpenBLAS re-packs all of W on every
 /// call, on every core), and the bias, a residual sum and fc1's GELU are applied to each tile in
 /// registers instead of in passes of their own. `blas` is OpenBLAS (`linear`), on any CPU.
-/// Which layers use `packed` is decided per model by measurement (see `TransformerBlock`).
+/// Which layers use `packed` is decided per model by measurement: the transformer blocks of both
+/// extractors and the mappers do (`FP32Kernel.current`), the mini-PointNet does not.
 public enum FP32Kernel: Sendable {
     case blas, packed
 

@@ -4,8 +4,9 @@
 // re-packed per call (a BLAS sgemm packs all of W on every call, on every core), and the bias, the
 // residual sum and fc1's GELU are applied to each tile in registers (no pass of their own over
 // the outputs). A caller checks the CPU for AVX-512 F/BW/DQ/VL (`CPUFeatures.avx512`) first and
-// keeps a BLAS path for CPUs without it. The engine runs the ViT's transformer blocks on it
-// (`PackedMatrix`, `packedLinear`); tools/gemm-bench times it as strategy `cfm-fp32`.
+// keeps a BLAS path for CPUs without it. The engine runs both extractors' transformer blocks and
+// the mappers on it (`PackedMatrix`, `packedLinear`); tools/gemm-bench times it as strategy
+// `cfm-fp32`, and `packed.sh` against another revision of this file.
 #include <stddef.h>
 
 #ifdef __cplusplus
