@@ -183,7 +183,7 @@ AVX512 void cfm_f32_gemm(int m, int n, int k, const float *a, int lda, const flo
                     int first = i / MR * perTile, count = lines - first < perTile ? lines - first : perTile;
                     tile(mc - i < MR ? mc - i : MR, kc, a + (size_t)(m0 + i) * lda + k0, lda, b,
                          cPanel + (size_t)i * ldc, ldc, mask, panelBias, base, gelu,
-                         (const char *)(next ? next + 16 * (size_t)first : b), count > 0 ? count : 0);
+                         next ? (const char *)(next + 16 * (size_t)first) : NULL, count > 0 ? count : 0);
                 }
             }
         }
